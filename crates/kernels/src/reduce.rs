@@ -1,0 +1,219 @@
+//! Reductions (sum, max, argmax) over any set of axes of a strided operand.
+//!
+//! The input's dimensions are split into *kept* and *reduced* ones. The output is contiguous
+//! over the kept dimensions (the caller decides whether to show them with size-1 placeholders,
+//! i.e. `keepdim`). Each output element is one independent sequential pass over its reduced
+//! sub-tensor in row-major order, so the answer does not depend on the thread count. Sums are
+//! accumulated in f64: reductions over a whole batch of activations would otherwise lose
+//! several digits.
+
+use crate::strided::{for_each_row, numel, Strided};
+use rayon::prelude::*;
+
+/// Input sizes below this reduce on the calling thread.
+const PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// What to combine the reduced elements with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    /// Maximum; NaN wins (as PyTorch), ties keep the first index.
+    Max,
+}
+
+/// Reduces `src` (viewed with `shape`) over `axes`.
+///
+/// `out` receives `numel(kept shape)` values in row-major order of the kept axes. For
+/// [`ReduceOp::Max`], `argmax` (if given, same length as `out`) receives the flat row-major
+/// index of the winner *within the reduced sub-tensor*. Panics naming the op if an axis is out
+/// of range or repeated, or if a slice has the wrong length.
+pub fn reduce(
+    op: ReduceOp,
+    shape: &[usize],
+    src: Strided<'_>,
+    axes: &[usize],
+    out: &mut [f32],
+    mut argmax: Option<&mut [u32]>,
+) {
+    src.check_bounds("reduce", shape);
+    let mut is_reduced = vec![false; shape.len()];
+    for &a in axes {
+        assert!(
+            a < shape.len(),
+            "reduce: axis {a} out of range for shape {shape:?}"
+        );
+        assert!(!is_reduced[a], "reduce: axis {a} listed twice in {axes:?}");
+        is_reduced[a] = true;
+    }
+    let (mut kept_shape, mut kept_strides, mut red_shape, mut red_strides) =
+        (vec![], vec![], vec![], vec![]);
+    for d in 0..shape.len() {
+        if is_reduced[d] {
+            red_shape.push(shape[d]);
+            red_strides.push(src.strides[d]);
+        } else {
+            kept_shape.push(shape[d]);
+            kept_strides.push(src.strides[d]);
+        }
+    }
+    let out_len = numel(&kept_shape);
+    assert_eq!(
+        out.len(),
+        out_len,
+        "reduce: output has {} elements but the kept shape {kept_shape:?} needs {out_len}",
+        out.len()
+    );
+    if let Some(idx) = argmax.as_deref() {
+        assert_eq!(idx.len(), out_len, "reduce: argmax buffer has wrong length");
+    }
+    let red_count = numel(&red_shape);
+    assert!(
+        red_count > 0 || op == ReduceOp::Sum,
+        "reduce: max over an empty set of elements (shape {shape:?}, axes {axes:?})"
+    );
+    // Reducing a 0-d set behaves like a sum over one element: make the walker see one row.
+    if red_shape.is_empty() {
+        red_shape.push(1);
+        red_strides.push(0);
+    }
+    let red_row = *red_shape.last().unwrap();
+    let red_last_stride = *red_strides.last().unwrap();
+    let red_rows = red_count / red_row.max(1);
+
+    let reduce_one = |o: usize| -> (f32, u32) {
+        // Offset of output element `o` in the input.
+        let mut rest = o;
+        let mut base = src.offset;
+        for d in (0..kept_shape.len()).rev() {
+            base += (rest % kept_shape[d]) * kept_strides[d];
+            rest /= kept_shape[d];
+        }
+        match op {
+            ReduceOp::Sum => {
+                let mut acc = 0f64;
+                if red_count > 0 {
+                    for_each_row(
+                        &red_shape,
+                        [&red_strides],
+                        [base],
+                        0,
+                        red_rows,
+                        |_, [start]| {
+                            for j in 0..red_row {
+                                acc += src.data[start + j * red_last_stride] as f64;
+                            }
+                        },
+                    );
+                }
+                (acc as f32, 0)
+            }
+            ReduceOp::Max => {
+                let mut best = f32::NEG_INFINITY;
+                let mut best_index = u32::MAX;
+                for_each_row(
+                    &red_shape,
+                    [&red_strides],
+                    [base],
+                    0,
+                    red_rows,
+                    |r, [start]| {
+                        if best.is_nan() {
+                            return;
+                        }
+                        for j in 0..red_row {
+                            let v = src.data[start + j * red_last_stride];
+                            if v > best || v.is_nan() || best_index == u32::MAX {
+                                best = v;
+                                best_index = (r * red_row + j) as u32;
+                                if v.is_nan() {
+                                    return;
+                                }
+                            }
+                        }
+                    },
+                );
+                (best, best_index)
+            }
+        }
+    };
+
+    let parallel = numel(shape) >= PARALLEL_THRESHOLD && out_len > 1;
+    match argmax.as_deref_mut() {
+        Some(idx) if parallel => out
+            .par_iter_mut()
+            .zip(idx.par_iter_mut())
+            .enumerate()
+            .for_each(|(o, (v, i))| (*v, *i) = reduce_one(o)),
+        Some(idx) => {
+            for (o, (v, i)) in out.iter_mut().zip(idx.iter_mut()).enumerate() {
+                (*v, *i) = reduce_one(o);
+            }
+        }
+        None if parallel => out
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(o, v)| *v = reduce_one(o).0),
+        None => {
+            for (o, v) in out.iter_mut().enumerate() {
+                *v = reduce_one(o).0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_and_maxima_over_axes() {
+        // [2,3] = [[1, 5, 2], [7, 0, 7]]
+        let x = [1.0, 5.0, 2.0, 7.0, 0.0, 7.0];
+        let s = Strided::new(&x, 0, &[3, 1]);
+        let mut out = [0.0; 3];
+        reduce(ReduceOp::Sum, &[2, 3], s, &[0], &mut out, None);
+        assert_eq!(out, [8.0, 5.0, 9.0]);
+        let mut out = [0.0; 2];
+        let mut idx = [0u32; 2];
+        reduce(ReduceOp::Max, &[2, 3], s, &[1], &mut out, Some(&mut idx));
+        assert_eq!(out, [5.0, 7.0]);
+        assert_eq!(idx, [1, 0], "ties keep the first index");
+        let mut all = [0.0];
+        let mut idx = [0u32];
+        reduce(ReduceOp::Max, &[2, 3], s, &[0, 1], &mut all, Some(&mut idx));
+        assert_eq!((all[0], idx[0]), (7.0, 3));
+        reduce(ReduceOp::Sum, &[2, 3], s, &[0, 1], &mut all, None);
+        assert_eq!(all[0], 22.0);
+    }
+
+    #[test]
+    fn max_propagates_nan() {
+        let x = [1.0, f32::NAN, 3.0];
+        let mut out = [0.0];
+        reduce(
+            ReduceOp::Max,
+            &[3],
+            Strided::new(&x, 0, &[1]),
+            &[0],
+            &mut out,
+            None,
+        );
+        assert!(out[0].is_nan());
+    }
+
+    #[test]
+    fn reducing_no_axes_copies() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let mut out = [0.0; 4];
+        // Transposed 2x2 view.
+        reduce(
+            ReduceOp::Sum,
+            &[2, 2],
+            Strided::new(&x, 0, &[1, 2]),
+            &[],
+            &mut out,
+            None,
+        );
+        assert_eq!(out, [1.0, 3.0, 2.0, 4.0]);
+    }
+}

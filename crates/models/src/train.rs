@@ -1,0 +1,279 @@
+//! The training loop: epochs of shuffled mini-batches, evaluation on the test set after each,
+//! timing as the published experiments measured it, and an observer for progress display.
+
+use crate::data::{batches, Dataset};
+use crate::zoo::{LossKind, OptimizerKind, Recipe};
+use std::time::Instant;
+use strata_nn::optim::{Adam, Optimizer, Sgd, SgdConfig};
+use strata_nn::schedule::{Constant, LrSchedule, StepLr};
+use strata_nn::{Generator, Module, ModuleExt, Tensor};
+use strata_tensor::no_grad;
+
+/// Everything that decides a training run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub optimizer: OptimizerKind,
+    pub loss: LossKind,
+    /// StepLR `(step, gamma)` applied per epoch.
+    pub step_lr: Option<(usize, f32)>,
+    /// Seed of the shuffling (initialisation is seeded where the model is built).
+    pub seed: u64,
+    /// Batch size of the evaluation passes.
+    pub eval_batch_size: usize,
+}
+
+impl TrainConfig {
+    /// The recipe's settings.
+    pub fn from_recipe(recipe: &Recipe, seed: u64) -> TrainConfig {
+        TrainConfig {
+            epochs: recipe.epochs,
+            batch_size: recipe.batch_size,
+            lr: recipe.lr,
+            optimizer: recipe.optimizer,
+            loss: recipe.loss,
+            step_lr: recipe.step_lr,
+            seed,
+            eval_batch_size: 1000,
+        }
+    }
+
+    /// The optimizer this configuration names, over `parameters`.
+    pub fn make_optimizer(&self, parameters: Vec<(String, Tensor)>) -> Box<dyn Optimizer> {
+        match self.optimizer {
+            OptimizerKind::Sgd { momentum } => Box::new(Sgd::with_config(
+                parameters,
+                SgdConfig {
+                    lr: self.lr,
+                    momentum,
+                    dampening: 0.0,
+                    weight_decay: 0.0,
+                    nesterov: false,
+                },
+            )),
+            OptimizerKind::Adam => Box::new(Adam::new(parameters, self.lr)),
+        }
+    }
+
+    /// The learning rate of each epoch.
+    pub fn schedule(&self) -> Box<dyn LrSchedule> {
+        match self.step_lr {
+            Some((step_size, gamma)) => Box::new(StepLr {
+                base: self.lr,
+                step_size,
+                gamma,
+            }),
+            None => Box::new(Constant(self.lr)),
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    pub lr: f32,
+    pub train_loss: f32,
+    /// Percent of training examples classified correctly while training (as the model was
+    /// during that batch).
+    pub train_accuracy: f32,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+    pub train_seconds: f64,
+    /// One pass over the test set.
+    pub test_seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Hooks for progress display; every method has a no-op default.
+pub trait Observer {
+    fn epoch_started(&mut self, _epoch: usize, _batches: usize) {}
+    fn batch_finished(&mut self, _batch: usize, _loss: f32, _images_per_second: f64) {}
+    fn epoch_finished(&mut self, _report: &EpochReport) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(
+        "the loss became {loss} at epoch {epoch}, batch {batch}; training stopped (lower the \
+         learning rate or check the data)"
+    )]
+    NonFiniteLoss {
+        epoch: usize,
+        batch: usize,
+        loss: f32,
+    },
+}
+
+/// The loss of `output` for `labels` under `kind`.
+pub fn loss_of(kind: LossKind, output: &Tensor, labels: &[u32]) -> Tensor {
+    match kind {
+        LossKind::CrossEntropy => output.softmax_cross_entropy(labels),
+        LossKind::Nll => output.nll_loss(labels),
+        LossKind::Mse => {
+            let classes = output.shape()[1];
+            let mut onehot = vec![0.0; labels.len() * classes];
+            for (row, &l) in labels.iter().enumerate() {
+                onehot[row * classes + l as usize] = 1.0;
+            }
+            output.mse_loss(&Tensor::from_vec(onehot, output.shape()))
+        }
+    }
+}
+
+/// How many rows of `output` have their largest score at the label.
+pub fn correct(output: &Tensor, labels: &[u32]) -> usize {
+    let predictions = output.argmax(1, false).to_vec();
+    predictions
+        .iter()
+        .zip(labels)
+        .filter(|(&p, &l)| p as u32 == l)
+        .count()
+}
+
+/// Mean loss and accuracy (percent) of `model` on `data`, in evaluation mode, without a graph.
+pub fn evaluate(
+    model: &dyn Module,
+    data: &dyn Dataset,
+    loss: LossKind,
+    batch_size: usize,
+) -> (f32, f32) {
+    let _guard = no_grad();
+    model.eval();
+    let order: Vec<usize> = (0..data.len()).collect();
+    let (mut total_loss, mut right) = (0f64, 0usize);
+    for idx in batches(&order, batch_size) {
+        let (x, labels) = data.batch(idx);
+        let out = model.forward(&x);
+        total_loss += loss_of(loss, &out, &labels).item() as f64 * idx.len() as f64;
+        right += correct(&out, &labels);
+    }
+    model.train();
+    let n = data.len().max(1) as f64;
+    ((total_loss / n) as f32, (100.0 * right as f64 / n) as f32)
+}
+
+/// The running state of a training run, so a caller can checkpoint between epochs.
+pub struct Trainer<'a> {
+    pub model: &'a dyn Module,
+    pub optimizer: Box<dyn Optimizer>,
+    pub config: TrainConfig,
+    schedule: Box<dyn LrSchedule>,
+    /// Epochs completed.
+    pub epoch: usize,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(model: &'a dyn Module, config: TrainConfig) -> Trainer<'a> {
+        assert!(
+            config.batch_size > 0,
+            "Trainer: batch size must be positive"
+        );
+        Trainer {
+            optimizer: config.make_optimizer(model.parameters()),
+            schedule: config.schedule(),
+            model,
+            config,
+            epoch: 0,
+        }
+    }
+
+    /// The shuffled order of epoch `epoch` (1-based), a function of the seed and the epoch
+    /// alone, so a resumed run sees the same batches.
+    fn order(&self, n: usize, epoch: usize) -> Vec<usize> {
+        let mut generator =
+            Generator::seed(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, generator.below(i + 1));
+        }
+        order
+    }
+
+    /// Trains one epoch on `train`, then evaluates on `test`.
+    pub fn run_epoch(
+        &mut self,
+        train: &dyn Dataset,
+        test: &dyn Dataset,
+        observer: &mut dyn Observer,
+    ) -> Result<EpochReport, TrainError> {
+        let epoch = self.epoch + 1;
+        let lr = self.schedule.lr(self.epoch);
+        self.optimizer.set_learning_rate(lr);
+        self.model.train();
+        let order = self.order(train.len(), epoch);
+        let batch_count = order.len().div_ceil(self.config.batch_size);
+        observer.epoch_started(epoch, batch_count);
+        let start = Instant::now();
+        let (mut loss_sum, mut right, mut seen) = (0f64, 0usize, 0usize);
+        for (b, idx) in batches(&order, self.config.batch_size).enumerate() {
+            let (x, labels) = train.batch(idx);
+            let out = self.model.forward(&x);
+            let loss = loss_of(self.config.loss, &out, &labels);
+            let value = loss.item();
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss {
+                    epoch,
+                    batch: b + 1,
+                    loss: value,
+                });
+            }
+            self.optimizer.zero_grad();
+            loss.backward();
+            self.optimizer.step();
+            loss_sum += value as f64 * idx.len() as f64;
+            right += correct(&out.detach(), &labels);
+            seen += idx.len();
+            observer.batch_finished(b + 1, value, seen as f64 / start.elapsed().as_secs_f64());
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        let test_start = Instant::now();
+        let (test_loss, test_accuracy) = evaluate(
+            self.model,
+            test,
+            self.config.loss,
+            self.config.eval_batch_size,
+        );
+        let report = EpochReport {
+            epoch,
+            lr,
+            train_loss: (loss_sum / seen.max(1) as f64) as f32,
+            train_accuracy: (100.0 * right as f64 / seen.max(1) as f64) as f32,
+            test_loss,
+            test_accuracy,
+            train_seconds,
+            test_seconds: test_start.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_seconds,
+        };
+        self.epoch = epoch;
+        observer.epoch_finished(&report);
+        Ok(report)
+    }
+
+    /// Trains the remaining epochs of the configuration.
+    pub fn run(
+        &mut self,
+        train: &dyn Dataset,
+        test: &dyn Dataset,
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<EpochReport>, TrainError> {
+        let mut reports = Vec::new();
+        while self.epoch < self.config.epochs {
+            reports.push(self.run_epoch(train, test, observer)?);
+        }
+        Ok(reports)
+    }
+
+    /// Parameters of the model (a convenience for callers that checkpoint).
+    pub fn parameter_count(&self) -> usize {
+        self.model.num_parameters()
+    }
+}

@@ -1,0 +1,489 @@
+//! The networks of the classic MNIST / CIFAR-10 experiments, each with its exact structure,
+//! PyTorch parameter names and default training recipe.
+
+use strata_nn::layers::{
+    AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, LogSoftmax, MaxPool2d,
+    ReLU, Sequential, Tanh,
+};
+use strata_nn::{Generator, Module};
+
+/// Which data a network is trained on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    /// The synthetic three-feature set.
+    Dnn3,
+    Mnist,
+    Cifar10,
+}
+
+/// How pixels become inputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Normalization {
+    /// `x / 255`.
+    Raw,
+    /// `(x/255 - 0.1307) / 0.3081`.
+    Mnist,
+    /// `(x/255 - 0.5) / 0.5` on every channel.
+    Cifar,
+    /// Features used as they are (dnn3).
+    None,
+}
+
+impl Normalization {
+    /// `(mean, std)` applied after scaling to [0, 1].
+    pub fn mean_std(self) -> (f32, f32) {
+        match self {
+            Normalization::Raw | Normalization::None => (0.0, 1.0),
+            Normalization::Mnist => (0.1307, 0.3081),
+            Normalization::Cifar => (0.5, 0.5),
+        }
+    }
+}
+
+/// The training objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossKind {
+    /// Softmax cross-entropy on the raw scores.
+    CrossEntropy,
+    /// Negative log-likelihood on log-probabilities (the network ends in LogSoftmax).
+    Nll,
+    /// Mean squared error against the one-hot target.
+    Mse,
+}
+
+/// The optimizer of a recipe.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimizerKind {
+    Sgd { momentum: f32 },
+    Adam,
+}
+
+/// A network's default training recipe and the published result it should reach.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    pub data: DataKind,
+    pub normalization: Normalization,
+    pub loss: LossKind,
+    pub optimizer: OptimizerKind,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// StepLR: multiply the rate by `gamma` every `step` epochs.
+    pub step_lr: Option<(usize, f32)>,
+    /// Random rotation of training images by up to ± this many degrees.
+    pub rotation_degrees: Option<f32>,
+    /// Published test accuracy, percent.
+    pub published_accuracy: f32,
+    /// Published seconds for the whole recipe plus one test pass, and the hardware.
+    pub published_time: Option<(f32, &'static str)>,
+}
+
+/// A named network of the zoo.
+pub struct ZooEntry {
+    pub name: &'static str,
+    /// The structure, as NETWORKS.md writes it.
+    pub description: &'static str,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Layers with weights (the "layers" column of the summary table).
+    pub weight_layers: usize,
+    /// Hidden layers: more than two makes the network "deep".
+    pub hidden_layers: usize,
+    pub recipe: Recipe,
+    build: fn(&mut Generator) -> Sequential,
+}
+
+impl ZooEntry {
+    /// A freshly initialised network, its weights drawn from `seed`.
+    pub fn build(&self, seed: u64) -> Sequential {
+        (self.build)(&mut Generator::seed(seed))
+    }
+
+    /// Shape of one input example.
+    pub fn input_shape(&self) -> Vec<usize> {
+        match self.recipe.data {
+            DataKind::Dnn3 => vec![3],
+            DataKind::Mnist => vec![1, 28, 28],
+            DataKind::Cifar10 => vec![3, 32, 32],
+        }
+    }
+}
+
+type Layer = Box<dyn Module>;
+
+fn conv(cin: usize, cout: usize, k: usize, pad: usize, g: &mut Generator) -> Layer {
+    Box::new(Conv2d::new(cin, cout, k, 1, pad, true, g))
+}
+
+fn conv_nobias(cin: usize, cout: usize, k: usize, g: &mut Generator) -> Layer {
+    Box::new(Conv2d::new(cin, cout, k, 1, 0, false, g))
+}
+
+fn lin(i: usize, o: usize, g: &mut Generator) -> Layer {
+    Box::new(Linear::new(i, o, g))
+}
+
+fn relu() -> Layer {
+    Box::new(ReLU)
+}
+
+fn tanh() -> Layer {
+    Box::new(Tanh)
+}
+
+fn maxpool() -> Layer {
+    Box::new(MaxPool2d::new(2))
+}
+
+fn dnn3(g: &mut Generator) -> Sequential {
+    let net = Sequential::new(vec![
+        lin(3, 5, g),
+        relu(),
+        lin(5, 5, g),
+        relu(),
+        lin(5, 5, g),
+        relu(),
+        lin(5, 3, g),
+    ]);
+    Sequential::named(vec![("net", Box::new(net))])
+}
+
+fn mnist_mlp(g: &mut Generator) -> Sequential {
+    let net = Sequential::new(vec![
+        Box::new(Flatten),
+        lin(784, 512, g),
+        relu(),
+        lin(512, 256, g),
+        relu(),
+        lin(256, 128, g),
+        relu(),
+        lin(128, 64, g),
+        relu(),
+        lin(64, 10, g),
+    ]);
+    Sequential::named(vec![("net", Box::new(net))])
+}
+
+fn lenet5_classic(g: &mut Generator) -> Sequential {
+    let net = Sequential::new(vec![
+        conv(1, 6, 5, 2, g),
+        tanh(),
+        Box::new(AvgPool2d::new(2)),
+        conv(6, 16, 5, 0, g),
+        tanh(),
+        Box::new(AvgPool2d::new(2)),
+        conv(16, 120, 5, 0, g),
+        tanh(),
+        Box::new(Flatten),
+        lin(120, 84, g),
+        tanh(),
+        lin(84, 10, g),
+    ]);
+    Sequential::named(vec![("net", Box::new(net))])
+}
+
+fn snn500(g: &mut Generator) -> Sequential {
+    Sequential::named(vec![
+        ("flatten", Box::new(Flatten)),
+        ("fc1", lin(784, 500, g)),
+        ("relu", relu()),
+        ("fc2", lin(500, 10, g)),
+    ])
+}
+
+fn cnn3l_with(cin: usize, pad: usize, flat: usize, g: &mut Generator) -> Sequential {
+    let conv1 = Sequential::new(vec![conv(cin, 16, 5, pad, g), relu(), maxpool()]);
+    let conv2 = Sequential::new(vec![conv(16, 32, 5, pad, g), relu(), maxpool()]);
+    Sequential::named(vec![
+        ("conv1", Box::new(conv1)),
+        ("conv2", Box::new(conv2)),
+        ("flatten", Box::new(Flatten)),
+        ("out", lin(flat, 10, g)),
+    ])
+}
+
+fn cnn3l(g: &mut Generator) -> Sequential {
+    cnn3l_with(1, 2, 32 * 7 * 7, g)
+}
+
+fn cnn3l_cifar(g: &mut Generator) -> Sequential {
+    cnn3l_with(3, 0, 32 * 5 * 5, g)
+}
+
+fn lenet5_with(cin: usize, pad: usize, g: &mut Generator) -> Sequential {
+    Sequential::named(vec![
+        ("conv1", conv(cin, 6, 5, pad, g)),
+        ("relu1", relu()),
+        ("pool1", maxpool()),
+        ("conv2", conv(6, 16, 5, 0, g)),
+        ("relu2", relu()),
+        ("pool2", maxpool()),
+        ("flatten", Box::new(Flatten)),
+        ("fc1", lin(400, 120, g)),
+        ("relu3", relu()),
+        ("fc2", lin(120, 84, g)),
+        ("relu4", relu()),
+        ("fc3", lin(84, 10, g)),
+    ])
+}
+
+fn lenet5(g: &mut Generator) -> Sequential {
+    lenet5_with(1, 2, g)
+}
+
+fn lenet5_cifar(g: &mut Generator) -> Sequential {
+    lenet5_with(3, 0, g)
+}
+
+fn journey_r1(g: &mut Generator) -> Sequential {
+    Sequential::named(vec![
+        ("conv1", conv(1, 32, 3, 1, g)),
+        ("relu1", relu()),
+        ("conv2", conv(32, 64, 3, 1, g)),
+        ("relu2", relu()),
+        ("pool1", maxpool()),
+        ("conv3", conv(64, 128, 3, 1, g)),
+        ("relu3", relu()),
+        ("conv4", conv(128, 256, 3, 1, g)),
+        ("relu4", relu()),
+        ("pool2", maxpool()),
+        ("conv5", conv(256, 512, 3, 0, g)),
+        ("relu5", relu()),
+        ("conv6", conv(512, 1024, 3, 0, g)),
+        ("relu6", relu()),
+        ("conv7", conv(1024, 10, 3, 0, g)),
+        ("flatten", Box::new(Flatten)),
+        ("log_softmax", Box::new(LogSoftmax)),
+    ])
+}
+
+fn journey_final(g: &mut Generator) -> Sequential {
+    const DROP: f32 = 0.1;
+    // Conv -> ReLU -> BatchNorm -> Dropout, the article's block (C5 puts BatchNorm first).
+    let block = |cin: usize, cout: usize, k: usize, g: &mut Generator| -> Layer {
+        Box::new(Sequential::new(vec![
+            conv_nobias(cin, cout, k, g),
+            relu(),
+            Box::new(BatchNorm::new_2d(cout)),
+            Box::new(Dropout::new(DROP, g)),
+        ]))
+    };
+    let c1 = block(1, 8, 3, g);
+    let c2 = block(8, 16, 3, g);
+    let c3 = block(16, 16, 3, g);
+    let c4 = block(16, 32, 3, g);
+    let c5: Layer = Box::new(Sequential::new(vec![
+        conv_nobias(32, 8, 1, g),
+        Box::new(BatchNorm::new_2d(8)),
+        relu(),
+        Box::new(Dropout::new(DROP, g)),
+    ]));
+    let c6 = block(8, 16, 3, g);
+    let c7: Layer = Box::new(Sequential::new(vec![conv_nobias(16, 10, 1, g)]));
+    Sequential::named(vec![
+        ("convblock1", c1),
+        ("convblock2", c2),
+        ("pool1", maxpool()),
+        ("convblock3", c3),
+        ("convblock4", c4),
+        ("convblock5", c5),
+        ("convblock6", c6),
+        ("gap", Box::new(GlobalAvgPool2d)),
+        ("convblock7", c7),
+        ("flatten", Box::new(Flatten)),
+        ("log_softmax", Box::new(LogSoftmax)),
+    ])
+}
+
+const ADAM_MNIST: fn(f32, Option<(f32, &'static str)>, Normalization) -> Recipe =
+    |accuracy, time, normalization| Recipe {
+        data: DataKind::Mnist,
+        normalization,
+        loss: LossKind::CrossEntropy,
+        optimizer: OptimizerKind::Adam,
+        lr: 1e-3,
+        batch_size: 100,
+        epochs: 20,
+        step_lr: None,
+        rotation_degrees: None,
+        published_accuracy: accuracy,
+        published_time: time,
+    };
+
+const ADAM_CIFAR: fn(f32, f32) -> Recipe = |accuracy, seconds| Recipe {
+    data: DataKind::Cifar10,
+    normalization: Normalization::Cifar,
+    loss: LossKind::CrossEntropy,
+    optimizer: OptimizerKind::Adam,
+    lr: 1e-3,
+    batch_size: 4,
+    epochs: 10,
+    step_lr: None,
+    rotation_degrees: None,
+    published_accuracy: accuracy,
+    published_time: Some((seconds, "Tesla K80")),
+};
+
+/// Every network, in the order of the published tables.
+pub fn zoo() -> Vec<ZooEntry> {
+    vec![
+        ZooEntry {
+            name: "dnn3",
+            description: "Lin(3,5) ReLU Lin(5,5) ReLU Lin(5,5) ReLU Lin(5,3)",
+            parameters: 98,
+            weight_layers: 4,
+            hidden_layers: 3,
+            recipe: Recipe {
+                data: DataKind::Dnn3,
+                normalization: Normalization::None,
+                loss: LossKind::Mse,
+                optimizer: OptimizerKind::Sgd { momentum: 0.0 },
+                lr: 0.01,
+                batch_size: 7000,
+                epochs: 1000,
+                step_lr: None,
+                rotation_degrees: None,
+                published_accuracy: 67.17,
+                published_time: None,
+            },
+            build: dnn3,
+        },
+        ZooEntry {
+            name: "mnist_mlp",
+            description: "Flatten Lin(784,512) ReLU Lin(512,256) ReLU Lin(256,128) ReLU Lin(128,64) ReLU Lin(64,10)",
+            parameters: 575_050,
+            weight_layers: 5,
+            hidden_layers: 4,
+            recipe: Recipe {
+                data: DataKind::Mnist,
+                normalization: Normalization::Mnist,
+                loss: LossKind::CrossEntropy,
+                optimizer: OptimizerKind::Sgd { momentum: 0.5 },
+                lr: 0.01,
+                batch_size: 64,
+                epochs: 5,
+                step_lr: None,
+                rotation_degrees: None,
+                published_accuracy: 96.66,
+                published_time: None,
+            },
+            build: mnist_mlp,
+        },
+        ZooEntry {
+            name: "lenet5_classic",
+            description: "Conv(1,6,5,pad 2) Tanh AvgPool2 Conv(6,16,5) Tanh AvgPool2 Conv(16,120,5) Tanh Flatten Lin(120,84) Tanh Lin(84,10)",
+            parameters: 61_706,
+            weight_layers: 5,
+            hidden_layers: 4,
+            recipe: Recipe {
+                data: DataKind::Mnist,
+                normalization: Normalization::Mnist,
+                loss: LossKind::CrossEntropy,
+                optimizer: OptimizerKind::Sgd { momentum: 0.0 },
+                lr: 0.9,
+                batch_size: 256,
+                epochs: 5,
+                step_lr: None,
+                rotation_degrees: None,
+                published_accuracy: 97.94,
+                published_time: None,
+            },
+            build: lenet5_classic,
+        },
+        ZooEntry {
+            name: "snn500",
+            description: "Flatten Lin(784,500) ReLU Lin(500,10)",
+            parameters: 397_510,
+            weight_layers: 2,
+            hidden_layers: 1,
+            recipe: ADAM_MNIST(98.32, Some((172.0, "Tesla K80")), Normalization::Raw),
+            build: snn500,
+        },
+        ZooEntry {
+            name: "cnn3l",
+            description: "Conv(1,16,5,pad 2) ReLU MaxPool2 Conv(16,32,5,pad 2) ReLU MaxPool2 Flatten Lin(1568,10)",
+            parameters: 28_938,
+            weight_layers: 3,
+            hidden_layers: 2,
+            recipe: ADAM_MNIST(99.08, Some((228.0, "Tesla K80")), Normalization::Raw),
+            build: cnn3l,
+        },
+        ZooEntry {
+            name: "lenet5",
+            description: "Conv(1,6,5,pad 2) ReLU MaxPool2 Conv(6,16,5) ReLU MaxPool2 Flatten Lin(400,120) ReLU Lin(120,84) ReLU Lin(84,10)",
+            parameters: 61_706,
+            weight_layers: 5,
+            hidden_layers: 4,
+            recipe: ADAM_MNIST(98.91, Some((199.0, "Tesla K80")), Normalization::Raw),
+            build: lenet5,
+        },
+        ZooEntry {
+            name: "cnn3l_cifar",
+            description: "Conv(3,16,5) ReLU MaxPool2 Conv(16,32,5) ReLU MaxPool2 Flatten Lin(800,10)",
+            parameters: 22_058,
+            weight_layers: 3,
+            hidden_layers: 2,
+            recipe: ADAM_CIFAR(63.45, 770.0),
+            build: cnn3l_cifar,
+        },
+        ZooEntry {
+            name: "lenet5_cifar",
+            description: "Conv(3,6,5) ReLU MaxPool2 Conv(6,16,5) ReLU MaxPool2 Flatten Lin(400,120) ReLU Lin(120,84) ReLU Lin(84,10)",
+            parameters: 62_006,
+            weight_layers: 5,
+            hidden_layers: 4,
+            recipe: ADAM_CIFAR(61.46, 880.0),
+            build: lenet5_cifar,
+        },
+        ZooEntry {
+            name: "journey_r1",
+            description: "7 convs 32-64-pool-128-256-pool-512-1024-10, LogSoftmax",
+            parameters: 6_379_786,
+            weight_layers: 7,
+            hidden_layers: 6,
+            recipe: Recipe {
+                data: DataKind::Mnist,
+                normalization: Normalization::Mnist,
+                loss: LossKind::Nll,
+                optimizer: OptimizerKind::Sgd { momentum: 0.9 },
+                lr: 0.01,
+                batch_size: 128,
+                epochs: 20,
+                step_lr: None,
+                rotation_degrees: None,
+                published_accuracy: 99.41,
+                published_time: None,
+            },
+            build: journey_r1,
+        },
+        ZooEntry {
+            name: "journey_final",
+            description: "7 bias-free convs with BatchNorm, Dropout 0.1 and global average pooling",
+            parameters: 9_896,
+            weight_layers: 7,
+            hidden_layers: 6,
+            recipe: Recipe {
+                data: DataKind::Mnist,
+                normalization: Normalization::Mnist,
+                loss: LossKind::Nll,
+                optimizer: OptimizerKind::Sgd { momentum: 0.9 },
+                lr: 0.05,
+                batch_size: 128,
+                epochs: 20,
+                step_lr: Some((6, 0.1)),
+                rotation_degrees: Some(7.0),
+                published_accuracy: 99.44,
+                published_time: None,
+            },
+            build: journey_final,
+        },
+    ]
+}
+
+/// The network called `name`, or an error listing the known names.
+pub fn find(name: &str) -> Result<ZooEntry, String> {
+    let all = zoo();
+    let names: Vec<&str> = all.iter().map(|e| e.name).collect();
+    let message = format!("unknown model '{name}'; known models: {}", names.join(", "));
+    all.into_iter().find(|e| e.name == name).ok_or(message)
+}

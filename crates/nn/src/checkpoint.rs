@@ -1,0 +1,328 @@
+//! Checkpoints in the safetensors format, with PyTorch's names and layouts.
+//!
+//! A model file holds `state_dict()`: parameters and buffers by name, f32 little-endian, except
+//! BatchNorm's `num_batches_tracked`, an I64 scalar as PyTorch writes it. So
+//! `safetensors.torch.save_file(model.state_dict(), path)` in PyTorch and [`save_module`] here
+//! write interchangeable files.
+//!
+//! A training checkpoint adds the optimizer's state under `optimizer.` and the epoch and step
+//! counters in the header metadata, so training resumes exactly.
+//!
+//! Files are written to a temporary file in the same folder, flushed to disk and renamed over
+//! the target: a crash or a full disk never leaves a half-written file where a good one was.
+
+use crate::optim::{Optimizer, OptimizerState};
+use crate::{Module, ModuleExt};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use strata_tensor::Tensor;
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a valid safetensors file: {message}", path.display())]
+    Format { path: PathBuf, message: String },
+    #[error("{}: does not match the model: {}", path.display(), problems.join("; "))]
+    Mismatch {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+const OPTIMIZER_PREFIX: &str = "optimizer.";
+const KIND_KEY: &str = "strata.kind";
+const EPOCH_KEY: &str = "strata.epoch";
+
+fn is_counter(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
+/// Tensors read from a file, by name, with the header metadata.
+#[derive(Debug)]
+pub struct StoredTensors {
+    pub path: PathBuf,
+    /// Name -> (dtype, shape, values as f32). I64 counters are converted.
+    pub tensors: HashMap<String, (Dtype, Vec<usize>, Vec<f32>)>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Writes `tensors` (and string `metadata`) to `path` atomically.
+pub fn save_tensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            if is_counter(name) {
+                let bytes = (t.to_vec()[0] as i64).to_le_bytes().to_vec();
+                (name.clone(), Dtype::I64, t.shape().to_vec(), bytes)
+            } else {
+                let bytes = t.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name.clone(), Dtype::F32, t.shape().to_vec(), bytes)
+            }
+        })
+        .collect();
+    let views = encoded
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.as_str(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CheckpointError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary sibling of `path`, syncs it, and renames it into place.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    write_atomically_with(path, |file| file.write_all(bytes))
+}
+
+/// Lets `write` fill a temporary sibling of `path`; only if it succeeds is the file synced and
+/// renamed over `path`. On any failure the temporary file is removed and `path` is untouched.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+) -> Result<(), CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io(std::io::Error::other("not a file path")))?;
+    let temporary = dir.join(format!(
+        ".{}.tmp-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        write(&mut file)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temporary);
+        return Err(io(e));
+    }
+    Ok(())
+}
+
+/// Reads every tensor of a safetensors file. Only F32 tensors and I64 counters are accepted.
+pub fn load_tensors(path: &Path) -> Result<StoredTensors, CheckpointError> {
+    let bytes = fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let format = |message: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in file.tensors() {
+        let data = view.data();
+        let values = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::I64 => data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8-byte chunk")) as f32)
+                .collect(),
+            other => {
+                return Err(format(format!(
+                    "tensor '{name}' has dtype {other:?}; strata reads F32 (and I64 counters)"
+                )))
+            }
+        };
+        tensors.insert(name, (view.dtype(), view.shape().to_vec(), values));
+    }
+    Ok(StoredTensors {
+        path: path.to_path_buf(),
+        tensors,
+        metadata,
+    })
+}
+
+/// Saves a module's `state_dict()`.
+pub fn save_module(module: &dyn Module, path: &Path) -> Result<(), CheckpointError> {
+    save_tensors(path, &module.state_dict(), HashMap::new())
+}
+
+/// Checks that `stored` holds exactly the module's tensors with the right shapes and dtypes,
+/// then copies them in. Nothing is changed unless everything matches; the error lists every
+/// missing, unexpected and mismatched tensor by name.
+fn copy_into_module(module: &dyn Module, stored: &StoredTensors) -> Result<(), CheckpointError> {
+    let expected = module.state_dict();
+    let mut problems = Vec::new();
+    for (name, t) in &expected {
+        match stored.tensors.get(name) {
+            None => problems.push(format!("missing tensor '{name}'")),
+            Some((dtype, shape, _)) => {
+                let want = if is_counter(name) {
+                    Dtype::I64
+                } else {
+                    Dtype::F32
+                };
+                if *dtype != want {
+                    problems.push(format!(
+                        "tensor '{name}' has dtype {dtype:?}, expected {want:?}"
+                    ));
+                }
+                if shape.as_slice() != t.shape() {
+                    problems.push(format!(
+                        "tensor '{name}' has shape {shape:?}, expected {:?}",
+                        t.shape()
+                    ));
+                }
+            }
+        }
+    }
+    let training = stored.metadata.get(KIND_KEY).map(String::as_str) == Some("training");
+    let mut unexpected: Vec<&String> = stored
+        .tensors
+        .keys()
+        .filter(|n| !(training && n.starts_with(OPTIMIZER_PREFIX)))
+        .filter(|n| !expected.iter().any(|(e, _)| e == *n))
+        .collect();
+    unexpected.sort();
+    problems.extend(
+        unexpected
+            .into_iter()
+            .map(|n| format!("unexpected tensor '{n}'")),
+    );
+    if !problems.is_empty() {
+        return Err(CheckpointError::Mismatch {
+            path: stored.path.clone(),
+            problems,
+        });
+    }
+    for (name, t) in &expected {
+        let (_, _, values) = &stored.tensors[name];
+        t.update_data(|d| d.copy_from_slice(values));
+    }
+    Ok(())
+}
+
+/// Loads a `state_dict()` saved by [`save_module`] or by PyTorch into `module`.
+pub fn load_module(module: &dyn Module, path: &Path) -> Result<(), CheckpointError> {
+    copy_into_module(module, &load_tensors(path)?)
+}
+
+/// What a training checkpoint says besides the tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingProgress {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Any other string metadata saved with the checkpoint.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Saves model, optimizer state and progress, so that training can resume exactly.
+pub fn save_training(
+    path: &Path,
+    module: &dyn Module,
+    optimizer: &dyn Optimizer,
+    epoch: usize,
+    mut metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let OptimizerState { tensors, counters } = optimizer.state();
+    let mut all = module.state_dict();
+    all.extend(
+        tensors
+            .into_iter()
+            .map(|(n, t)| (format!("{OPTIMIZER_PREFIX}{n}"), t)),
+    );
+    metadata.insert(KIND_KEY.into(), "training".into());
+    metadata.insert(EPOCH_KEY.into(), epoch.to_string());
+    metadata.insert("strata.optimizer".into(), optimizer.name().into());
+    for (name, value) in counters {
+        metadata.insert(format!("{OPTIMIZER_PREFIX}{name}"), value.to_string());
+    }
+    save_tensors(path, &all, metadata)
+}
+
+/// Restores a checkpoint written by [`save_training`] into `module` and `optimizer`.
+pub fn load_training(
+    path: &Path,
+    module: &dyn Module,
+    optimizer: &mut dyn Optimizer,
+) -> Result<TrainingProgress, CheckpointError> {
+    let stored = load_tensors(path)?;
+    let format = |message: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    if stored.metadata.get(KIND_KEY).map(String::as_str) != Some("training") {
+        return Err(format(
+            "not a training checkpoint (no optimizer state); load it with load_module".into(),
+        ));
+    }
+    let saved_optimizer = stored
+        .metadata
+        .get("strata.optimizer")
+        .cloned()
+        .unwrap_or_default();
+    if saved_optimizer != optimizer.name() {
+        return Err(format(format!(
+            "checkpoint was trained with optimizer '{saved_optimizer}', not '{}'",
+            optimizer.name()
+        )));
+    }
+    let epoch = stored
+        .metadata
+        .get(EPOCH_KEY)
+        .and_then(|e| e.parse().ok())
+        .ok_or_else(|| format("training checkpoint has no valid epoch".into()))?;
+    let mut state = OptimizerState::default();
+    for (name, (_, shape, values)) in &stored.tensors {
+        if let Some(slot) = name.strip_prefix(OPTIMIZER_PREFIX) {
+            state
+                .tensors
+                .push((slot.to_string(), Tensor::from_vec(values.clone(), shape)));
+        }
+    }
+    for (key, value) in &stored.metadata {
+        if let Some(slot) = key.strip_prefix(OPTIMIZER_PREFIX) {
+            let count = value.parse().map_err(|_| {
+                format(format!(
+                    "optimizer counter '{key}' is not a number: '{value}'"
+                ))
+            })?;
+            state.counters.push((slot.to_string(), count));
+        }
+    }
+    copy_into_module(module, &stored)?;
+    optimizer.load_state(&state).map_err(format)?;
+    Ok(TrainingProgress {
+        epoch,
+        metadata: stored.metadata,
+    })
+}

@@ -1,0 +1,43 @@
+use crate::Module;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use strata_tensor::{Generator, Tensor};
+
+/// Zeroes each activation with probability `p` in training and scales the rest by 1/(1-p);
+/// the identity in evaluation. Its own seeded generator makes the masks reproducible.
+pub struct Dropout {
+    pub p: f32,
+    generator: Mutex<Generator>,
+    training: AtomicBool,
+}
+
+impl Dropout {
+    /// Draws the seed of its mask generator from `generator`.
+    pub fn new(p: f32, generator: &mut Generator) -> Dropout {
+        assert!(
+            (0.0..=1.0).contains(&p),
+            "Dropout: probability {p} is outside [0, 1]"
+        );
+        Dropout {
+            p,
+            generator: Mutex::new(Generator::seed(generator.next_u64())),
+            training: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let training = self.training.load(Ordering::Relaxed);
+        let mut generator = self.generator.lock().unwrap_or_else(|p| p.into_inner());
+        x.dropout(self.p, training, &mut generator)
+    }
+
+    fn set_training(&self, training: bool) {
+        self.training.store(training, Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> String {
+        format!("Dropout(p={})", self.p)
+    }
+}

@@ -1,0 +1,77 @@
+//! The `Module` trait: what every layer and network provides.
+
+use strata_tensor::Tensor;
+
+/// A layer or a network of layers.
+///
+/// Parameters and buffers are reported with names relative to the module, joined with `.`
+/// by containers, so a network's names equal PyTorch's `state_dict()` keys for the same
+/// structure (`conv1.weight`, `net.0.bias`, `convblock1.2.running_mean`, ...).
+pub trait Module: Send + Sync {
+    /// Applies the module to a batch.
+    fn forward(&self, x: &Tensor) -> Tensor;
+
+    /// Trainable tensors, in registration order.
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Non-trainable state that belongs in a checkpoint (BatchNorm's running statistics).
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Switches between training behaviour (batch statistics, dropout) and evaluation.
+    fn set_training(&self, _training: bool) {}
+
+    /// A one-line description such as `Conv2d(1, 6, kernel=5x5, stride=1, pad=2)`.
+    fn describe(&self) -> String;
+
+    /// Named sub-modules, for containers; empty for a single layer.
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        Vec::new()
+    }
+}
+
+/// Conveniences every module gets.
+pub trait ModuleExt: Module {
+    /// Number of trainable scalars.
+    fn num_parameters(&self) -> usize {
+        self.parameters().iter().map(|(_, t)| t.numel()).sum()
+    }
+
+    /// Parameters then buffers: everything a checkpoint holds, by name.
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        let mut all = self.parameters();
+        all.extend(self.buffers());
+        all
+    }
+
+    /// Training mode (the default after construction).
+    fn train(&self) {
+        self.set_training(true);
+    }
+
+    /// Evaluation mode.
+    fn eval(&self) {
+        self.set_training(false);
+    }
+
+    /// Clears every parameter's accumulated gradient.
+    fn zero_grad(&self) {
+        for (_, p) in self.parameters() {
+            p.zero_grad();
+        }
+    }
+}
+
+impl<M: Module + ?Sized> ModuleExt for M {}
+
+/// `prefix.name`, or `name` at the top.
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}

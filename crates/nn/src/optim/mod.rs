@@ -1,0 +1,78 @@
+//! Optimizers with PyTorch's exact update rules (the fused updates live in
+//! `strata_kernels::optim`), and gradient clipping.
+
+mod adam;
+mod sgd;
+
+pub use adam::Adam;
+pub use sgd::Sgd;
+pub use strata_kernels::optim::{AdamConfig, SgdConfig};
+
+use strata_tensor::Tensor;
+
+/// Everything an optimizer needs to resume exactly: per-parameter state tensors named
+/// `<parameter>.<slot>` (e.g. `fc1.weight.exp_avg`) and named counters.
+#[derive(Clone, Debug, Default)]
+pub struct OptimizerState {
+    pub tensors: Vec<(String, Tensor)>,
+    pub counters: Vec<(String, u64)>,
+}
+
+/// Updates parameters from their accumulated gradients.
+pub trait Optimizer: Send {
+    /// One update of every parameter that has a gradient.
+    fn step(&mut self);
+    /// Clears every parameter's gradient.
+    fn zero_grad(&self);
+    fn learning_rate(&self) -> f32;
+    /// Sets the learning rate (schedules call this between epochs or steps).
+    fn set_learning_rate(&mut self, lr: f32);
+    /// Short name for logs and checkpoints (`sgd`, `adam`, `adamw`).
+    fn name(&self) -> &'static str;
+    /// The state to store in a training checkpoint.
+    fn state(&self) -> OptimizerState;
+    /// Restores a state produced by [`Optimizer::state`] for the same parameters; errors name
+    /// the slot that is missing or has the wrong size.
+    fn load_state(&mut self, state: &OptimizerState) -> Result<(), String>;
+}
+
+/// Looks up `name` in `state`, checking its size.
+pub(crate) fn state_tensor(
+    state: &OptimizerState,
+    name: &str,
+    len: usize,
+) -> Result<Option<Vec<f32>>, String> {
+    match state.tensors.iter().find(|(n, _)| n == name) {
+        None => Ok(None),
+        Some((_, t)) if t.numel() == len => Ok(Some(t.to_vec())),
+        Some((_, t)) => Err(format!(
+            "optimizer state '{name}' has {} elements but the parameter has {len}",
+            t.numel()
+        )),
+    }
+}
+
+/// Scales all gradients so that their joint L2 norm is at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`, factor `max_norm / (norm + 1e-6)`). Returns the norm before clipping.
+pub fn clip_grad_norm(parameters: &[Tensor], max_norm: f32) -> f32 {
+    let total: f64 = parameters
+        .iter()
+        .filter_map(|p| p.grad())
+        .map(|g| {
+            g.to_vec()
+                .iter()
+                .map(|&v| (v as f64) * (v as f64))
+                .sum::<f64>()
+        })
+        .sum();
+    let norm = total.sqrt() as f32;
+    let factor = max_norm / (norm + 1e-6);
+    if factor < 1.0 {
+        for p in parameters {
+            if let Some(g) = p.grad() {
+                p.set_grad(Some(g.mul_scalar(factor)));
+            }
+        }
+    }
+    norm
+}

@@ -1,0 +1,483 @@
+//! Numerical gradient checking.
+//!
+//! For a function `f` of some tensors, the analytic gradient from `backward()` is compared with
+//! central differences `(L(x + ε) - L(x - ε)) / 2ε`, one element at a time. To check every
+//! output at once, `f`'s output is projected onto fixed random weights `w`:
+//! `L = Σ f(x) · w`, so `dL/dx = J(x)ᵀ w` exercises every row of the Jacobian.
+//!
+//! The tensors are f32, so `L` is accumulated in f64 from f32 outputs and ε is larger than an
+//! f64 check would use (1e-2 by default): rounding error shrinks as 1/ε while the truncation
+//! error of the central difference grows only as ε². Inputs should keep away from kinks (ReLU
+//! at 0, ties in max) by more than ε.
+
+use crate::{no_grad, Generator, Tensor};
+use std::fmt;
+
+/// Tolerances and step of a gradient check.
+#[derive(Clone, Debug)]
+pub struct GradcheckOptions {
+    /// Half-width of the central difference.
+    pub eps: f64,
+    /// An element passes when `|analytic - numeric| <= atol + rtol · |numeric|`.
+    pub atol: f64,
+    pub rtol: f64,
+    /// Seed of the projection weights.
+    pub seed: u64,
+}
+
+impl Default for GradcheckOptions {
+    fn default() -> Self {
+        GradcheckOptions {
+            eps: 1e-2,
+            atol: 1e-3,
+            rtol: 1e-2,
+            seed: 0,
+        }
+    }
+}
+
+/// What a successful check covered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradcheckReport {
+    /// Inputs that require a gradient and were checked.
+    pub inputs_checked: usize,
+    /// Elements perturbed in all.
+    pub elements_checked: usize,
+    /// Largest `|analytic - numeric|` seen.
+    pub max_abs_error: f64,
+}
+
+/// The first element whose analytic and numerical gradients disagree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradcheckFailure {
+    /// Position of the input in the list passed to `gradcheck`.
+    pub input: usize,
+    /// Row-major index of the element within that input.
+    pub element: usize,
+    pub analytic: f64,
+    pub numeric: f64,
+}
+
+impl fmt::Display for GradcheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gradcheck: input {} element {}: analytic gradient {:.6} but numerical {:.6} \
+             (difference {:.3e})",
+            self.input,
+            self.element,
+            self.analytic,
+            self.numeric,
+            (self.analytic - self.numeric).abs()
+        )
+    }
+}
+
+impl std::error::Error for GradcheckFailure {}
+
+/// Checks the gradients of `f` with respect to every input that `requires_grad()`.
+///
+/// ```
+/// use strata_tensor::{gradcheck::{gradcheck, GradcheckOptions}, Tensor};
+/// let x = Tensor::from_vec(vec![0.5, -1.0, 2.0], &[3]).set_requires_grad(true);
+/// let report = gradcheck(|t| t[0].tanh().mul(&t[0]), &[x], &GradcheckOptions::default()).unwrap();
+/// assert_eq!(report.elements_checked, 3);
+/// ```
+pub fn gradcheck(
+    f: impl Fn(&[Tensor]) -> Tensor,
+    inputs: &[Tensor],
+    options: &GradcheckOptions,
+) -> Result<GradcheckReport, GradcheckFailure> {
+    let values: Vec<Vec<f32>> = inputs.iter().map(Tensor::to_vec).collect();
+    let leaves = |values: &[Vec<f32>]| -> Vec<Tensor> {
+        inputs
+            .iter()
+            .zip(values)
+            .map(|(t, v)| {
+                Tensor::from_vec(v.clone(), t.shape()).set_requires_grad(t.requires_grad())
+            })
+            .collect()
+    };
+
+    // Analytic: backward of L = Σ f(x)·w.
+    let analytic_leaves = leaves(&values);
+    let output = f(&analytic_leaves);
+    let mut generator = Generator::seed(options.seed);
+    let weights = Tensor::normal(output.shape(), 0.0, 1.0, &mut generator);
+    let w = weights.to_vec();
+    if output.requires_grad() {
+        output.mul(&weights).sum_all().backward();
+    }
+
+    let projected = |values: &[Vec<f32>]| -> f64 {
+        let _guard = no_grad();
+        let out = f(&leaves(values)).to_vec();
+        out.iter().zip(&w).map(|(&o, &w)| o as f64 * w as f64).sum()
+    };
+
+    let mut report = GradcheckReport {
+        inputs_checked: 0,
+        elements_checked: 0,
+        max_abs_error: 0.0,
+    };
+    let mut perturbed = values.clone();
+    for (i, input) in inputs.iter().enumerate() {
+        if !input.requires_grad() {
+            continue;
+        }
+        report.inputs_checked += 1;
+        let grad = analytic_leaves[i]
+            .grad()
+            .map(|g| g.to_vec())
+            .unwrap_or_else(|| vec![0.0; input.numel()]);
+        for j in 0..input.numel() {
+            let original = values[i][j];
+            perturbed[i][j] = (original as f64 + options.eps) as f32;
+            let plus = projected(&perturbed);
+            perturbed[i][j] = (original as f64 - options.eps) as f32;
+            let minus = projected(&perturbed);
+            perturbed[i][j] = original;
+            let numeric = (plus - minus) / (2.0 * options.eps);
+            let analytic = grad[j] as f64;
+            let error = (analytic - numeric).abs();
+            report.elements_checked += 1;
+            report.max_abs_error = report.max_abs_error.max(error);
+            if error > options.atol + options.rtol * numeric.abs() || !error.is_finite() {
+                return Err(GradcheckFailure {
+                    input: i,
+                    element: j,
+                    analytic,
+                    numeric,
+                });
+            }
+        }
+    }
+    Ok(report)
+}
+
+// ----- the catalogue of ops ------------------------------------------------------------
+
+/// A random leaf requiring a gradient, values in [-1, 1) bounded away from 0 by `gap` (keeps
+/// ReLU and friends away from their kink by more than the check's ε).
+fn leaf(shape: &[usize], generator: &mut Generator) -> Tensor {
+    away_from_zero(shape, 0.05, generator)
+}
+
+fn away_from_zero(shape: &[usize], gap: f32, generator: &mut Generator) -> Tensor {
+    let t = Tensor::uniform(shape, -1.0, 1.0, generator);
+    let v = t
+        .to_vec()
+        .into_iter()
+        .map(|x| {
+            if x.abs() < gap {
+                x.signum() * gap + x
+            } else {
+                x
+            }
+        })
+        .collect();
+    Tensor::from_vec(v, shape).set_requires_grad(true)
+}
+
+fn positive(shape: &[usize], generator: &mut Generator) -> Tensor {
+    Tensor::uniform(shape, 0.5, 2.0, generator).set_requires_grad(true)
+}
+
+/// Distinct values spaced by more than 2ε in random order, so max/max-pool winners are stable.
+fn distinct(shape: &[usize], generator: &mut Generator) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut v: Vec<f32> = (0..n).map(|i| i as f32 * 0.05 - n as f32 * 0.025).collect();
+    for i in (1..n).rev() {
+        v.swap(i, generator.below(i + 1));
+    }
+    Tensor::from_vec(v, shape).set_requires_grad(true)
+}
+
+/// One entry of [`op_catalogue`]: a named function of some inputs, and inputs to check it at.
+pub struct OpCase {
+    /// The op's name, with the variant in parentheses (e.g. `matmul (batched)`).
+    pub name: &'static str,
+    #[allow(clippy::type_complexity)]
+    pub function: Box<dyn Fn(&[Tensor]) -> Tensor>,
+    pub inputs: Vec<Tensor>,
+}
+
+/// Every differentiable op of strata-tensor, in plain and awkward variants (transposed, sliced
+/// and broadcast inputs), with random inputs drawn from `seed`. `strata gradcheck` and the test
+/// suite both run this list through [`gradcheck`].
+pub fn op_catalogue(seed: u64) -> Vec<OpCase> {
+    let g = &mut Generator::seed(seed);
+    let labels3: Vec<u32> = vec![2, 0, 1];
+    let labels4: Vec<u32> = vec![1, 4, 0, 3];
+    fn case(
+        name: &'static str,
+        function: Box<dyn Fn(&[Tensor]) -> Tensor>,
+        inputs: Vec<Tensor>,
+    ) -> OpCase {
+        OpCase {
+            name,
+            function,
+            inputs,
+        }
+    }
+    vec![
+        case(
+            "add",
+            Box::new(|t| t[0].add(&t[1])),
+            vec![leaf(&[3, 4], g), leaf(&[3, 4], g)],
+        ),
+        case(
+            "add (broadcast row)",
+            Box::new(|t| t[0].add(&t[1])),
+            vec![leaf(&[3, 4], g), leaf(&[4], g)],
+        ),
+        case(
+            "sub (broadcast column)",
+            Box::new(|t| t[0].sub(&t[1])),
+            vec![leaf(&[2, 3, 4], g), leaf(&[3, 1], g)],
+        ),
+        case(
+            "mul (transposed)",
+            Box::new(|t| t[0].t().mul(&t[1])),
+            vec![leaf(&[4, 3], g), leaf(&[3, 4], g)],
+        ),
+        case(
+            "div",
+            Box::new(|t| t[0].div(&t[1])),
+            vec![leaf(&[2, 5], g), positive(&[2, 5], g)],
+        ),
+        case(
+            "div (broadcast both)",
+            Box::new(|t| t[0].div(&t[1])),
+            vec![leaf(&[3, 1], g), positive(&[1, 4], g)],
+        ),
+        case("neg", Box::new(|t| t[0].neg()), vec![leaf(&[5], g)]),
+        case("exp", Box::new(|t| t[0].exp()), vec![leaf(&[2, 3], g)]),
+        case("log", Box::new(|t| t[0].log()), vec![positive(&[2, 3], g)]),
+        case(
+            "powf",
+            Box::new(|t| t[0].powf(2.5)),
+            vec![positive(&[4], g)],
+        ),
+        case(
+            "sqrt",
+            Box::new(|t| t[0].sqrt()),
+            vec![positive(&[3, 2], g)],
+        ),
+        case("relu", Box::new(|t| t[0].relu()), vec![leaf(&[4, 5], g)]),
+        case("tanh", Box::new(|t| t[0].tanh()), vec![leaf(&[4, 5], g)]),
+        case(
+            "sigmoid",
+            Box::new(|t| t[0].sigmoid()),
+            vec![leaf(&[4, 5], g)],
+        ),
+        case(
+            "add_scalar",
+            Box::new(|t| t[0].add_scalar(3.0)),
+            vec![leaf(&[3], g)],
+        ),
+        case(
+            "mul_scalar",
+            Box::new(|t| t[0].mul_scalar(-1.5)),
+            vec![leaf(&[3], g)],
+        ),
+        case(
+            "matmul",
+            Box::new(|t| t[0].matmul(&t[1])),
+            vec![leaf(&[3, 5], g), leaf(&[5, 2], g)],
+        ),
+        case(
+            "matmul (both transposed)",
+            Box::new(|t| t[0].t().matmul(&t[1].t())),
+            vec![leaf(&[5, 3], g), leaf(&[2, 5], g)],
+        ),
+        case(
+            "matmul (batched)",
+            Box::new(|t| t[0].matmul(&t[1])),
+            vec![leaf(&[2, 3, 4], g), leaf(&[2, 4, 3], g)],
+        ),
+        case(
+            "matmul (broadcast batch)",
+            Box::new(|t| t[0].matmul(&t[1])),
+            vec![leaf(&[2, 2, 3, 4], g), leaf(&[4, 2], g)],
+        ),
+        case(
+            "sum (axes, keepdim)",
+            Box::new(|t| t[0].sum(&[0, 2], true)),
+            vec![leaf(&[2, 3, 4], g)],
+        ),
+        case(
+            "sum (last axis)",
+            Box::new(|t| t[0].sum(&[-1], false)),
+            vec![leaf(&[3, 4], g)],
+        ),
+        case(
+            "sum_all (sliced)",
+            Box::new(|t| t[0].narrow(1, 1, 2).sum_all()),
+            vec![leaf(&[3, 4], g)],
+        ),
+        case(
+            "mean",
+            Box::new(|t| t[0].mean(&[1], false)),
+            vec![leaf(&[3, 4], g)],
+        ),
+        case(
+            "mean_all",
+            Box::new(|t| t[0].mean_all()),
+            vec![leaf(&[3, 4], g)],
+        ),
+        case(
+            "max (axis)",
+            Box::new(|t| t[0].max(&[1], false)),
+            vec![distinct(&[3, 5], g)],
+        ),
+        case(
+            "max (all, transposed)",
+            Box::new(|t| t[0].t().max(&[0, 1], true)),
+            vec![distinct(&[3, 4], g)],
+        ),
+        case(
+            "reshape",
+            Box::new(|t| t[0].reshape(&[6, 2]).mul(&t[1])),
+            vec![leaf(&[3, 4], g), leaf(&[6, 2], g)],
+        ),
+        case(
+            "reshape (of transposed)",
+            Box::new(|t| t[0].t().reshape(&[12]).mul(&t[1])),
+            vec![leaf(&[3, 4], g), leaf(&[12], g)],
+        ),
+        case(
+            "permute",
+            Box::new(|t| t[0].permute(&[2, 0, 1]).mul(&t[1])),
+            vec![leaf(&[2, 3, 4], g), leaf(&[4, 2, 3], g)],
+        ),
+        case(
+            "transpose",
+            Box::new(|t| t[0].transpose(0, -1).mul(&t[1])),
+            vec![leaf(&[2, 3, 4], g), leaf(&[4, 3, 2], g)],
+        ),
+        case(
+            "narrow",
+            Box::new(|t| t[0].narrow(0, 1, 2).mul(&t[1])),
+            vec![leaf(&[4, 3], g), leaf(&[2, 3], g)],
+        ),
+        case(
+            "expand",
+            Box::new(|t| t[0].expand(&[3, 2, 4]).mul(&t[1])),
+            vec![leaf(&[2, 1], g), leaf(&[3, 2, 4], g)],
+        ),
+        case(
+            "squeeze",
+            Box::new(|t| t[0].squeeze(1).mul(&t[1])),
+            vec![leaf(&[3, 1, 2], g), leaf(&[3, 2], g)],
+        ),
+        case(
+            "unsqueeze",
+            Box::new(|t| t[0].unsqueeze(0).mul(&t[1])),
+            vec![leaf(&[3, 2], g), leaf(&[1, 3, 2], g)],
+        ),
+        case(
+            "contiguous",
+            Box::new(|t| t[0].t().contiguous().mul(&t[1])),
+            vec![leaf(&[3, 2], g), leaf(&[2, 3], g)],
+        ),
+        case(
+            "flatten_from",
+            Box::new(|t| t[0].flatten_from(1).mul(&t[1])),
+            vec![leaf(&[2, 2, 3], g), leaf(&[2, 6], g)],
+        ),
+        case(
+            "conv2d",
+            Box::new(|t| t[0].conv2d(&t[1], Some(&t[2]), (1, 1), (0, 0))),
+            vec![
+                leaf(&[2, 2, 5, 5], g),
+                leaf(&[3, 2, 3, 3], g),
+                leaf(&[3], g),
+            ],
+        ),
+        case(
+            "conv2d (stride 2, pad 1, no bias)",
+            Box::new(|t| t[0].conv2d(&t[1], None, (2, 2), (1, 1))),
+            vec![leaf(&[2, 3, 6, 5], g), leaf(&[2, 3, 3, 2], g)],
+        ),
+        case(
+            "conv2d (sliced input)",
+            Box::new(|t| t[0].narrow(3, 1, 4).conv2d(&t[1], None, (1, 1), (1, 1))),
+            vec![leaf(&[1, 2, 4, 6], g), leaf(&[2, 2, 3, 3], g)],
+        ),
+        case(
+            "max_pool2d",
+            Box::new(|t| t[0].max_pool2d((2, 2), (2, 2), (0, 0))),
+            vec![distinct(&[2, 2, 4, 4], g)],
+        ),
+        case(
+            "max_pool2d (overlapping, padded)",
+            Box::new(|t| t[0].max_pool2d((3, 3), (2, 2), (1, 1))),
+            vec![distinct(&[1, 2, 5, 5], g)],
+        ),
+        case(
+            "avg_pool2d",
+            Box::new(|t| t[0].avg_pool2d((2, 2), (2, 2), (0, 0))),
+            vec![leaf(&[2, 2, 4, 4], g)],
+        ),
+        case(
+            "avg_pool2d (overlapping, padded)",
+            Box::new(|t| t[0].avg_pool2d((3, 3), (2, 2), (1, 1))),
+            vec![leaf(&[1, 2, 5, 5], g)],
+        ),
+        case(
+            "log_softmax",
+            Box::new(|t| t[0].log_softmax(-1)),
+            vec![leaf(&[3, 5], g)],
+        ),
+        case(
+            "log_softmax (axis 0)",
+            Box::new(|t| t[0].log_softmax(0)),
+            vec![leaf(&[3, 4], g)],
+        ),
+        case(
+            "softmax",
+            Box::new(|t| t[0].softmax(1)),
+            vec![leaf(&[2, 4], g)],
+        ),
+        case(
+            "softmax_cross_entropy",
+            Box::new(move |t| t[0].softmax_cross_entropy(&labels3)),
+            vec![leaf(&[3, 4], g)],
+        ),
+        case(
+            "nll_loss",
+            Box::new(move |t| t[0].log_softmax(-1).nll_loss(&labels4)),
+            vec![leaf(&[4, 5], g)],
+        ),
+        case(
+            "mse_loss",
+            Box::new(|t| t[0].mse_loss(&t[1])),
+            vec![leaf(&[3, 4], g), leaf(&[3, 4], g)],
+        ),
+        case(
+            "batch_norm (train, 2-d)",
+            Box::new(|t| t[0].batch_norm_train(Some(&t[1]), Some(&t[2]), 1e-5).0),
+            vec![leaf(&[2, 3, 3, 2], g), positive(&[3], g), leaf(&[3], g)],
+        ),
+        case(
+            "batch_norm (train, 1-d, no affine)",
+            Box::new(|t| t[0].batch_norm_train(None, None, 1e-5).0),
+            vec![leaf(&[6, 4], g)],
+        ),
+        case(
+            "batch_norm (eval)",
+            Box::new(|t| {
+                let mean = Tensor::from_vec(vec![0.1, -0.2], &[2]);
+                let var = Tensor::from_vec(vec![0.5, 2.0], &[2]);
+                t[0].batch_norm_eval(&mean, &var, Some(&t[1]), Some(&t[2]), 1e-5)
+            }),
+            vec![leaf(&[3, 2, 2, 2], g), leaf(&[2], g), leaf(&[2], g)],
+        ),
+        case(
+            "dropout",
+            Box::new(|t| t[0].dropout(0.3, true, &mut Generator::seed(5))),
+            vec![leaf(&[4, 6], g)],
+        ),
+    ]
+}

@@ -1,0 +1,50 @@
+//! Log-softmax and softmax along one axis.
+//!
+//!   forward:  y = x - max(x) - log Σ exp(x - max(x))        [rows, C] -> [rows, C]
+//!   backward: dx = dy - softmax(x) · Σ_C dy,  softmax(x) = exp(y)
+//! Other axes are moved last, computed, and moved back (views, so only the kernel copies).
+
+use crate::shape::normalize_axis;
+use crate::Tensor;
+use strata_kernels::softmax_ce::{log_softmax_backward, log_softmax_forward, softmax_forward};
+
+impl Tensor {
+    /// `log(softmax(x))` along `axis`, computed stably (no overflow for large logits).
+    pub fn log_softmax(&self, axis: isize) -> Tensor {
+        let axis = normalize_axis("log_softmax", axis, self.rank());
+        let last = self.rank() - 1;
+        if axis != last {
+            return self
+                .transpose(axis as isize, last as isize)
+                .log_softmax(-1)
+                .transpose(axis as isize, last as isize);
+        }
+        let cols = self.shape()[last];
+        let rows = self.numel() / cols.max(1);
+        let mut out = vec![0.0; self.numel()];
+        self.with_contiguous(|x| log_softmax_forward(rows, cols, x, &mut out));
+        let y = Tensor::from_vec(out, self.shape());
+        let y_saved = y.clone();
+        Tensor::from_result(&y, "log_softmax", &[self], move |dy| {
+            let mut dx = vec![0.0; y_saved.numel()];
+            y_saved.with_contiguous(|yd| {
+                dy.with_contiguous(|g| log_softmax_backward(rows, cols, yd, g, &mut dx))
+            });
+            vec![Some(Tensor::from_vec(dx, y_saved.shape()))]
+        })
+    }
+
+    /// `softmax(x)` along `axis`. Differentiable as `exp(log_softmax(x))`; when no gradient is
+    /// needed it runs the direct kernel.
+    pub fn softmax(&self, axis: isize) -> Tensor {
+        let axis_n = normalize_axis("softmax", axis, self.rank());
+        if self.requires_grad() && crate::is_grad_enabled() || axis_n != self.rank() - 1 {
+            return self.log_softmax(axis).exp();
+        }
+        let cols = self.shape()[axis_n];
+        let rows = self.numel() / cols.max(1);
+        let mut out = vec![0.0; self.numel()];
+        self.with_contiguous(|x| softmax_forward(rows, cols, x, &mut out));
+        Tensor::from_vec(out, self.shape())
+    }
+}

@@ -1,0 +1,151 @@
+//! Matrix product, batched over any leading dimensions (which broadcast).
+//!
+//!   forward:  C = A · B          [.., m, n] = [.., m, k] · [.., k, n]
+//!   backward: dA = dC · Bᵀ       [.., m, k] = [.., m, n] · [.., n, k]
+//!             dB = Aᵀ · dC       [.., k, n] = [.., k, m] · [.., m, n]
+//! then summed over any batch dimensions that were broadcast.
+//!
+//! Transposed operands are only strides to the GEMM, so `a.t().matmul(b)` costs no copy.
+
+use crate::shape::{broadcast_shapes, broadcast_strides};
+use crate::Tensor;
+use strata_kernels::gemm::{gemm, gemm_batched};
+use strata_kernels::strided::numel;
+
+/// The single stride that steps through all batch dimensions in order, if there is one
+/// (true for contiguous batches and for fully broadcast ones).
+fn collapsed_batch_stride(shape: &[usize], strides: &[usize]) -> Option<usize> {
+    let dims: Vec<(usize, usize)> = shape
+        .iter()
+        .zip(strides)
+        .filter(|(&n, _)| n != 1)
+        .map(|(&n, &s)| (n, s))
+        .collect();
+    match dims.as_slice() {
+        [] => Some(0),
+        [(_, s)] => Some(*s),
+        _ => {
+            let inner = dims.last().unwrap().1;
+            let mut expected = inner;
+            for &(n, s) in dims.iter().rev() {
+                if s != expected {
+                    return None;
+                }
+                expected = s * n;
+            }
+            Some(inner)
+        }
+    }
+}
+
+impl Tensor {
+    /// Matrix product of the last two dimensions, batched and broadcast over the rest.
+    /// Panics naming both shapes if either is not at least 2-D or the inner sizes differ.
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        let (a, b) = (self, other);
+        assert!(
+            a.rank() >= 2 && b.rank() >= 2,
+            "matmul: needs operands of at least 2 dimensions, got shapes {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        );
+        let (m, k) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
+        let (k2, n) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
+        assert_eq!(
+            k,
+            k2,
+            "matmul: shapes {:?} and {:?} do not chain (inner sizes {k} and {k2})",
+            a.shape(),
+            b.shape()
+        );
+        let batch_shape = broadcast_shapes(
+            "matmul",
+            &a.shape()[..a.rank() - 2],
+            &b.shape()[..b.rank() - 2],
+        );
+        let batch = numel(&batch_shape);
+        let mut out_shape = batch_shape.clone();
+        out_shape.extend([m, n]);
+        let mut out = vec![0.0; numel(&out_shape)];
+
+        // Broadcast each operand to the batch shape, falling back to a contiguous copy only when
+        // its batch dimensions cannot be stepped with one stride.
+        let prepare = |t: &Tensor| -> (Tensor, usize) {
+            let mut full = batch_shape.clone();
+            full.extend_from_slice(&t.shape()[t.rank() - 2..]);
+            let strides = broadcast_strides("matmul", t.shape(), t.strides(), &full);
+            let nb = batch_shape.len();
+            match collapsed_batch_stride(&full[..nb], &strides[..nb]) {
+                Some(s) => (t.clone(), s),
+                None => {
+                    let copy = t.expand(&full).contiguous();
+                    (copy, full[nb] * full[nb + 1])
+                }
+            }
+        };
+        let (a_op, a_batch_stride) = prepare(a);
+        let (b_op, b_batch_stride) = prepare(b);
+        {
+            let (ga, gb) = (a_op.read(), b_op.read());
+            let (ra, ca) = (
+                a_op.strides()[a_op.rank() - 2],
+                a_op.strides()[a_op.rank() - 1],
+            );
+            let (rb, cb) = (
+                b_op.strides()[b_op.rank() - 2],
+                b_op.strides()[b_op.rank() - 1],
+            );
+            let sa = &ga[a_op.offset()..];
+            let sb = &gb[b_op.offset()..];
+            if batch == 1 {
+                gemm(m, n, k, 1.0, sa, ra, ca, sb, rb, cb, 0.0, &mut out, n, 1);
+            } else {
+                gemm_batched(
+                    batch,
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    sa,
+                    a_batch_stride,
+                    ra,
+                    ca,
+                    sb,
+                    b_batch_stride,
+                    rb,
+                    cb,
+                    0.0,
+                    &mut out,
+                    m * n,
+                    n,
+                    1,
+                );
+            }
+        }
+        let (a_saved, b_saved) = (a.clone(), b.clone());
+        Tensor::from_op(out, &out_shape, "matmul", &[a, b], move |dc| {
+            vec![
+                a_saved.requires_grad().then(|| {
+                    dc.matmul(&b_saved.transpose(-1, -2))
+                        .sum_to(a_saved.shape())
+                }),
+                b_saved
+                    .requires_grad()
+                    .then(|| a_saved.transpose(-1, -2).matmul(dc).sum_to(b_saved.shape())),
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collapsed_batch_stride;
+
+    #[test]
+    fn batch_strides_collapse_only_when_uniform() {
+        assert_eq!(collapsed_batch_stride(&[2, 3], &[3, 1]), Some(1));
+        assert_eq!(collapsed_batch_stride(&[2, 3], &[0, 0]), Some(0));
+        assert_eq!(collapsed_batch_stride(&[2, 1], &[5, 0]), Some(5));
+        assert_eq!(collapsed_batch_stride(&[2, 3], &[1, 2]), None);
+    }
+}
