@@ -7,11 +7,17 @@
 //! - [`nn`]: layers, losses, optimizers, schedules and checkpoints
 //! - [`models`]: datasets, the network zoo and the training loop
 //!
-//! It also holds the small timing harness behind `strata bench`.
+//! It also holds what the `strata` command line shares: dataset choice, device choice, run
+//! results and the timing harness behind `strata bench`.
+
+#![doc = include_str!("../README.md")]
 
 pub use strata_kernels as kernels;
 pub use strata_models as models;
 pub use strata_nn as nn;
 pub use strata_tensor as tensor;
 
-pub mod timing;
+pub mod bench;
+pub mod datasets;
+pub mod device;
+pub mod runs;

@@ -15,6 +15,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a network of the zoo on real data with its published recipe.
+    Train(commands::train::Args),
+    /// Evaluate saved weights on the test set.
+    Eval(commands::eval::Args),
+    /// Show a network's layers, output shapes and parameter counts.
+    Summary(commands::summary::Args),
+    /// Print the table of finished runs: layers, parameters, time, accuracy, shallow/deep.
+    Table(commands::table::Args),
+    /// List the networks of the zoo with their recipes.
+    List,
+    /// Download and verify MNIST and Fashion-MNIST.
+    Data(commands::data::Args),
     /// Check every differentiable op's backward pass against central differences.
     Gradcheck(commands::gradcheck::Args),
     /// Measure kernel speed and print a table.
@@ -26,6 +38,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => commands::train::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Summary(args) => commands::summary::run(&args),
+        Command::Table(args) => commands::table::run(&args),
+        Command::List => commands::list::run(),
+        Command::Data(args) => commands::data::run(&args),
         Command::Gradcheck(args) => commands::gradcheck::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Devices => commands::devices::run(),

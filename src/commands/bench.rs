@@ -1,9 +1,8 @@
 //! `strata bench gemm`: GFLOP/s of the GEMM ladder on this machine.
 
 use std::time::Duration;
-use strata::kernels::gemm::{gemm, gemm_naive, selected_kernel};
-use strata::tensor::Generator;
-use strata::timing::{best_seconds, gemm_gflops};
+use strata::bench::{gemm_problems, measure_gemm};
+use strata::kernels::gemm::selected_kernel;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,6 +19,9 @@ pub struct Args {
     /// Seconds spent timing each entry.
     #[arg(long, default_value_t = 0.3)]
     seconds: f64,
+    /// Only rows whose label contains this text.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -34,69 +36,54 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 }
 
-/// Largest size the naive triple loop is timed at; beyond it, it would dominate the run.
-const NAIVE_LIMIT: usize = 512;
-
 fn bench_gemm(args: &Args) -> Result<(), String> {
-    if args.sizes.is_empty() || args.sizes.contains(&0) {
+    if args.sizes.contains(&0) {
         return Err("--sizes needs positive sizes, e.g. --sizes 256,512".into());
+    }
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        return Err(format!(
+            "--seconds {}: must be a positive number",
+            args.seconds
+        ));
     }
     let threads = rayon::current_num_threads();
     let budget = Duration::from_secs_f64(args.seconds);
-    println!(
-        "strata bench gemm: C = A·B, f32, row-major; micro-kernel {}; best of runs over {:.1} s",
-        selected_kernel(),
-        args.seconds
-    );
-    println!(
-        "{:>6} {:>12} {:>16} {:>16}",
-        "size",
-        "naive",
-        "strata 1 thread",
-        format!("strata {threads} threads")
-    );
     let one_thread = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .map_err(|e| format!("cannot build a one-thread pool: {e}"))?;
-    let mut generator = Generator::seed(0);
-    for &n in &args.sizes {
-        let a: Vec<f32> = (0..n * n).map(|_| generator.uniform() - 0.5).collect();
-        let b: Vec<f32> = (0..n * n).map(|_| generator.uniform() - 0.5).collect();
-        let mut c = vec![0.0f32; n * n];
-        let mut run = |f: fn(
-            usize,
-            usize,
-            usize,
-            f32,
-            &[f32],
-            usize,
-            usize,
-            &[f32],
-            usize,
-            usize,
-            f32,
-            &mut [f32],
-            usize,
-            usize,
-        )| {
-            best_seconds(budget, || {
-                f(n, n, n, 1.0, &a, n, 1, &b, n, 1, 0.0, &mut c, n, 1)
-            })
-        };
-        let naive = (n <= NAIVE_LIMIT).then(|| gemm_gflops(n, n, n, run(gemm_naive)));
-        let single = gemm_gflops(n, n, n, one_thread.install(|| run(gemm)));
-        let all = gemm_gflops(n, n, n, run(gemm));
+    println!(
+        "strata bench gemm: C = A·B, f32, row-major; micro-kernel {}; GFLOP/s, best of runs over {:.1} s",
+        selected_kernel(),
+        args.seconds
+    );
+    println!(
+        "{:<20} {:>6} {:>6} {:>6} {:>9} {:>10} {:>10}",
+        "shape",
+        "m",
+        "n",
+        "k",
+        "naive",
+        "1 thread",
+        format!("{threads} threads")
+    );
+    for p in gemm_problems(&args.sizes) {
+        if args.only.as_deref().is_some_and(|o| !p.label.contains(o)) {
+            continue;
+        }
+        let (a, b) = p.inputs();
+        let row = measure_gemm(&p, &a, &b, budget, &one_thread);
         println!(
-            "{:>6} {:>12} {:>16.1} {:>16.1}",
-            n,
-            naive.map_or("-".to_string(), |g| format!("{g:.2}")),
-            single,
-            all
+            "{:<20} {:>6} {:>6} {:>6} {:>9} {:>10.1} {:>10.1}",
+            p.label,
+            p.m,
+            p.n,
+            p.k,
+            row.naive.map_or("-".into(), |g| format!("{g:.2}")),
+            row.one_thread,
+            row.all_threads
         );
     }
-    println!(
-        "GFLOP/s = 2·n³ / seconds / 1e9; the matrixmultiply crate is compared by `make bench`."
-    );
+    println!("GFLOP/s = 2·m·n·k / seconds / 1e9. `make bench` adds the matrixmultiply crate as a yardstick.");
     Ok(())
 }

@@ -2,5 +2,11 @@
 //! exits non-zero.
 
 pub mod bench;
+pub mod data;
 pub mod devices;
+pub mod eval;
 pub mod gradcheck;
+pub mod list;
+pub mod summary;
+pub mod table;
+pub mod train;

@@ -55,7 +55,13 @@
 //!
 //! Tiles on the bottom/right edge run a kernel instantiated for exactly the remaining number of
 //! rows and vectors (const generics), so a 6-row `C` (e.g. a conv layer with 6 output
-//! channels) does not waste 8/14 of its arithmetic on padding.
+//! channels) does not waste 8/14 of its arithmetic on padding, and the rows of a block are
+//! spread evenly over its tiles (16 rows = 8 + 8, not 14 + 2).
+//!
+//! When `A` has only a few rows (`m <= 3*MR`, typical of conv layers as GEMMs) each `B` panel
+//! would be used at most three times, so packing it would cost as much as the arithmetic; if
+//! `B`'s rows are contiguous the kernel then reads it in place and only ragged edge panels are
+//! packed.
 //!
 //! # Threads and determinism
 //!
@@ -485,7 +491,7 @@ fn pack_panel(dst: &mut [f32], lanes: usize, kc: usize, src: Operand, base: usiz
         // Each step is a contiguous run of lanes (e.g. a row of a row-major B).
         for (p, group) in dst.chunks_exact_mut(lanes).enumerate() {
             let run = &data[base + p * step_stride..][..width];
-            if width % 8 == 0 {
+            if width.is_multiple_of(8) {
                 // Fixed 8-float chunks compile to a few vector moves; a `copy_from_slice` of
                 // the runtime length would be a `memcpy` call per step.
                 for (d, s) in group.chunks_exact_mut(8).zip(run.chunks_exact(8)) {
@@ -734,6 +740,7 @@ unsafe fn portable_tile(t: &Tile) {
 // x86-64 micro-kernels
 // ---------------------------------------------------------------------------------------------
 
+// The AVX-512 intrinsics were stabilised in Rust 1.89, the workspace's rust-version.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{store_scalar, Kernel, Tile};
@@ -819,6 +826,15 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn avx512_kernel<const R: usize, const V: usize>(t: &Tile) {
         assert!(t.a.len() >= t.kc * MR512 && t.b.len() >= (t.kc - 1) * t.ldb + NR512);
+        // Start pulling the C tile into cache now, so the stores at the end do not stall on
+        // it (with large power-of-two row strides its rows also compete for the same L1 sets).
+        for i in 0..R {
+            for v in 0..V {
+                let p = t.c.wrapping_add(i * t.rsc + 16 * v * t.csc);
+                // A prefetch is only a hint: it never faults, whatever the address (safe fn).
+                _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+            }
+        }
         // SAFETY: the assert above shows kc groups of MR (resp. NR) floats are in the panels.
         let acc = unsafe { avx512_loop::<R, V>(t.kc, t.a.as_ptr(), t.b.as_ptr(), t.ldb) };
 

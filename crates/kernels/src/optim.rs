@@ -137,7 +137,8 @@ pub fn adam_step(
     let bias1 = 1.0 - c.beta1.powi(t);
     let bias2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
     let step_size = c.lr / bias1;
-    let body = |(((p, g), m), v): (((&mut [f32], &[f32]), &mut [f32]), &mut [f32])| {
+    type Chunks<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
+    let body = |(((p, g), m), v): Chunks<'_>| {
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = if c.decoupled_weight_decay {
                 *p *= 1.0 - c.lr * c.weight_decay;

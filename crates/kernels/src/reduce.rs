@@ -33,7 +33,7 @@ pub fn reduce(
     src: Strided<'_>,
     axes: &[usize],
     out: &mut [f32],
-    mut argmax: Option<&mut [u32]>,
+    argmax: Option<&mut [u32]>,
 ) {
     src.check_bounds("reduce", shape);
     let mut is_reduced = vec![false; shape.len()];
@@ -138,7 +138,7 @@ pub fn reduce(
     };
 
     let parallel = numel(shape) >= PARALLEL_THRESHOLD && out_len > 1;
-    match argmax.as_deref_mut() {
+    match argmax {
         Some(idx) if parallel => out
             .par_iter_mut()
             .zip(idx.par_iter_mut())

@@ -161,9 +161,14 @@ pub fn evaluate(
     ((total_loss / n) as f32, (100.0 * right as f64 / n) as f32)
 }
 
+/// A transformation of each training batch (data augmentation), given the epoch's generator.
+pub type Augment = Box<dyn Fn(&Tensor, &mut Generator) -> Tensor + Send + Sync>;
+
 /// The running state of a training run, so a caller can checkpoint between epochs.
 pub struct Trainer<'a> {
     pub model: &'a dyn Module,
+    /// Applied to every training batch before the forward pass.
+    pub augment: Option<Augment>,
     pub optimizer: Box<dyn Optimizer>,
     pub config: TrainConfig,
     schedule: Box<dyn LrSchedule>,
@@ -181,6 +186,7 @@ impl<'a> Trainer<'a> {
             optimizer: config.make_optimizer(model.parameters()),
             schedule: config.schedule(),
             model,
+            augment: None,
             config,
             epoch: 0,
         }
@@ -198,6 +204,15 @@ impl<'a> Trainer<'a> {
         order
     }
 
+    /// A generator for one purpose (`stream`) in one epoch, fixed by the seed.
+    fn epoch_generator(&self, epoch: usize, stream: u64) -> Generator {
+        Generator::seed(
+            self.config.seed
+                ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03),
+        )
+    }
+
     /// Trains one epoch on `train`, then evaluates on `test`.
     pub fn run_epoch(
         &mut self,
@@ -212,10 +227,14 @@ impl<'a> Trainer<'a> {
         let order = self.order(train.len(), epoch);
         let batch_count = order.len().div_ceil(self.config.batch_size);
         observer.epoch_started(epoch, batch_count);
+        let mut augment_generator = self.epoch_generator(epoch, 1);
         let start = Instant::now();
         let (mut loss_sum, mut right, mut seen) = (0f64, 0usize, 0usize);
         for (b, idx) in batches(&order, self.config.batch_size).enumerate() {
-            let (x, labels) = train.batch(idx);
+            let (mut x, labels) = train.batch(idx);
+            if let Some(augment) = &self.augment {
+                x = augment(&x, &mut augment_generator);
+            }
             let out = self.model.forward(&x);
             let loss = loss_of(self.config.loss, &out, &labels);
             let value = loss.item();

@@ -193,12 +193,14 @@ fn distinct(shape: &[usize], generator: &mut Generator) -> Tensor {
     Tensor::from_vec(v, shape).set_requires_grad(true)
 }
 
+/// A differentiable function of some tensors.
+pub type OpFunction = Box<dyn Fn(&[Tensor]) -> Tensor>;
+
 /// One entry of [`op_catalogue`]: a named function of some inputs, and inputs to check it at.
 pub struct OpCase {
     /// The op's name, with the variant in parentheses (e.g. `matmul (batched)`).
     pub name: &'static str,
-    #[allow(clippy::type_complexity)]
-    pub function: Box<dyn Fn(&[Tensor]) -> Tensor>,
+    pub function: OpFunction,
     pub inputs: Vec<Tensor>,
 }
 
@@ -209,11 +211,7 @@ pub fn op_catalogue(seed: u64) -> Vec<OpCase> {
     let g = &mut Generator::seed(seed);
     let labels3: Vec<u32> = vec![2, 0, 1];
     let labels4: Vec<u32> = vec![1, 4, 0, 3];
-    fn case(
-        name: &'static str,
-        function: Box<dyn Fn(&[Tensor]) -> Tensor>,
-        inputs: Vec<Tensor>,
-    ) -> OpCase {
+    fn case(name: &'static str, function: OpFunction, inputs: Vec<Tensor>) -> OpCase {
         OpCase {
             name,
             function,

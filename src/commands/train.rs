@@ -1,0 +1,321 @@
+//! `strata train MODEL`: the default recipe (or overrides) on real data, with a progress bar,
+//! per-epoch figures, checkpoints of the last and best epoch, results.json and curves.svg.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use strata::datasets::{self, DatasetChoice};
+use strata::runs::{plot_curves, print_table, EpochRecord, RunResults};
+use strata_models::data::random_rotation;
+use strata_models::train::{EpochReport, Observer, TrainConfig, TrainError, Trainer};
+use strata_models::zoo::{find, OptimizerKind};
+use strata_nn::checkpoint::{load_training, save_module, save_training};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerChoice {
+    Sgd,
+    Adam,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Network to train (`strata list` shows them all).
+    pub model: String,
+    /// Epochs to train [default: the recipe's].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Examples per training step [default: the recipe's].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate [default: the recipe's].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Optimizer [default: the recipe's].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerChoice>,
+    /// SGD momentum [default: the recipe's].
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// Seed of initialisation, shuffling, dropout and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to run: auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Dataset [default: the one the network was published with].
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetChoice>,
+    /// Folder holding the datasets (MNIST and Fashion-MNIST are fetched into it when absent;
+    /// CIFAR-10 is read from its cifar10/ subfolder).
+    #[arg(long, default_value = "datasets")]
+    pub data: PathBuf,
+    /// Output folder for checkpoints, results.json and curves.svg [default: runs/MODEL or
+    /// runs/MODEL-DATASET].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from OUT/last.safetensors instead of starting over.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+struct ProgressObserver {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    epochs: usize,
+}
+
+impl Observer for ProgressObserver {
+    fn epoch_started(&mut self, epoch: usize, batches: usize) {
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::new(batches as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:32.cyan/blue}] {pos}/{len} {msg} ({elapsed} < {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+        self.bar = Some(bar);
+    }
+
+    fn batch_finished(&mut self, _batch: usize, loss: f32, images_per_second: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("loss {loss:.4}  {images_per_second:.0} img/s"));
+            bar.inc(1);
+        }
+    }
+
+    fn epoch_finished(&mut self, _report: &EpochReport) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
+    format!(
+        "epoch {:>2}/{epochs}  lr {:<8} train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  \
+         train {:6.1} s  test {:5.2} s  {:7.0} img/s",
+        r.epoch,
+        r.lr,
+        r.train_loss,
+        r.train_accuracy,
+        r.test_loss,
+        r.test_accuracy,
+        r.train_seconds,
+        r.test_seconds,
+        r.images_per_second
+    )
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let entry = find(&args.model)?;
+    let device = strata::device::resolve(&args.device)?;
+    let choice = args
+        .dataset
+        .unwrap_or_else(|| DatasetChoice::default_for(&entry));
+    let out = args.out.clone().unwrap_or_else(|| {
+        let default = DatasetChoice::default_for(&entry);
+        if choice == default {
+            Path::new("runs").join(entry.name)
+        } else {
+            Path::new("runs").join(format!("{}-{}", entry.name, choice.name()))
+        }
+    });
+
+    let mut config = TrainConfig::from_recipe(&entry.recipe, args.seed);
+    if let Some(e) = args.epochs {
+        config.epochs = e;
+    }
+    if let Some(b) = args.batch_size {
+        config.batch_size = b;
+    }
+    if let Some(lr) = args.lr {
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(format!(
+                "--lr {lr}: the learning rate must be a positive number"
+            ));
+        }
+        config.lr = lr;
+    }
+    let momentum = args.momentum.or(match config.optimizer {
+        OptimizerKind::Sgd { momentum } => Some(momentum),
+        OptimizerKind::Adam => None,
+    });
+    match args.optimizer {
+        Some(OptimizerChoice::Adam) => config.optimizer = OptimizerKind::Adam,
+        Some(OptimizerChoice::Sgd) => {
+            config.optimizer = OptimizerKind::Sgd {
+                momentum: momentum.unwrap_or(0.0),
+            }
+        }
+        None => {
+            if let (OptimizerKind::Sgd { .. }, Some(m)) = (config.optimizer, momentum) {
+                config.optimizer = OptimizerKind::Sgd { momentum: m };
+            }
+        }
+    }
+    if config.epochs == 0 {
+        return Err("--epochs must be at least 1".into());
+    }
+
+    let (train, test) = datasets::load(&entry, choice, &args.data, args.seed)?;
+    if config.batch_size == 0 || config.batch_size > train.len() {
+        return Err(format!(
+            "--batch-size {}: impossible for {} training examples (use 1 to {})",
+            config.batch_size,
+            train.len(),
+            train.len()
+        ));
+    }
+
+    let model = entry.build(args.seed);
+    let epochs = config.epochs;
+    let mut trainer = Trainer::new(&model, config.clone());
+    if let Some(degrees) = entry.recipe.rotation_degrees {
+        let (mean, std) = entry.recipe.normalization.mean_std();
+        let fill = (0.0 - mean) / std;
+        trainer.augment = Some(Box::new(move |x, g| random_rotation(x, degrees, fill, g)));
+    }
+
+    std::fs::create_dir_all(&out)
+        .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
+    let last_path = out.join("last.safetensors");
+    let best_path = out.join("best.safetensors");
+    let results_path = out.join("results.json");
+    let mut results = RunResults {
+        model: entry.name.into(),
+        dataset: choice.name().into(),
+        device: device.to_string(),
+        threads: rayon::current_num_threads(),
+        seed: args.seed,
+        parameters: entry.parameters,
+        weight_layers: entry.weight_layers,
+        hidden_layers: entry.hidden_layers,
+        batch_size: config.batch_size,
+        optimizer: trainer.optimizer.name().into(),
+        planned_epochs: epochs,
+        epochs: Vec::new(),
+        published_accuracy: entry.recipe.published_accuracy,
+    };
+    if args.resume {
+        let progress = load_training(&last_path, &model, trainer.optimizer.as_mut())
+            .map_err(|e| format!("cannot resume: {e}"))?;
+        trainer.epoch = progress.epoch;
+        if let Ok(previous) = RunResults::load(&results_path) {
+            results.epochs = previous.epochs.into_iter().take(progress.epoch).collect();
+        }
+        println!(
+            "resuming {} after epoch {} from {}",
+            entry.name,
+            progress.epoch,
+            last_path.display()
+        );
+    }
+
+    println!(
+        "{}: {} parameters, {} on {} ({} train / {} test), {} threads",
+        entry.name,
+        entry.parameters,
+        choice.name(),
+        device,
+        train.len(),
+        test.len(),
+        rayon::current_num_threads()
+    );
+    println!(
+        "recipe: {} lr {} batch {} epochs {}{}{}",
+        trainer.optimizer.name(),
+        config.lr,
+        config.batch_size,
+        epochs,
+        config.step_lr.map_or(String::new(), |(s, g)| format!(
+            ", StepLR(step {s}, gamma {g})"
+        )),
+        entry
+            .recipe
+            .rotation_degrees
+            .map_or(String::new(), |d| format!(", random rotation ±{d}°"))
+    );
+
+    let mut observer = ProgressObserver {
+        bar: None,
+        quiet: args.quiet,
+        epochs,
+    };
+    while trainer.epoch < epochs {
+        let report = match trainer.run_epoch(train.as_ref(), test.as_ref(), &mut observer) {
+            Ok(r) => r,
+            Err(e @ TrainError::NonFiniteLoss { .. }) => {
+                observer.epoch_finished_on_error();
+                let kept = if last_path.exists() {
+                    format!(
+                        "the last good checkpoint is {} (epoch {})",
+                        last_path.display(),
+                        trainer.epoch
+                    )
+                } else {
+                    "no epoch had finished, so there is no checkpoint".into()
+                };
+                return Err(format!("{e}; {kept}"));
+            }
+        };
+        let record = EpochRecord::from(&report);
+        // Long runs of tiny epochs (dnn3's 1,000) print every twentieth of the run.
+        let every = if epochs > 50 { epochs / 20 } else { 1 };
+        if record.epoch % every == 0 || record.epoch == epochs || record.epoch == 1 {
+            println!("{}", epoch_line(&record, epochs));
+        }
+        let is_best = results
+            .best()
+            .is_none_or(|(best, _)| record.test_accuracy > best);
+        results.epochs.push(record);
+        let mut meta = HashMap::new();
+        meta.insert("strata.model".to_string(), entry.name.to_string());
+        save_training(
+            &last_path,
+            &model,
+            trainer.optimizer.as_ref(),
+            trainer.epoch,
+            meta,
+        )
+        .map_err(|e| e.to_string())?;
+        if is_best {
+            save_module(&model, &best_path).map_err(|e| e.to_string())?;
+        }
+        results.save(&results_path)?;
+        plot_curves(&results, &out.join("curves.svg"))?;
+    }
+
+    if let Some((best, at)) = results.best() {
+        println!(
+            "best test accuracy {best:.2}% at epoch {at} (published: {:.2}%)",
+            entry.recipe.published_accuracy
+        );
+    }
+    println!();
+    print_table(std::slice::from_ref(&results));
+    println!();
+    println!(
+        "wrote {}, {}, {} and {}",
+        last_path.display(),
+        best_path.display(),
+        results_path.display(),
+        out.join("curves.svg").display()
+    );
+    Ok(())
+}
+
+impl ProgressObserver {
+    fn epoch_finished_on_error(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+        }
+    }
+}

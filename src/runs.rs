@@ -1,0 +1,189 @@
+//! What a finished training run leaves behind: `results.json` and `curves.svg`.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use strata_models::train::EpochReport;
+
+/// One epoch, as stored in `results.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub lr: f32,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+    pub train_seconds: f64,
+    pub test_seconds: f64,
+    pub images_per_second: f64,
+}
+
+impl From<&EpochReport> for EpochRecord {
+    fn from(r: &EpochReport) -> Self {
+        EpochRecord {
+            epoch: r.epoch,
+            lr: r.lr,
+            train_loss: r.train_loss,
+            train_accuracy: r.train_accuracy,
+            test_loss: r.test_loss,
+            test_accuracy: r.test_accuracy,
+            train_seconds: r.train_seconds,
+            test_seconds: r.test_seconds,
+            images_per_second: r.images_per_second,
+        }
+    }
+}
+
+/// Everything `strata table` needs about a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunResults {
+    pub model: String,
+    pub dataset: String,
+    pub device: String,
+    pub threads: usize,
+    pub seed: u64,
+    pub parameters: usize,
+    pub weight_layers: usize,
+    pub hidden_layers: usize,
+    pub batch_size: usize,
+    pub optimizer: String,
+    pub planned_epochs: usize,
+    pub epochs: Vec<EpochRecord>,
+    pub published_accuracy: f32,
+}
+
+impl RunResults {
+    /// Best test accuracy over the epochs, and the epoch that reached it.
+    pub fn best(&self) -> Option<(f32, usize)> {
+        self.epochs
+            .iter()
+            .map(|e| (e.test_accuracy, e.epoch))
+            .fold(None, |best, e| match best {
+                Some((a, _)) if a >= e.0 => best,
+                _ => Some(e),
+            })
+    }
+
+    /// Training time of all epochs plus one test pass, as the published table measures it.
+    pub fn published_style_seconds(&self) -> f64 {
+        self.epochs.iter().map(|e| e.train_seconds).sum::<f64>()
+            + self.epochs.last().map_or(0.0, |e| e.test_seconds)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.epochs.len() >= self.planned_epochs
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        strata_nn::checkpoint::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    pub fn load(path: &Path) -> Result<RunResults, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a strata results file: {e}", path.display()))
+    }
+}
+
+/// Loss and accuracy per epoch as an SVG with two panels.
+pub fn plot_curves(results: &RunResults, path: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let fail =
+        |e: &dyn std::fmt::Display| format!("{}: cannot draw the curves: {e}", path.display());
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let (left, right) = root.split_horizontally(500);
+    let epochs = results.epochs.len().max(1) as f32;
+    let x_range = 1f32..epochs.max(1.5);
+    let series = |pick: fn(&EpochRecord) -> f32| -> Vec<(f32, f32)> {
+        results
+            .epochs
+            .iter()
+            .map(|e| (e.epoch as f32, pick(e)))
+            .collect()
+    };
+    type Pick = fn(&EpochRecord) -> f32;
+    let train_and_test = |train: Pick, test: Pick| [("train", train), ("test", test)];
+    let panels = [
+        (
+            &left,
+            "loss",
+            train_and_test(|e| e.train_loss, |e| e.test_loss),
+        ),
+        (
+            &right,
+            "accuracy (%)",
+            train_and_test(|e| e.train_accuracy, |e| e.test_accuracy),
+        ),
+    ];
+    for (area, label, lines) in panels {
+        let values: Vec<f32> = lines
+            .iter()
+            .flat_map(|(_, f)| series(*f))
+            .map(|(_, y)| y)
+            .collect();
+        let lo = values.iter().cloned().fold(f32::INFINITY, f32::min);
+        let hi = values.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                format!("{} on {}: {label}", results.model, results.dataset),
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x_range.clone(), (lo - pad)..(hi + pad))
+            .map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(label)
+            .draw()
+            .map_err(|e| fail(&e))?;
+        for ((name, f), color) in lines.iter().zip([BLUE, RED]) {
+            chart
+                .draw_series(LineSeries::new(series(*f), color.stroke_width(2)))
+                .map_err(|e| fail(&e))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))
+}
+
+/// The published-style table: one row per run.
+pub fn print_table(rows: &[RunResults]) {
+    println!(
+        "{:<15} {:<14} {:>6} {:>11} {:>10} {:>9} {:>9} {:>8}  shallow/deep",
+        "model", "dataset", "layers", "params", "time (s)", "s/epoch", "accuracy", "paper"
+    );
+    for r in rows {
+        let (best, _) = r.best().unwrap_or((f32::NAN, 0));
+        let per_epoch =
+            r.epochs.iter().map(|e| e.train_seconds).sum::<f64>() / r.epochs.len().max(1) as f64;
+        println!(
+            "{:<15} {:<14} {:>6} {:>11} {:>10.1} {:>9.1} {:>8.2}% {:>7.2}%  {}",
+            r.model,
+            r.dataset,
+            r.weight_layers,
+            r.parameters,
+            r.published_style_seconds(),
+            per_epoch,
+            best,
+            r.published_accuracy,
+            if r.hidden_layers > 2 {
+                "deep"
+            } else {
+                "shallow"
+            }
+        );
+    }
+}

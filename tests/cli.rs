@@ -1,0 +1,146 @@
+//! The command line on bad input: each mistake is a clear message and a non-zero exit.
+
+use std::process::{Command, Output};
+
+fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the strata binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn unknown_model_lists_the_known_ones() {
+    let o = strata(&["train", "resnet50"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("unknown model 'resnet50'") && e.contains("lenet5"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_cifar_folder_says_what_to_put_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let o = strata(&["train", "lenet5_cifar", "--data", data, "--device", "cpu"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("cifar10") && e.contains("data_batch_1.bin") && e.contains("test_batch.bin"),
+        "{e}"
+    );
+}
+
+#[test]
+fn impossible_batch_size_is_refused() {
+    let o = strata(&["train", "dnn3", "--batch-size", "0", "--device", "cpu"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--batch-size 0"), "{}", stderr(&o));
+    let o = strata(&["train", "dnn3", "--batch-size", "7001", "--device", "cpu"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("impossible for 7000 training examples"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn cuda_without_a_backend_is_an_error_not_a_fallback() {
+    let o = strata(&["train", "dnn3", "--device", "cuda"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("device 'cuda'"), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_with_a_missing_weights_file_names_it() {
+    let o = strata(&["eval", "dnn3", "--weights", "no/such/file.safetensors"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no/such/file.safetensors"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn dnn3_trains_end_to_end_and_writes_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dnn3");
+    let o = strata(&[
+        "train",
+        "dnn3",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("epoch  3/3"), "{text}");
+    for f in [
+        "last.safetensors",
+        "best.safetensors",
+        "results.json",
+        "curves.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} was not written");
+    }
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("polyline"),
+        "curves.svg has lines"
+    );
+    // Resuming a finished run trains nothing more and keeps the results.
+    let o = strata(&[
+        "train",
+        "dnn3",
+        "--epochs",
+        "4",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--resume",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("resuming dnn3 after epoch 3") && text.contains("epoch  4/4"),
+        "{text}"
+    );
+    let o = strata(&["table", "dnn3", "--runs", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("dnn3") && text.contains("deep"),
+        "{text}"
+    );
+}
+
+#[test]
+fn summary_and_list_describe_the_zoo() {
+    let o = strata(&["summary", "journey_final"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("Total params: 9,896") && text.contains("convblock5.1"),
+        "{text}"
+    );
+    let o = strata(&["list"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("journey_r1") && text.contains("6379786"),
+        "{text}"
+    );
+}
