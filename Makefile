@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data clean
+.PHONY: all build test lint fmt bench demo data clean cuda-tools kernels-report
 
 all: build
 
@@ -17,8 +17,17 @@ demo:
 data:
 	$(STRATA) data all
 
-## test: formatting, lints (warnings are errors), and the whole test suite in release mode.
-test:
+## cuda-tools: NVRTC and ptxas from PyPI into .cuda-tools/ (no GPU or CUDA toolkit needed).
+cuda-tools:
+	./scripts/cuda-tools.sh
+
+## kernels-report: registers, shared memory and spills of every CUDA kernel on sm_80 and sm_90.
+kernels-report: cuda-tools
+	$(CARGO) run -p strata-kernels --example kernels_report --release
+
+## test: formatting, lints (warnings are errors), and the whole test suite in release mode,
+## including NVRTC/ptxas compilation and CPU emulation of every CUDA kernel.
+test: cuda-tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	$(CARGO) test --workspace --release

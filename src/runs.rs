@@ -4,36 +4,6 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use strata_models::train::EpochReport;
 
-/// One epoch, as stored in `results.json`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub lr: f32,
-    pub train_loss: f32,
-    pub train_accuracy: f32,
-    pub test_loss: f32,
-    pub test_accuracy: f32,
-    pub train_seconds: f64,
-    pub test_seconds: f64,
-    pub images_per_second: f64,
-}
-
-impl From<&EpochReport> for EpochRecord {
-    fn from(r: &EpochReport) -> Self {
-        EpochRecord {
-            epoch: r.epoch,
-            lr: r.lr,
-            train_loss: r.train_loss,
-            train_accuracy: r.train_accuracy,
-            test_loss: r.test_loss,
-            test_accuracy: r.test_accuracy,
-            train_seconds: r.train_seconds,
-            test_seconds: r.test_seconds,
-            images_per_second: r.images_per_second,
-        }
-    }
-}
-
 /// Everything `strata table` needs about a run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunResults {
@@ -48,8 +18,9 @@ pub struct RunResults {
     pub batch_size: usize,
     pub optimizer: String,
     pub planned_epochs: usize,
-    pub epochs: Vec<EpochRecord>,
-    pub published_accuracy: f32,
+    pub epochs: Vec<EpochReport>,
+    /// The published test accuracy, when the run used the published dataset.
+    pub published_accuracy: Option<f32>,
 }
 
 impl RunResults {
@@ -96,14 +67,17 @@ pub fn plot_curves(results: &RunResults, path: &Path) -> Result<(), String> {
     let (left, right) = root.split_horizontally(500);
     let epochs = results.epochs.len().max(1) as f32;
     let x_range = 1f32..epochs.max(1.5);
-    let series = |pick: fn(&EpochRecord) -> f32| -> Vec<(f32, f32)> {
+    // A diverged run has infinite or NaN losses: they are left out of the plot (an infinite
+    // axis range cannot be drawn), and the text output reports them instead.
+    let series = |pick: fn(&EpochReport) -> f32| -> Vec<(f32, f32)> {
         results
             .epochs
             .iter()
             .map(|e| (e.epoch as f32, pick(e)))
+            .filter(|(_, y)| y.is_finite())
             .collect()
     };
-    type Pick = fn(&EpochRecord) -> f32;
+    type Pick = fn(&EpochReport) -> f32;
     let train_and_test = |train: Pick, test: Pick| [("train", train), ("test", test)];
     let panels = [
         (
@@ -125,6 +99,7 @@ pub fn plot_curves(results: &RunResults, path: &Path) -> Result<(), String> {
             .collect();
         let lo = values.iter().cloned().fold(f32::INFINITY, f32::min);
         let hi = values.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let pad = ((hi - lo) * 0.1).max(1e-3);
         let mut chart = ChartBuilder::on(area)
             .caption(
@@ -148,6 +123,14 @@ pub fn plot_curves(results: &RunResults, path: &Path) -> Result<(), String> {
                 .map_err(|e| fail(&e))?
                 .label(*name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            // Markers keep a one-epoch run visible.
+            chart
+                .draw_series(
+                    series(*f)
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(|e| fail(&e))?;
         }
         chart
             .configure_series_labels()
@@ -170,7 +153,7 @@ pub fn print_table(rows: &[RunResults]) {
         let per_epoch =
             r.epochs.iter().map(|e| e.train_seconds).sum::<f64>() / r.epochs.len().max(1) as f64;
         println!(
-            "{:<15} {:<14} {:>6} {:>11} {:>10.1} {:>9.1} {:>8.2}% {:>7.2}%  {}",
+            "{:<15} {:<14} {:>6} {:>11} {:>10.1} {:>9.1} {:>8.2}% {:>8}  {}",
             r.model,
             r.dataset,
             r.weight_layers,
@@ -178,7 +161,8 @@ pub fn print_table(rows: &[RunResults]) {
             r.published_style_seconds(),
             per_epoch,
             best,
-            r.published_accuracy,
+            r.published_accuracy
+                .map_or("-".to_string(), |a| format!("{a:.2}%")),
             if r.hidden_layers > 2 {
                 "deep"
             } else {

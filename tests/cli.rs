@@ -144,3 +144,37 @@ fn summary_and_list_describe_the_zoo() {
         "{text}"
     );
 }
+
+#[test]
+fn a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dnn3");
+    let out_arg = out.to_str().unwrap();
+    let o = strata(&[
+        "train", "dnn3", "--epochs", "2", "--device", "cpu", "--quiet", "--out", out_arg,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let good = std::fs::read(out.join("last.safetensors")).unwrap();
+    // A learning rate of 1e30 sends the weights, then the loss, to infinity within a few epochs.
+    let o = strata(&[
+        "train", "dnn3", "--epochs", "50", "--lr", "1e30", "--device", "cpu", "--quiet",
+        "--resume", "--out", out_arg,
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("loss became") && e.contains("training stopped"),
+        "{e}"
+    );
+    assert!(e.contains("last good checkpoint"), "{e}");
+    // The diverged epoch was not saved: the checkpoint is still the last good one, byte for byte.
+    let after = std::fs::read(out.join("last.safetensors")).unwrap();
+    assert!(after == good, "the last good checkpoint was overwritten");
+    let o = strata(&[
+        "eval",
+        "dnn3",
+        "--weights",
+        out.join("best.safetensors").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -9,6 +9,14 @@ pub struct Args {
     /// What to measure.
     #[arg(value_enum)]
     target: Target,
+    /// For `train`: the networks to time [default: every MNIST network].
+    models: Vec<String>,
+    /// For `train`: epochs to time per network (the figure is the mean).
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// For `train`: folder holding the datasets.
+    #[arg(long, default_value = "datasets")]
+    data: std::path::PathBuf,
     /// Square sizes to measure (comma-separated).
     #[arg(
         long,
@@ -28,12 +36,86 @@ pub struct Args {
 enum Target {
     /// Single-precision matrix multiply: naive loop, strata on one thread, strata on all.
     Gemm,
+    /// Seconds per training epoch and per test pass of the networks, with their recipes.
+    Train,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
     match args.target {
         Target::Gemm => bench_gemm(args),
+        Target::Train => bench_train(args),
     }
+}
+
+fn bench_train(args: &Args) -> Result<(), String> {
+    use strata::datasets::{load, DatasetChoice};
+    use strata_models::train::{evaluate, Silent, TrainConfig, Trainer};
+    use strata_models::zoo::{find, zoo, DataKind};
+    if args.epochs == 0 {
+        return Err("--epochs must be at least 1".into());
+    }
+    let names: Vec<String> = if args.models.is_empty() {
+        zoo()
+            .into_iter()
+            .filter(|e| e.recipe.data != DataKind::Cifar10)
+            .map(|e| e.name.to_string())
+            .collect()
+    } else {
+        args.models.clone()
+    };
+    println!(
+        "strata bench train: recipe batch size, {} threads, mean of {} epoch(s)",
+        rayon::current_num_threads(),
+        args.epochs
+    );
+    println!(
+        "{:<15} {:>6} {:>12} {:>8} {:>12} {:>10}",
+        "model", "batch", "train (s)", "epochs", "test pass (s)", "img/s"
+    );
+    for name in &names {
+        let entry = find(name)?;
+        let (train, test) = load(&entry, DatasetChoice::default_for(&entry), &args.data, 0)?;
+        let model = entry.build(0);
+        let mut config = TrainConfig::from_recipe(&entry.recipe, 0);
+        // dnn3's epochs are single full batches: its whole 1,000-epoch recipe is one row.
+        let repeat = if entry.recipe.data == DataKind::Dnn3 {
+            1000
+        } else {
+            1
+        };
+        config.epochs = args.epochs * repeat;
+        let mut trainer = Trainer::new(&model, config.clone());
+        if let Some(degrees) = entry.recipe.rotation_degrees {
+            let (mean, std) = entry.recipe.normalization.mean_std();
+            let fill = -mean / std;
+            trainer.augment = Some(Box::new(move |x, g| {
+                strata_models::data::random_rotation(x, degrees, fill, g)
+            }));
+        }
+        let reports = trainer
+            .run(train.as_ref(), test.as_ref(), &mut Silent)
+            .map_err(|e| e.to_string())?;
+        let train_seconds: f64 =
+            reports.iter().map(|r| r.train_seconds).sum::<f64>() / args.epochs as f64;
+        let start = std::time::Instant::now();
+        evaluate(
+            &model,
+            test.as_ref(),
+            entry.recipe.loss,
+            config.eval_batch_size,
+        );
+        let test_seconds = start.elapsed().as_secs_f64();
+        println!(
+            "{:<15} {:>6} {:>12.2} {:>8} {:>12.2} {:>10.0}",
+            entry.name,
+            config.batch_size,
+            train_seconds,
+            repeat,
+            test_seconds,
+            (train.len() * repeat) as f64 / train_seconds
+        );
+    }
+    Ok(())
 }
 
 fn bench_gemm(args: &Args) -> Result<(), String> {

@@ -1,14 +1,22 @@
-//! `strata devices`
+//! `strata devices`: what strata can run on here, and why a GPU cannot be used if it cannot.
 
+use strata::kernels::cuda::{device::probe, nvrtc::availability};
 use strata::kernels::Device;
 
 pub fn run() -> Result<(), String> {
     println!(
-        "{}: {} worker threads ({})",
+        "{}: {} worker threads, GEMM micro-kernel {}",
         Device::Cpu,
         Device::cpu_threads(),
         strata::kernels::gemm::selected_kernel()
     );
-    println!("cuda: not available in this build");
+    println!("cuda driver: {}", probe());
+    match availability() {
+        Ok(version) => println!("nvrtc: {version}"),
+        Err(why) => println!("nvrtc: unavailable ({why}); `make cuda-tools` installs it"),
+    }
+    println!(
+        "this build trains on the CPU; the CUDA kernels are compiled and checked by `make test`"
+    );
     Ok(())
 }

@@ -5,7 +5,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use strata::datasets::{self, DatasetChoice};
-use strata::runs::{plot_curves, print_table, EpochRecord, RunResults};
+use strata::runs::{plot_curves, print_table, RunResults};
 use strata_models::data::random_rotation;
 use strata_models::train::{EpochReport, Observer, TrainConfig, TrainError, Trainer};
 use strata_models::zoo::{find, OptimizerKind};
@@ -98,7 +98,7 @@ impl Observer for ProgressObserver {
     }
 }
 
-fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
+fn epoch_line(r: &EpochReport, epochs: usize) -> String {
     format!(
         "epoch {:>2}/{epochs}  lr {:<8} train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  \
          train {:6.1} s  test {:5.2} s  {:7.0} img/s",
@@ -202,7 +202,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         optimizer: trainer.optimizer.name().into(),
         planned_epochs: epochs,
         epochs: Vec::new(),
-        published_accuracy: entry.recipe.published_accuracy,
+        published_accuracy: (choice == DatasetChoice::default_for(&entry))
+            .then_some(entry.recipe.published_accuracy),
     };
     if args.resume {
         let progress = load_training(&last_path, &model, trainer.optimizer.as_mut())
@@ -252,7 +253,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     while trainer.epoch < epochs {
         let report = match trainer.run_epoch(train.as_ref(), test.as_ref(), &mut observer) {
             Ok(r) => r,
-            Err(e @ TrainError::NonFiniteLoss { .. }) => {
+            Err(e @ (TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. })) => {
                 observer.epoch_finished_on_error();
                 let kept = if last_path.exists() {
                     format!(
@@ -266,7 +267,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                 return Err(format!("{e}; {kept}"));
             }
         };
-        let record = EpochRecord::from(&report);
+        let record = report;
         // Long runs of tiny epochs (dnn3's 1,000) print every twentieth of the run.
         let every = if epochs > 50 { epochs / 20 } else { 1 };
         if record.epoch % every == 0 || record.epoch == epochs || record.epoch == 1 {
@@ -294,10 +295,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 
     if let Some((best, at)) = results.best() {
-        println!(
-            "best test accuracy {best:.2}% at epoch {at} (published: {:.2}%)",
-            entry.recipe.published_accuracy
-        );
+        let published = results
+            .published_accuracy
+            .map_or(String::new(), |a| format!(" (published: {a:.2}%)"));
+        println!("best test accuracy {best:.2}% at epoch {at}{published}");
     }
     println!();
     print_table(std::slice::from_ref(&results));

@@ -48,17 +48,29 @@ pub struct Conv2dGeometry {
     pub pad_w: usize,
 }
 
-/// Output length along one axis, with the checks that make the formula meaningful.
-fn conv_out_len(axis: &str, input: usize, kernel: usize, stride: usize, pad: usize) -> usize {
-    assert!(stride > 0, "Conv2dGeometry: stride_{axis} is 0");
-    assert!(kernel > 0, "Conv2dGeometry: kernel_{axis} is 0");
+/// Number of window positions along one axis, `(input + 2·pad - kernel) / stride + 1`, with
+/// the checks that make the formula meaningful; `geometry` names the caller in messages.
+pub(crate) fn window_positions(
+    geometry: &str,
+    axis: &str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+) -> usize {
+    assert!(stride > 0, "{geometry}: stride_{axis} is 0");
+    assert!(kernel > 0, "{geometry}: kernel_{axis} is 0");
     let padded = input + 2 * pad;
     assert!(
         kernel <= padded,
-        "Conv2dGeometry: kernel_{axis} {kernel} is larger than the padded input \
+        "{geometry}: kernel_{axis} {kernel} is larger than the padded input \
          ({input} + 2*{pad} = {padded})"
     );
     (padded - kernel) / stride + 1
+}
+
+fn conv_out_len(axis: &str, input: usize, kernel: usize, stride: usize, pad: usize) -> usize {
+    window_positions("Conv2dGeometry", axis, input, kernel, stride, pad)
 }
 
 impl Conv2dGeometry {

@@ -11,7 +11,9 @@
 
 pub mod batchnorm;
 pub mod conv;
+pub mod cuda;
 pub mod device;
+pub mod dropout;
 pub mod dtype;
 pub mod elementwise;
 pub mod gemm;

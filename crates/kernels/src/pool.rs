@@ -37,20 +37,12 @@ pub struct Pool2dGeometry {
 }
 
 fn pool_out_len(axis: &str, input: usize, kernel: usize, stride: usize, pad: usize) -> usize {
-    assert!(stride > 0, "Pool2dGeometry: stride_{axis} is 0");
-    assert!(kernel > 0, "Pool2dGeometry: kernel_{axis} is 0");
     assert!(input > 0, "Pool2dGeometry: in_{axis} is 0");
     assert!(
         2 * pad <= kernel,
         "Pool2dGeometry: pad_{axis} {pad} must be at most half of kernel_{axis} {kernel}"
     );
-    let padded = input + 2 * pad;
-    assert!(
-        kernel <= padded,
-        "Pool2dGeometry: kernel_{axis} {kernel} is larger than the padded input \
-         ({input} + 2*{pad} = {padded})"
-    );
-    (padded - kernel) / stride + 1
+    crate::conv::window_positions("Pool2dGeometry", axis, input, kernel, stride, pad)
 }
 
 impl Pool2dGeometry {

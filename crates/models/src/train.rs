@@ -70,8 +70,8 @@ impl TrainConfig {
     }
 }
 
-/// One epoch's figures.
-#[derive(Clone, Debug, PartialEq)]
+/// One epoch's figures (stored as they are in a run's results.json).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochReport {
     /// 1-based.
     pub epoch: usize,
@@ -111,6 +111,11 @@ pub enum TrainError {
         batch: usize,
         loss: f32,
     },
+    #[error(
+        "the test loss became {loss} after epoch {epoch}; training stopped (the weights have \
+         diverged: lower the learning rate)"
+    )]
+    NonFiniteTestLoss { epoch: usize, loss: f32 },
 }
 
 /// The loss of `output` for `labels` under `kind`.
@@ -261,6 +266,12 @@ impl<'a> Trainer<'a> {
             self.config.loss,
             self.config.eval_batch_size,
         );
+        if !test_loss.is_finite() {
+            return Err(TrainError::NonFiniteTestLoss {
+                epoch,
+                loss: test_loss,
+            });
+        }
         let report = EpochReport {
             epoch,
             lr,

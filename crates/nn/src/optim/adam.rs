@@ -74,10 +74,8 @@ impl Optimizer for Adam {
         }
     }
 
-    fn zero_grad(&self) {
-        for (_, p) in &self.parameters {
-            p.zero_grad();
-        }
+    fn parameters(&self) -> &[(String, Tensor)] {
+        &self.parameters
     }
 
     fn learning_rate(&self) -> f32 {

@@ -22,8 +22,14 @@ pub struct OptimizerState {
 pub trait Optimizer: Send {
     /// One update of every parameter that has a gradient.
     fn step(&mut self);
+    /// The parameters it updates, with their names.
+    fn parameters(&self) -> &[(String, Tensor)];
     /// Clears every parameter's gradient.
-    fn zero_grad(&self);
+    fn zero_grad(&self) {
+        for (_, p) in self.parameters() {
+            p.zero_grad();
+        }
+    }
     fn learning_rate(&self) -> f32;
     /// Sets the learning rate (schedules call this between epochs or steps).
     fn set_learning_rate(&mut self, lr: f32);

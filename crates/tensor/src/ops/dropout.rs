@@ -1,12 +1,15 @@
 //! Inverted dropout.
 //!
-//!   train:    y = x · mask / (1 - p),  mask ~ Bernoulli(1 - p) drawn from the seeded generator
+//!   train:    y = x · mask / (1 - p),  mask ~ Bernoulli(1 - p) from a counter-based generator
+//!             (Philox4x32-10, `strata_kernels::dropout`) whose seed comes from the caller's
+//!             generator, so the CPU and the CUDA kernel draw the same mask
 //!   backward: dx = dy · mask / (1 - p)   (the backward of the product with a constant mask)
 //!   eval:     y = x
 //! Scaling at training time keeps the expected activation unchanged, so evaluation needs no
 //! rescaling.
 
 use crate::{Generator, Tensor};
+use strata_kernels::dropout::dropout_mask;
 
 impl Tensor {
     /// Zeroes each element with probability `p` and scales the survivors by `1/(1-p)` when
@@ -19,10 +22,8 @@ impl Tensor {
         if !training || p == 0.0 {
             return self.clone();
         }
-        let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
-        let mask: Vec<f32> = (0..self.numel())
-            .map(|_| if generator.uniform() >= p { scale } else { 0.0 })
-            .collect();
+        let mut mask = vec![0.0; self.numel()];
+        dropout_mask(generator.next_u64(), p, &mut mask);
         self.mul(&Tensor::from_vec(mask, self.shape()))
     }
 }

@@ -1,0 +1,36 @@
+//! The CUDA side of strata-kernels, as far as it can be checked without a GPU.
+//!
+//! - [`sources`]: every `kernels/*.cu` file embedded in the binary, the prelude, kernel names.
+//! - [`nvrtc`]: compiles a source to PTX or CUBIN with NVRTC (loaded at run time), cached.
+//! - [`ptxas`]: assembles PTX with `ptxas` for a register / shared memory / spill report.
+//! - [`device`]: a probe for the CUDA driver and devices that never panics.
+//! - [`emu`]: the same kernels compiled for the CPU (kernels/emu/cuda_emu.h) and a watchdog.
+//! - [`ops`]: the integer op codes the elementwise kernels share with the Rust enums.
+//!
+//! Tools: `scripts/cuda-tools.sh` installs NVRTC and ptxas from PyPI into `.cuda-tools/`,
+//! which this module finds by itself (override with `STRATA_CUDA_TOOLS=<dir>`).
+
+pub mod device;
+pub mod emu;
+pub mod nvrtc;
+pub mod ops;
+pub mod ptxas;
+pub mod signature;
+pub mod sources;
+
+use std::path::PathBuf;
+
+/// The folder `scripts/cuda-tools.sh` installs into: `$STRATA_CUDA_TOOLS`, else the
+/// workspace's `.cuda-tools/` (found from where this crate was built).
+pub fn tools_dir() -> PathBuf {
+    match std::env::var_os("STRATA_CUDA_TOOLS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.cuda-tools")),
+    }
+}
+
+/// True when the test run must treat missing CUDA tools as a failure rather than a skip
+/// (`CI=true`, as CI systems set it).
+pub fn tools_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

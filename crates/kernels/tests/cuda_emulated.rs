@@ -1,0 +1,615 @@
+//! The CUDA kernels of kernels/*.cu executed on the CPU (kernels/emu/cuda_emu.h) and compared
+//! with their CPU twins and an f64 reference; plus planted bugs (kernels/emu/planted.cu) the
+//! harness must catch. No GPU or CUDA tools needed.
+//!
+//! Tolerance: |got - ref| <= REL_TOL * max(|ref|, 1) against an f64 reference, for the
+//! emulated kernel and the CPU twin alike (f32 libm functions are within a few ulp; the
+//! emulated row sums add in a different order than the twin's f64 accumulator).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::{Duration, Instant};
+use strata_kernels::cuda::emu::{self, run_emulated, Guarded, DEFAULT_TIMEOUT};
+use strata_kernels::cuda::ops::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
+use strata_kernels::elementwise::{self, binary_scalar, BinaryOp, UnaryOp};
+use strata_kernels::reduce::{reduce, ReduceOp};
+use strata_kernels::strided::{contiguous_strides, numel, Strided};
+
+const REL_TOL: f64 = 1e-5;
+
+fn random(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// `Err` describing the first element outside the tolerance.
+fn compare(what: &str, got: &[f32], want: &[f64]) -> Result<(), String> {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() {
+            g.is_nan()
+        } else {
+            (g as f64 - w).abs() <= REL_TOL * w.abs().max(1.0)
+        };
+        if !ok {
+            return Err(format!("{what}: element {i}: got {g}, expected {w}"));
+        }
+    }
+    Ok(())
+}
+
+/// Offset of flat index `i` of `shape` in a view with `strides`.
+fn view_offset(mut i: usize, shape: &[usize], strides: &[usize]) -> usize {
+    let mut off = 0;
+    for d in (0..shape.len()).rev() {
+        off += (i % shape[d]) * strides[d];
+        i /= shape[d];
+    }
+    off
+}
+
+fn unary_f64(op: UnaryOp, x: f64) -> f64 {
+    match op {
+        UnaryOp::Identity => x,
+        UnaryOp::Neg => -x,
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Powf(p) => x.powf(p as f64),
+        UnaryOp::AddScalar(c) => x + c as f64,
+        UnaryOp::MulScalar(c) => x * c as f64,
+        UnaryOp::PositiveMask => (x > 0.0) as u8 as f64,
+    }
+}
+
+fn binary_f64(op: BinaryOp, a: f64, b: f64) -> f64 {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        // Comparisons and products of two f32 are exact in f64: take the f32 op.
+        _ => binary_scalar(op, a as f32, b as f32) as f64,
+    }
+}
+
+/// A strided operand: storage, offset and strides viewing `shape`.
+struct View {
+    data: Vec<f32>,
+    offset: usize,
+    strides: Vec<usize>,
+}
+
+impl View {
+    fn strided(&self) -> Strided<'_> {
+        Strided::new(&self.data, self.offset, &self.strides)
+    }
+    fn at(&self, i: usize, shape: &[usize]) -> f32 {
+        self.data[self.offset + view_offset(i, shape, &self.strides)]
+    }
+    fn is_contiguous(&self, shape: &[usize]) -> bool {
+        self.offset == 0 && self.strides == contiguous_strides(shape)
+    }
+}
+
+fn ints(v: &[usize]) -> Guarded<i32> {
+    Guarded::new(&v.iter().map(|&s| s as i32).collect::<Vec<_>>(), i32::MIN)
+}
+
+fn emu_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> Vec<f32> {
+    let n = numel(shape);
+    let (code, p) = unary_code(op);
+    let xs = Guarded::f32(&x.data);
+    let mut out = Guarded::f32(&vec![0.0; n]);
+    let contiguous = x.is_contiguous(shape);
+    let (dims, strides, off, ndim) = (ints(shape), ints(&x.strides), x.offset, shape.len());
+    let name = if contiguous {
+        "unary_contiguous"
+    } else {
+        "unary_strided"
+    };
+    let (xs, out) = run_emulated(name, DEFAULT_TIMEOUT, move || {
+        // SAFETY: every pointer is a live guarded buffer owned by this closure, of the sizes
+        // the kernel reads (n elements, ndim dims).
+        let code = unsafe {
+            if contiguous {
+                emu::emu_unary_contiguous(
+                    grid,
+                    1,
+                    1,
+                    block,
+                    1,
+                    1,
+                    xs.ptr(),
+                    out.mut_ptr(),
+                    n as u64,
+                    code,
+                    p,
+                )
+            } else {
+                emu::emu_unary_strided(
+                    grid,
+                    1,
+                    1,
+                    block,
+                    1,
+                    1,
+                    xs.ptr(),
+                    out.mut_ptr(),
+                    n as u64,
+                    ndim as i32,
+                    dims.ptr(),
+                    strides.ptr(),
+                    off as u64,
+                    code,
+                    p,
+                )
+            }
+        };
+        (code, (xs, out))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    xs.check("unary x").unwrap();
+    out.check("unary out").unwrap();
+    out.as_slice().to_vec()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emu_binary(
+    op: BinaryOp,
+    shape: &[usize],
+    a: &View,
+    b: &View,
+    grid: u32,
+    block: u32,
+) -> Vec<f32> {
+    let n = numel(shape);
+    let code = binary_code(op);
+    let (ga, gb) = (Guarded::f32(&a.data), Guarded::f32(&b.data));
+    let mut out = Guarded::f32(&vec![0.0; n]);
+    let contiguous = a.is_contiguous(shape) && b.is_contiguous(shape);
+    let (dims, sa, sb) = (ints(shape), ints(&a.strides), ints(&b.strides));
+    let (oa, ob, ndim) = (a.offset as u64, b.offset as u64, shape.len() as i32);
+    let name = if contiguous {
+        "binary_contiguous"
+    } else {
+        "binary_strided"
+    };
+    let out = run_emulated(name, DEFAULT_TIMEOUT, move || {
+        // SAFETY: live guarded buffers owned by this closure.
+        let code = unsafe {
+            if contiguous {
+                emu::emu_binary_contiguous(
+                    grid,
+                    1,
+                    1,
+                    block,
+                    1,
+                    1,
+                    ga.ptr(),
+                    gb.ptr(),
+                    out.mut_ptr(),
+                    n as u64,
+                    code,
+                )
+            } else {
+                emu::emu_binary_strided(
+                    grid,
+                    1,
+                    1,
+                    block,
+                    1,
+                    1,
+                    ga.ptr(),
+                    gb.ptr(),
+                    out.mut_ptr(),
+                    n as u64,
+                    ndim,
+                    dims.ptr(),
+                    sa.ptr(),
+                    sb.ptr(),
+                    oa,
+                    ob,
+                    code,
+                )
+            }
+        };
+        (code, out)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    out.check("binary out").unwrap();
+    out.as_slice().to_vec()
+}
+
+fn input_range(op: UnaryOp) -> (f32, f32) {
+    match op {
+        UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Powf(_) => (0.01, 10.0),
+        UnaryOp::Exp => (-20.0, 20.0),
+        _ => (-30.0, 30.0),
+    }
+}
+
+/// Shapes with views: (shape, storage len, offset, strides).
+fn unary_views() -> Vec<(Vec<usize>, usize, usize, Vec<usize>)> {
+    vec![
+        // contiguous, ragged against 128/256-thread blocks
+        (vec![1000], 1000, 0, vec![1]),
+        (vec![3, 7, 5], 105, 0, vec![35, 5, 1]),
+        // transposed [7, 5] of a [5, 7] buffer, offset 3
+        (vec![7, 5], 38, 3, vec![1, 7]),
+        // broadcast row: [4, 33] from 33 values
+        (vec![4, 33], 33, 0, vec![0, 1]),
+        // 6-D with a broadcast, a reversed-order and an offset
+        (vec![2, 1, 3, 2, 3, 5], 400, 7, vec![180, 0, 1, 90, 3, 18]),
+    ]
+}
+
+#[test]
+fn elementwise_unary_matches_cpu_twin() {
+    let start = Instant::now();
+    for (vi, (shape, len, offset, strides)) in unary_views().into_iter().enumerate() {
+        for (oi, &op) in ALL_UNARY.iter().enumerate() {
+            let (lo, hi) = input_range(op);
+            let x = View {
+                data: random(len, lo, hi, (vi * 100 + oi) as u64),
+                offset,
+                strides: strides.clone(),
+            };
+            let n = numel(&shape);
+            let want: Vec<f64> = (0..n)
+                .map(|i| unary_f64(op, x.at(i, &shape) as f64))
+                .collect();
+            let mut twin = vec![0.0; n];
+            elementwise::unary(op, &shape, x.strided(), &mut twin);
+            compare(&format!("CPU twin {op:?} {shape:?}"), &twin, &want).unwrap();
+            // A grid too small for n exercises the grid-stride loop; the last block is ragged.
+            for (grid, block) in [(3, 128), (n.div_ceil(96) as u32, 96)] {
+                let got = emu_unary(op, &shape, &x, grid, block);
+                compare(
+                    &format!("emulated {op:?} {shape:?} grid {grid} block {block}"),
+                    &got,
+                    &want,
+                )
+                .unwrap();
+            }
+        }
+    }
+    println!("unary: {:.2} s", start.elapsed().as_secs_f64());
+}
+
+#[test]
+fn elementwise_binary_matches_cpu_twin_with_broadcast_and_transposes() {
+    let start = Instant::now();
+    // (shape, a view, b view) as (len, offset, strides)
+    type Spec = (usize, usize, Vec<usize>);
+    let cases: Vec<(Vec<usize>, Spec, Spec)> = vec![
+        (vec![777], (777, 0, vec![1]), (777, 0, vec![1])),
+        // [5, 9] + bias row [9], and a column [5, 1] broadcast
+        (vec![5, 9], (45, 0, vec![9, 1]), (9, 0, vec![0, 1])),
+        (vec![5, 9], (5, 0, vec![1, 0]), (45, 0, vec![9, 1])),
+        // a transposed: [9, 5] viewed as [5, 9]
+        (vec![5, 9], (45, 0, vec![1, 5]), (46, 1, vec![9, 1])),
+        // 6-D: a permuted with an offset, b broadcast over three dims
+        (
+            vec![2, 3, 1, 4, 2, 3],
+            (160, 4, vec![1, 2, 0, 6, 72, 24]),
+            (24, 0, vec![0, 8, 0, 2, 1, 0]),
+        ),
+    ];
+    for (ci, (shape, (la, oa, sa), (lb, ob, sb))) in cases.into_iter().enumerate() {
+        for (oi, &op) in ALL_BINARY.iter().enumerate() {
+            let seed = (ci * 100 + oi) as u64;
+            let a = View {
+                data: random(la, -4.0, 4.0, seed),
+                offset: oa,
+                strides: sa.clone(),
+            };
+            // Divisors away from zero.
+            let (blo, bhi) = if op == BinaryOp::Div {
+                (0.5, 4.0)
+            } else {
+                (-1.0, 1.0)
+            };
+            let b = View {
+                data: random(lb, blo, bhi, seed + 7),
+                offset: ob,
+                strides: sb.clone(),
+            };
+            let n = numel(&shape);
+            let want: Vec<f64> = (0..n)
+                .map(|i| binary_f64(op, a.at(i, &shape) as f64, b.at(i, &shape) as f64))
+                .collect();
+            let mut twin = vec![0.0; n];
+            elementwise::binary(op, &shape, a.strided(), b.strided(), &mut twin);
+            compare(&format!("CPU twin {op:?} {shape:?}"), &twin, &want).unwrap();
+            for (grid, block) in [(2, 64), (n.div_ceil(256) as u32, 256)] {
+                let got = emu_binary(op, &shape, &a, &b, grid, block);
+                compare(&format!("emulated {op:?} {shape:?} case {ci}"), &got, &want).unwrap();
+            }
+        }
+    }
+    println!("binary: {:.2} s", start.elapsed().as_secs_f64());
+}
+
+fn emu_rows(
+    kernel: &'static str,
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    grid: u32,
+    block: u32,
+) -> Result<(Vec<f32>, Vec<u32>), String> {
+    let gx = Guarded::f32(x);
+    let mut out = Guarded::f32(&vec![0.0; rows]);
+    let mut idx = Guarded::new(&vec![0u32; rows], 0xdead_beef);
+    let (out, idx) = run_emulated(kernel, DEFAULT_TIMEOUT, move || {
+        let (r, c) = (rows as i32, cols as i32);
+        // SAFETY: live guarded buffers owned by this closure: x is rows*cols, out/idx rows.
+        let code = unsafe {
+            match kernel {
+                "reduce_sum_rows" => {
+                    emu::emu_reduce_sum_rows(grid, 1, 1, block, 1, 1, gx.ptr(), out.mut_ptr(), r, c)
+                }
+                "reduce_max_rows" => emu::emu_reduce_max_rows(
+                    grid,
+                    1,
+                    1,
+                    block,
+                    1,
+                    1,
+                    gx.ptr(),
+                    out.mut_ptr(),
+                    idx.mut_ptr(),
+                    r,
+                    c,
+                ),
+                "planted_sum_rows_tree_ok" => emu::emu_planted_sum_rows_tree_ok(
+                    grid,
+                    1,
+                    1,
+                    block,
+                    1,
+                    1,
+                    gx.ptr(),
+                    out.mut_ptr(),
+                    r,
+                    c,
+                ),
+                "planted_sum_rows_missing_sync" => emu::emu_planted_sum_rows_missing_sync(
+                    grid,
+                    1,
+                    1,
+                    block,
+                    1,
+                    1,
+                    gx.ptr(),
+                    out.mut_ptr(),
+                    r,
+                    c,
+                ),
+                other => panic!("no launcher for {other}"),
+            }
+        };
+        (code, (out, idx))
+    })?;
+    out.check(kernel)?;
+    idx.check(kernel)?;
+    Ok((out.as_slice().to_vec(), idx.as_slice().to_vec()))
+}
+
+fn row_sums_f64(x: &[f32], rows: usize, cols: usize) -> Vec<f64> {
+    (0..rows)
+        .map(|r| x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum())
+        .collect()
+}
+
+/// (rows, cols, grid, block): ragged cols, fewer blocks than rows, 1024-thread blocks.
+const REDUCE_SHAPES: &[(usize, usize, u32, u32)] = &[
+    (1, 1, 1, 32),
+    (3, 1000, 3, 256),
+    (5, 33, 2, 64),
+    (70, 31, 16, 32),
+    (4, 4097, 4, 256),
+    (2, 3000, 2, 1024),
+];
+
+#[test]
+fn reduce_sum_rows_matches_cpu_twin() {
+    let start = Instant::now();
+    for (i, &(rows, cols, grid, block)) in REDUCE_SHAPES.iter().enumerate() {
+        let x = random(rows * cols, -1.0, 1.0, 500 + i as u64);
+        let want = row_sums_f64(&x, rows, cols);
+        let mut twin = vec![0.0; rows];
+        reduce(
+            ReduceOp::Sum,
+            &[rows, cols],
+            Strided::new(&x, 0, &[cols, 1]),
+            &[1],
+            &mut twin,
+            None,
+        );
+        compare("CPU twin sum", &twin, &want).unwrap();
+        let (got, _) = emu_rows("reduce_sum_rows", &x, rows, cols, grid, block).unwrap();
+        compare(
+            &format!("emulated sum [{rows}, {cols}] block {block}"),
+            &got,
+            &want,
+        )
+        .unwrap();
+    }
+    println!("reduce sum: {:.2} s", start.elapsed().as_secs_f64());
+}
+
+#[test]
+fn reduce_max_rows_matches_cpu_twin_with_ties_and_nan() {
+    let start = Instant::now();
+    for (i, &(rows, cols, grid, block)) in REDUCE_SHAPES.iter().enumerate() {
+        // Few distinct values: many ties, so "first index wins" is exercised across threads.
+        let mut x: Vec<f32> = random(rows * cols, 0.0, 8.0, 900 + i as u64)
+            .iter()
+            .map(|v| v.floor())
+            .collect();
+        if rows > 2 && cols > 10 {
+            x[cols + cols / 2] = f32::NAN; // row 1: NaN wins
+            x[2 * cols + 3] = f32::NAN; // row 2: the first of two NaNs wins
+            x[2 * cols + cols - 1] = f32::NAN;
+        }
+        let mut twin = vec![0.0; rows];
+        let mut twin_idx = vec![0u32; rows];
+        reduce(
+            ReduceOp::Max,
+            &[rows, cols],
+            Strided::new(&x, 0, &[cols, 1]),
+            &[1],
+            &mut twin,
+            Some(&mut twin_idx),
+        );
+        let (got, idx) = emu_rows("reduce_max_rows", &x, rows, cols, grid, block).unwrap();
+        for r in 0..rows {
+            let same = got[r] == twin[r] || (got[r].is_nan() && twin[r].is_nan());
+            assert!(
+                same && idx[r] == twin_idx[r],
+                "max [{rows}, {cols}] row {r}: emulated ({}, {}) vs CPU twin ({}, {})",
+                got[r],
+                idx[r],
+                twin[r],
+                twin_idx[r]
+            );
+        }
+    }
+    println!("reduce max: {:.2} s", start.elapsed().as_secs_f64());
+}
+
+#[test]
+fn planted_missing_syncthreads_is_caught() {
+    let (rows, cols) = (3, 1000);
+    let x = random(rows * cols, -1.0, 1.0, 77);
+    let want = row_sums_f64(&x, rows, cols);
+    // The correct kernel passes...
+    let (ok, _) = emu_rows("planted_sum_rows_tree_ok", &x, rows, cols, 2, 256).unwrap();
+    compare("tree sum (correct)", &ok, &want).unwrap();
+    // ...the one without the first __syncthreads() must not.
+    let (bad, _) = emu_rows("planted_sum_rows_missing_sync", &x, rows, cols, 2, 256).unwrap();
+    let caught = compare("tree sum (missing __syncthreads)", &bad, &want).unwrap_err();
+    println!("caught as expected: {caught}");
+}
+
+#[test]
+fn planted_ragged_edge_bug_is_caught() {
+    let n = 1000; // not a multiple of 256
+    let x = random(n, -1.0, 1.0, 5);
+    let gx = Guarded::f32(&x);
+    let mut out = Guarded::f32(&vec![0.0; n]);
+    let out = run_emulated("planted_scale_ragged", DEFAULT_TIMEOUT, move || {
+        // SAFETY: guarded buffers owned here; the kernel's overrun stays inside the guards
+        // (24 elements < emu::GUARD).
+        let code = unsafe {
+            emu::emu_planted_scale_ragged(4, 1, 1, 256, 1, 1, gx.ptr(), out.mut_ptr(), n as i32)
+        };
+        (code, out)
+    })
+    .unwrap();
+    let caught = out.check("planted_scale_ragged out").unwrap_err();
+    assert!(caught.contains("index 1000"), "{caught}");
+    println!("caught as expected: {caught}");
+    // The in-bounds part is right: the bug is only at the ragged edge.
+    let want: Vec<f64> = x.iter().map(|&v| 2.0 * v as f64).collect();
+    compare("in-bounds part", out.as_slice(), &want).unwrap();
+}
+
+#[test]
+fn planted_divergent_barrier_is_reported() {
+    let mut out = Guarded::f32(&[0.0; 64]);
+    let err = run_emulated("planted_divergent_barrier", DEFAULT_TIMEOUT, move || {
+        // SAFETY: a guarded buffer of 64 floats; the kernel writes at most `active` of them.
+        let code =
+            unsafe { emu::emu_planted_divergent_barrier(1, 1, 1, 64, 1, 1, out.mut_ptr(), 40) };
+        (code, ())
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("divergent __syncthreads()") && err.contains("24 thread(s)"),
+        "{err}"
+    );
+    println!("reported as expected: {err}");
+}
+
+#[test]
+fn planted_deadlock_fails_by_timeout_instead_of_hanging() {
+    let mut flags = Guarded::new(&[0i32; 64], i32::MIN);
+    let start = Instant::now();
+    let err = run_emulated(
+        "planted_spin_deadlock",
+        Duration::from_millis(500),
+        move || {
+            // SAFETY: a guarded buffer of 64 ints owned by this (possibly abandoned) closure.
+            let code =
+                unsafe { emu::emu_planted_spin_deadlock(1, 1, 1, 64, 1, 1, flags.mut_ptr()) };
+            (code, ())
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("did not finish within 0.5 s (deadlock?)"),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    println!("failed as expected: {err}");
+}
+
+#[test]
+fn launch_errors_are_reported_not_crashed() {
+    let err = run_emulated("reduce_sum_rows", DEFAULT_TIMEOUT, || {
+        // SAFETY: the launch is rejected (2048 threads per block) before any pointer is used.
+        let code = unsafe {
+            emu::emu_reduce_sum_rows(
+                1,
+                1,
+                1,
+                2048,
+                1,
+                1,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                0,
+                0,
+            )
+        };
+        (code, ())
+    })
+    .unwrap_err();
+    assert!(err.contains("at most 1024 threads"), "{err}");
+}
+
+/// Every product kernel is launched by some emulated test (`emu::emu_<name>(` in a
+/// tests/cuda_*.rs file): the count of kernels covered equals the number of `__global__`s.
+#[test]
+fn every_kernel_is_covered_by_an_emulated_test() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut tests = String::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("cuda_") && name.ends_with(".rs") {
+            tests.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    let uncovered: Vec<&str> = emu::EMULATED_KERNELS
+        .iter()
+        .copied()
+        .filter(|k| !tests.contains(&format!("emu_{k}(")))
+        .collect();
+    let covered = emu::EMULATED_KERNELS.len() - uncovered.len();
+    println!(
+        "{covered} of {} kernels covered by emulated tests",
+        emu::EMULATED_KERNELS.len()
+    );
+    assert!(
+        uncovered.is_empty(),
+        "kernels with no emulated test against their CPU twin: {uncovered:?}"
+    );
+    assert_eq!(covered, strata_kernels::cuda::sources::kernel_count());
+}

@@ -1,0 +1,103 @@
+//! Every kernels/*.cu file compiles under NVRTC (no GPU needed), for compute_80 and compute_90,
+//! and the kernels NVRTC emits are exactly the `__global__` functions of the sources, which
+//! are exactly the kernels compiled into the CPU emulator.
+//!
+//! NVRTC comes from scripts/cuda-tools.sh. Missing NVRTC skips these tests with the reason,
+//! except under CI=true, where it fails them.
+
+use strata_kernels::cuda::emu::EMULATED_KERNELS;
+use strata_kernels::cuda::nvrtc::{self, compile_cached, Target};
+use strata_kernels::cuda::ptxas::parse_verbose;
+use strata_kernels::cuda::sources::{kernel_count, kernel_names, SOURCES};
+use strata_kernels::cuda::tools_required;
+
+fn nvrtc_or_skip(test: &str) -> bool {
+    match nvrtc::availability() {
+        Ok(found) => {
+            eprintln!("{test}: using {found}");
+            true
+        }
+        Err(why) if tools_required() => panic!("{test}: CI=true and {why}"),
+        Err(why) => {
+            eprintln!("{test}: SKIPPED: {why}");
+            false
+        }
+    }
+}
+
+#[test]
+fn every_kernel_file_compiles_for_compute_80_and_90() {
+    if !nvrtc_or_skip("every_kernel_file_compiles_for_compute_80_and_90") {
+        return;
+    }
+    let start = std::time::Instant::now();
+    let mut failures = Vec::new();
+    let mut ptx_entries = 0;
+    for (file, names) in kernel_names() {
+        for arch in [80, 90] {
+            match compile_cached(file, Target::Ptx(arch)).as_ref() {
+                Err(log) => failures.push(log.clone()),
+                Ok(c) => {
+                    let mut entries = c.entries();
+                    entries.sort();
+                    let mut declared = names.clone();
+                    declared.sort();
+                    assert_eq!(
+                        entries, declared,
+                        "kernels/{file} compute_{arch}: PTX .entry names differ from the \
+                         __global__ functions of the source"
+                    );
+                    if arch == 80 {
+                        ptx_entries += entries.len();
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert_eq!(ptx_entries, kernel_count());
+    assert_eq!(
+        ptx_entries,
+        EMULATED_KERNELS.len(),
+        "kernels compiled by NVRTC vs by the emulator"
+    );
+    println!(
+        "{ptx_entries} kernels in {} files compiled (compute_80 + compute_90) in {:.2} s",
+        SOURCES.len(),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_compile_error_shows_the_file_and_line() {
+    if !nvrtc_or_skip("a_compile_error_shows_the_file_and_line") {
+        return;
+    }
+    let src = "extern \"C\" __global__ void k(float* x) {\n    x[0] = not_declared;\n}\n";
+    let err = nvrtc::compile("broken.cu", src, Target::Ptx(80)).unwrap_err();
+    assert!(err.contains("kernels/broken.cu(2)"), "{err}");
+    assert!(err.contains("not_declared"), "{err}");
+}
+
+#[test]
+fn cubin_for_sm_90_comes_with_the_ptxas_report() {
+    if !nvrtc_or_skip("cubin_for_sm_90_comes_with_the_ptxas_report") {
+        return;
+    }
+    let c = compile_cached("reduce.cu", Target::Cubin(90));
+    let c = c.as_ref().as_ref().unwrap();
+    assert!(c.cubin.as_ref().is_some_and(|b| b.starts_with(b"\x7fELF")));
+    let rows = parse_verbose(&c.file, &c.log);
+    let names: Vec<&str> = rows.iter().map(|r| r.kernel.as_str()).collect();
+    assert!(names.contains(&"reduce_max_rows"), "{}", c.log);
+    assert!(rows.iter().all(|r| r.registers > 0 && r.arch == "sm_90"));
+}
+
+#[test]
+fn the_emulator_holds_exactly_the_declared_kernels() {
+    let mut declared: Vec<String> = kernel_names().into_iter().flat_map(|(_, k)| k).collect();
+    declared.sort();
+    let mut emulated: Vec<String> = EMULATED_KERNELS.iter().map(|s| s.to_string()).collect();
+    emulated.sort();
+    assert_eq!(declared, emulated);
+}

@@ -1,0 +1,13 @@
+// Non-inline part of the emulator: the last launch error, read by the Rust side.
+#include "cuda_emu.h"
+
+extern "C" size_t strata_emu_last_error(char* buf, size_t len) {
+    std::lock_guard<std::mutex> g(strata_emu::error_mutex());
+    const std::string& e = strata_emu::last_error();
+    if (buf != nullptr && len > 0) {
+        size_t n = e.size() < len - 1 ? e.size() : len - 1;
+        std::memcpy(buf, e.data(), n);
+        buf[n] = 0;
+    }
+    return e.size();
+}
