@@ -60,6 +60,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                     lr: None,
                     optimizer: None,
                     momentum: None,
+                    loss: None,
                     seed: 0,
                     device: "auto".into(),
                     dataset: None,

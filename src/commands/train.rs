@@ -8,13 +8,23 @@ use strata::datasets::{self, DatasetChoice};
 use strata::runs::{plot_curves, print_table, RunResults};
 use strata_models::data::random_rotation;
 use strata_models::train::{EpochReport, Observer, TrainConfig, TrainError, Trainer};
-use strata_models::zoo::{find, OptimizerKind};
+use strata_models::zoo::{find, LossKind, OptimizerKind};
 use strata_nn::checkpoint::{load_training, save_module, save_training};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OptimizerChoice {
     Sgd,
     Adam,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossChoice {
+    /// Softmax cross-entropy on the raw scores.
+    CrossEntropy,
+    /// Negative log-likelihood (for networks ending in LogSoftmax).
+    Nll,
+    /// Mean squared error against one-hot targets.
+    Mse,
 }
 
 #[derive(clap::Args)]
@@ -36,6 +46,9 @@ pub struct Args {
     /// SGD momentum [default: the recipe's].
     #[arg(long)]
     pub momentum: Option<f32>,
+    /// Loss [default: the recipe's].
+    #[arg(long, value_enum)]
+    pub loss: Option<LossChoice>,
     /// Seed of initialisation, shuffling, dropout and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -160,6 +173,13 @@ pub fn run(args: &Args) -> Result<(), String> {
                 config.optimizer = OptimizerKind::Sgd { momentum: m };
             }
         }
+    }
+    if let Some(loss) = args.loss {
+        config.loss = match loss {
+            LossChoice::CrossEntropy => LossKind::CrossEntropy,
+            LossChoice::Nll => LossKind::Nll,
+            LossChoice::Mse => LossKind::Mse,
+        };
     }
     if config.epochs == 0 {
         return Err("--epochs must be at least 1".into());
