@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 mod commands;
 
+// Training allocates and frees many activation-sized buffers per step; mimalloc keeps them in
+// its own pages instead of returning them to the kernel, which avoids a page fault storm.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// strata: a from-scratch deep-learning engine with hand-written CPU kernels.
 #[derive(Parser)]
 #[command(name = "strata", version, about, long_about = None)]

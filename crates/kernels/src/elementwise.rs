@@ -270,10 +270,29 @@ fn map2(
             count,
             |r, [start_a, start_b]| {
                 let o = &mut rows[(r - first_row) * row_len..(r - first_row + 1) * row_len];
-                // The common broadcast case (a row of `b` repeated) has sb == 0 or 1; both are
-                // plain loops the compiler handles well.
-                for (j, o) in o.iter_mut().enumerate() {
-                    *o = f(a.data[start_a + j * sa], b.data[start_b + j * sb]);
+                // The common broadcast cases (a row of `b` repeated, or one value of `b` per
+                // row) get slice loops the compiler vectorises; anything else walks strides.
+                match (sa, sb) {
+                    (1, 1) => {
+                        let (ra, rb) = (
+                            &a.data[start_a..start_a + row_len],
+                            &b.data[start_b..start_b + row_len],
+                        );
+                        for ((o, &x), &y) in o.iter_mut().zip(ra).zip(rb) {
+                            *o = f(x, y);
+                        }
+                    }
+                    (1, 0) => {
+                        let (ra, y) = (&a.data[start_a..start_a + row_len], b.data[start_b]);
+                        for (o, &x) in o.iter_mut().zip(ra) {
+                            *o = f(x, y);
+                        }
+                    }
+                    _ => {
+                        for (j, o) in o.iter_mut().enumerate() {
+                            *o = f(a.data[start_a + j * sa], b.data[start_b + j * sb]);
+                        }
+                    }
                 }
             },
         );

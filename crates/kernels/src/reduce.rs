@@ -80,6 +80,24 @@ pub fn reduce(
     let red_last_stride = *red_strides.last().unwrap();
     let red_rows = red_count / red_row.max(1);
 
+    // Sum over the leading axes of contiguous data (a bias gradient: [N, C] -> [C]): add whole
+    // rows, which vectorises and reads memory in order. Each output still sums its elements in
+    // the same order as the general walk below, so the bits are the same.
+    let leading = axes.len() < shape.len() && (0..axes.len()).all(|d| is_reduced[d]);
+    if op == ReduceOp::Sum && leading && src.is_contiguous(shape) && argmax.is_none() {
+        let mut acc = vec![0f64; out_len];
+        let data = &src.data[src.offset..src.offset + red_count * out_len];
+        for row in data.chunks_exact(out_len.max(1)) {
+            for (a, &x) in acc.iter_mut().zip(row) {
+                *a += x as f64;
+            }
+        }
+        for (o, a) in out.iter_mut().zip(&acc) {
+            *o = *a as f32;
+        }
+        return;
+    }
+
     let reduce_one = |o: usize| -> (f32, u32) {
         // Offset of output element `o` in the input.
         let mut rest = o;

@@ -126,15 +126,33 @@ impl Tensor {
         Tensor::from_op(out, &out_shape, "matmul", &[a, b], move |dc| {
             vec![
                 a_saved.requires_grad().then(|| {
-                    dc.matmul(&b_saved.transpose(-1, -2))
-                        .sum_to(a_saved.shape())
+                    // For a transposed operand (Linear's Wᵀ) compute the gradient already
+                    // transposed, dAᵀ = B·dCᵀ, so it lands in the layout of the stored tensor
+                    // and reaches the parameter without a transposing copy.
+                    let da = if is_transposed_contiguous(&a_saved) {
+                        b_saved.matmul(&dc.transpose(-1, -2)).transpose(-1, -2)
+                    } else {
+                        dc.matmul(&b_saved.transpose(-1, -2))
+                    };
+                    da.sum_to(a_saved.shape())
                 }),
-                b_saved
-                    .requires_grad()
-                    .then(|| a_saved.transpose(-1, -2).matmul(dc).sum_to(b_saved.shape())),
+                b_saved.requires_grad().then(|| {
+                    let db = if is_transposed_contiguous(&b_saved) {
+                        dc.transpose(-1, -2).matmul(&a_saved).transpose(-1, -2)
+                    } else {
+                        a_saved.transpose(-1, -2).matmul(dc)
+                    };
+                    db.sum_to(b_saved.shape())
+                }),
             ]
         })
     }
+}
+
+/// Whether swapping the last two dimensions of `t` gives contiguous data (`t` is a transposed
+/// view of a row-major matrix, as `weight.t()` is).
+fn is_transposed_contiguous(t: &Tensor) -> bool {
+    t.rank() >= 2 && !t.is_contiguous() && t.transpose(-1, -2).is_contiguous()
 }
 
 #[cfg(test)]
