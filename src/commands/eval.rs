@@ -36,6 +36,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         return Err("--batch-size must be at least 1".into());
     }
     let model = entry.build(0);
+    super::train::check_model_of(&args.weights, entry.name)?;
     load_module(&model, &args.weights).map_err(|e| e.to_string())?;
     let choice = args
         .dataset

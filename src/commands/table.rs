@@ -67,6 +67,8 @@ pub fn run(args: &Args) -> Result<(), String> {
                     data: PathBuf::from("datasets"),
                     out: Some(args.runs.join(name)),
                     resume: false,
+                    limit_train: None,
+                    limit_test: None,
                     quiet: false,
                 })?;
                 rows.push(RunResults::load(

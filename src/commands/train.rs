@@ -6,10 +6,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use strata::datasets::{self, DatasetChoice};
 use strata::runs::{plot_curves, print_table, RunResults};
-use strata_models::data::random_rotation;
+use strata_models::data::{random_rotation, Dataset};
 use strata_models::train::{EpochReport, Observer, TrainConfig, TrainError, Trainer};
 use strata_models::zoo::{find, LossKind, OptimizerKind};
-use strata_nn::checkpoint::{load_training, save_module, save_training};
+use strata_nn::checkpoint::{load_tensors, load_training, save_tensors, save_training};
+use strata_nn::{ModuleExt, Tensor};
+
+/// Checkpoint metadata naming the network the weights belong to.
+pub const MODEL_KEY: &str = "strata.model";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OptimizerChoice {
@@ -69,6 +73,13 @@ pub struct Args {
     /// Continue from OUT/last.safetensors instead of starting over.
     #[arg(long)]
     pub resume: bool,
+    /// Train on the first N training examples only (quick trials; the shuffling, batches and
+    /// checkpoints work as on the whole set).
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Evaluate on the first N test examples only.
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -186,6 +197,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 
     let (train, test) = datasets::load(&entry, choice, &args.data, args.seed)?;
+    let train = limit(train, args.limit_train, "--limit-train")?;
+    let test = limit(test, args.limit_test, "--limit-test")?;
     if config.batch_size == 0 || config.batch_size > train.len() {
         return Err(format!(
             "--batch-size {}: impossible for {} training examples (use 1 to {})",
@@ -206,6 +219,8 @@ pub fn run(args: &Args) -> Result<(), String> {
 
     std::fs::create_dir_all(&out)
         .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
+    check_writable(&out)?;
+    remove_interrupted_writes(&out);
     let last_path = out.join("last.safetensors");
     let best_path = out.join("best.safetensors");
     let results_path = out.join("results.json");
@@ -226,6 +241,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             .then_some(entry.recipe.published_accuracy),
     };
     if args.resume {
+        check_model_of(&last_path, entry.name).map_err(|e| format!("cannot resume: {e}"))?;
         let progress = load_training(&last_path, &model, trainer.optimizer.as_mut())
             .map_err(|e| format!("cannot resume: {e}"))?;
         trainer.epoch = progress.epoch;
@@ -297,8 +313,18 @@ pub fn run(args: &Args) -> Result<(), String> {
             .best()
             .is_none_or(|(best, _)| record.test_accuracy > best);
         results.epochs.push(record);
-        let mut meta = HashMap::new();
-        meta.insert("strata.model".to_string(), entry.name.to_string());
+        let meta = HashMap::from([(MODEL_KEY.to_string(), entry.name.to_string())]);
+        // last.safetensors is written last: it is what --resume starts from, so everything
+        // else of this epoch is on disk before it. A run killed in between resumes from the
+        // previous epoch and redoes this one, bit for bit, rewriting the same files.
+        results
+            .save(&results_path)
+            .map_err(|e| format!("cannot save the results: {e}"))?;
+        plot_curves(&results, &out.join("curves.svg"))?;
+        if is_best {
+            save_tensors(&best_path, &model.state_dict(), meta.clone())
+                .map_err(|e| format!("cannot save the best weights: {e}"))?;
+        }
         save_training(
             &last_path,
             &model,
@@ -306,12 +332,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             trainer.epoch,
             meta,
         )
-        .map_err(|e| e.to_string())?;
-        if is_best {
-            save_module(&model, &best_path).map_err(|e| e.to_string())?;
-        }
-        results.save(&results_path)?;
-        plot_curves(&results, &out.join("curves.svg"))?;
+        .map_err(|e| format!("cannot save the checkpoint: {e}"))?;
     }
 
     if let Some((best, at)) = results.best() {
@@ -338,5 +359,90 @@ impl ProgressObserver {
         if let Some(bar) = self.bar.take() {
             bar.abandon();
         }
+    }
+}
+
+/// The first `len` examples of a dataset.
+struct First {
+    inner: Box<dyn Dataset>,
+    len: usize,
+}
+
+impl Dataset for First {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn classes(&self) -> usize {
+        self.inner.classes()
+    }
+    fn example_shape(&self) -> Vec<usize> {
+        self.inner.example_shape()
+    }
+    fn batch(&self, indices: &[usize]) -> (Tensor, Vec<u32>) {
+        self.inner.batch(indices)
+    }
+}
+
+/// `data` cut to its first `limit` examples, if a limit is given.
+fn limit(
+    data: Box<dyn Dataset>,
+    limit: Option<usize>,
+    option: &str,
+) -> Result<Box<dyn Dataset>, String> {
+    match limit {
+        None => Ok(data),
+        Some(0) => Err(format!("{option} 0: at least one example is needed")),
+        Some(n) if n >= data.len() => Ok(data),
+        Some(n) => Ok(Box::new(First {
+            inner: data,
+            len: n,
+        })),
+    }
+}
+
+/// Fails early, naming the folder, when files cannot be created in `dir` (a read-only folder
+/// or file system), instead of after a whole epoch of training.
+fn check_writable(dir: &Path) -> Result<(), String> {
+    let probe = dir.join(format!(".strata-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&probe);
+            format!(
+                "{}: cannot write to the output folder: {e} (choose another with --out)",
+                dir.display()
+            )
+        })
+}
+
+/// Deletes the temporary files a run killed while saving leaves next to its outputs (each the
+/// size of a checkpoint); the files they were meant to replace are intact.
+fn remove_interrupted_writes(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let interrupted = ["last.safetensors", "best.safetensors", "results.json"]
+            .iter()
+            .any(|f| name.starts_with(&format!(".{f}.tmp-")));
+        if interrupted {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Checks that a checkpoint written by `strata train` belongs to `model` (files from PyTorch
+/// or older runs carry no name and are checked tensor by tensor when loaded).
+pub fn check_model_of(path: &Path, model: &str) -> Result<(), String> {
+    let stored = load_tensors(path).map_err(|e| e.to_string())?;
+    match stored.metadata.get(MODEL_KEY) {
+        Some(saved) if saved != model => Err(format!(
+            "{}: holds weights for the {saved} network, not for {model} (use `strata eval {saved}` \
+             or another file)",
+            path.display()
+        )),
+        _ => Ok(()),
     }
 }

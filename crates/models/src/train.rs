@@ -12,14 +12,21 @@ use strata_tensor::no_grad;
 /// Everything that decides a training run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
+    /// Passes over the training set.
     pub epochs: usize,
+    /// Training examples per optimizer step; must be positive. The last batch of an epoch may be
+    /// smaller.
     pub batch_size: usize,
+    /// Initial learning rate (changed per epoch by `step_lr`, if set).
     pub lr: f32,
+    /// Which optimizer [`TrainConfig::make_optimizer`] builds.
     pub optimizer: OptimizerKind,
+    /// The objective minimised, and reported as `train_loss` / `test_loss`.
     pub loss: LossKind,
     /// StepLR `(step, gamma)` applied per epoch.
     pub step_lr: Option<(usize, f32)>,
-    /// Seed of the shuffling (initialisation is seeded where the model is built).
+    /// Seed of the shuffling, the augmentation and the dropout masks, each drawn afresh per
+    /// epoch (initialisation is seeded where the model is built).
     pub seed: u64,
     /// Batch size of the evaluation passes.
     pub eval_batch_size: usize,
@@ -75,23 +82,33 @@ impl TrainConfig {
 pub struct EpochReport {
     /// 1-based.
     pub epoch: usize,
+    /// Learning rate used during this epoch.
     pub lr: f32,
+    /// Mean training loss per example over the epoch (weights changing as it went).
     pub train_loss: f32,
     /// Percent of training examples classified correctly while training (as the model was
     /// during that batch).
     pub train_accuracy: f32,
+    /// Mean loss per test example after the epoch, in evaluation mode.
     pub test_loss: f32,
+    /// Percent of test examples classified correctly after the epoch.
     pub test_accuracy: f32,
+    /// Wall-clock seconds of the training pass alone (no evaluation).
     pub train_seconds: f64,
     /// One pass over the test set.
     pub test_seconds: f64,
+    /// Training throughput: examples of the epoch divided by `train_seconds`.
     pub images_per_second: f64,
 }
 
 /// Hooks for progress display; every method has a no-op default.
 pub trait Observer {
+    /// Called before epoch `epoch` (1-based), which will run `batches` optimizer steps.
     fn epoch_started(&mut self, _epoch: usize, _batches: usize) {}
+    /// Called after each step: `batch` is 1-based within the epoch, `loss` is that batch's mean
+    /// loss, `images_per_second` the epoch's training throughput so far.
     fn batch_finished(&mut self, _batch: usize, _loss: f32, _images_per_second: f64) {}
+    /// Called after the epoch's evaluation, with its figures.
     fn epoch_finished(&mut self, _report: &EpochReport) {}
 }
 
@@ -102,20 +119,31 @@ impl Observer for Silent {}
 /// Why training stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// A training batch's loss was NaN or infinite, so the weights would be ruined; nothing
+    /// was stepped with it.
     #[error(
         "the loss became {loss} at epoch {epoch}, batch {batch}; training stopped (lower the \
          learning rate or check the data)"
     )]
     NonFiniteLoss {
+        /// The epoch, 1-based.
         epoch: usize,
+        /// The batch within the epoch, 1-based.
         batch: usize,
+        /// The offending value (NaN or ±inf).
         loss: f32,
     },
+    /// The evaluation after an epoch gave a NaN or infinite mean loss.
     #[error(
         "the test loss became {loss} after epoch {epoch}; training stopped (the weights have \
          diverged: lower the learning rate)"
     )]
-    NonFiniteTestLoss { epoch: usize, loss: f32 },
+    NonFiniteTestLoss {
+        /// The epoch just trained, 1-based.
+        epoch: usize,
+        /// The offending value (NaN or ±inf).
+        loss: f32,
+    },
 }
 
 /// The loss of `output` for `labels` under `kind`.
@@ -170,11 +198,38 @@ pub fn evaluate(
 pub type Augment = Box<dyn Fn(&Tensor, &mut Generator) -> Tensor + Send + Sync>;
 
 /// The running state of a training run, so a caller can checkpoint between epochs.
+///
+/// A zoo network trained for two short epochs on synthetic data (no download):
+///
+/// ```
+/// use strata_models::data::Dnn3;
+/// use strata_models::nn::Generator;
+/// use strata_models::train::{Silent, TrainConfig, Trainer};
+/// use strata_models::zoo;
+///
+/// let entry = zoo::find("dnn3")?;
+/// let model = entry.build(0);
+/// let mut config = TrainConfig::from_recipe(&entry.recipe, 0);
+/// config.epochs = 2; // the published recipe runs 1000
+/// config.batch_size = 50;
+/// let g = &mut Generator::seed(1);
+/// let (train, test) = (Dnn3::generate(500, g), Dnn3::generate(200, g));
+///
+/// let mut trainer = Trainer::new(&model, config);
+/// let reports = trainer.run(&train, &test, &mut Silent)?;
+/// assert_eq!(reports.len(), 2);
+/// assert_eq!((reports[1].epoch, trainer.epoch), (2, 2));
+/// assert!((0.0..=100.0).contains(&reports[1].test_accuracy));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Trainer<'a> {
+    /// The network being trained (its parameters are updated in place).
     pub model: &'a dyn Module,
     /// Applied to every training batch before the forward pass.
     pub augment: Option<Augment>,
+    /// The optimizer over the model's parameters; its state belongs in a training checkpoint.
     pub optimizer: Box<dyn Optimizer>,
+    /// The settings the trainer was created with.
     pub config: TrainConfig,
     schedule: Box<dyn LrSchedule>,
     /// Epochs completed.
@@ -182,6 +237,8 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
+    /// A trainer at epoch 0, with the optimizer and learning-rate schedule `config` names over all
+    /// of `model`'s parameters. Panics if `config.batch_size` is 0.
     pub fn new(model: &'a dyn Module, config: TrainConfig) -> Trainer<'a> {
         assert!(
             config.batch_size > 0,
@@ -233,6 +290,10 @@ impl<'a> Trainer<'a> {
         let batch_count = order.len().div_ceil(self.config.batch_size);
         observer.epoch_started(epoch, batch_count);
         let mut augment_generator = self.epoch_generator(epoch, 1);
+        // Dropout masks restart from the seed and the epoch, not from wherever the layers'
+        // generators had got to, so a run resumed from a checkpoint trains exactly as one
+        // that never stopped.
+        self.model.reseed(self.epoch_generator(epoch, 2).next_u64());
         let start = Instant::now();
         let (mut loss_sum, mut right, mut seen) = (0f64, 0usize, 0usize);
         for (b, idx) in batches(&order, self.config.batch_size).enumerate() {

@@ -24,6 +24,12 @@ pub trait Module: Send + Sync {
     /// Switches between training behaviour (batch statistics, dropout) and evaluation.
     fn set_training(&self, _training: bool) {}
 
+    /// Restarts every random stream the module draws from in training (Dropout's masks) from
+    /// `seed`; containers hand each child its own seed derived from it. A training loop calls
+    /// this at the start of each epoch with a seed fixed by the run's seed and the epoch, so a
+    /// run resumed from a checkpoint draws the same masks as one that never stopped.
+    fn reseed(&self, _seed: u64) {}
+
     /// A one-line description such as `Conv2d(1, 6, kernel=5x5, stride=1, pad=2)`.
     fn describe(&self) -> String;
 

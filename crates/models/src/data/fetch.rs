@@ -338,24 +338,41 @@ fn ensure(
     fetch: impl FnOnce(&Path) -> Result<(PathBuf, HashMap<String, Vec<u8>>), DataError>,
 ) -> Result<PathBuf, DataError> {
     let target = datasets_dir.join(folder);
+    let mut lacking = None;
     if target.is_dir() {
         match check_folder(&target, table) {
             FolderState::Verified => return Ok(target),
             FolderState::Lacking(problems) => {
-                if problems.iter().any(|p| !p.ends_with(" is absent")) {
+                let partial = problems.len() < table.len()
+                    || problems.iter().any(|p| !p.ends_with(" is absent"));
+                if partial {
                     eprintln!(
                         "{title}: {} is incomplete or damaged ({}); fetching it again",
                         target.display(),
                         problems.join("; ")
                     );
                 }
+                lacking = Some(problems);
             }
         }
     }
     std::fs::create_dir_all(datasets_dir).map_err(|e| DataError::io(datasets_dir, e))?;
     let started = Instant::now();
     let scratch = ScratchDir::new(datasets_dir, folder)?;
-    let (source, files) = fetch(&scratch.0)?;
+    // When the fetch fails, say first what is wrong with the folder the user pointed at:
+    // that is usually the thing to fix.
+    let (source, files) = fetch(&scratch.0).map_err(|e| match (e, &lacking) {
+        (DataError::Fetch { what, detail, hint }, Some(problems)) => DataError::Fetch {
+            what: format!(
+                "{} is incomplete or damaged ({}), and {what}",
+                target.display(),
+                problems.join("; ")
+            ),
+            detail,
+            hint,
+        },
+        (e, _) => e,
+    })?;
     eprintln!("verifying the md5 of the four {title} files ...");
     install(&target, &source, table, files)?;
     eprintln!(

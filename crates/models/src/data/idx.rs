@@ -33,13 +33,16 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
     if raw.len() < 2 || raw[..2] != [0x1f, 0x8b] {
         return Ok(raw);
     }
-    // The gzip trailer stores the uncompressed size mod 2^32: a good capacity hint.
+    // The gzip trailer stores the uncompressed size mod 2^32: a good capacity hint, but only a
+    // claim. Deflate expands at most 1032-fold, so a reservation beyond that would be memory
+    // a few damaged (or hostile) bytes could ask for without the data to fill it.
+    const DEFLATE_MAX_RATIO: usize = 1032;
     let hint = if raw.len() >= 8 {
         u32::from_le_bytes(raw[raw.len() - 4..].try_into().unwrap()) as usize
     } else {
         0
     };
-    let mut out = Vec::with_capacity(hint.min(1 << 31));
+    let mut out = Vec::with_capacity(hint.min(raw.len().saturating_mul(DEFLATE_MAX_RATIO)));
     flate2::read::MultiGzDecoder::new(&raw[..])
         .read_to_end(&mut out)
         .map_err(|e| {

@@ -6,6 +6,7 @@ use strata_tensor::{Generator, Tensor};
 /// Zeroes each activation with probability `p` in training and scales the rest by 1/(1-p);
 /// the identity in evaluation. Its own seeded generator makes the masks reproducible.
 pub struct Dropout {
+    /// Probability of zeroing each element in training, in `[0, 1]` (PyTorch's default is 0.5).
     pub p: f32,
     generator: Mutex<Generator>,
     training: AtomicBool,
@@ -35,6 +36,10 @@ impl Module for Dropout {
 
     fn set_training(&self, training: bool) {
         self.training.store(training, Ordering::Relaxed);
+    }
+
+    fn reseed(&self, seed: u64) {
+        *self.generator.lock().unwrap_or_else(|p| p.into_inner()) = Generator::seed(seed);
     }
 
     fn describe(&self) -> String {
