@@ -16,18 +16,20 @@
 //! The price is a scratch buffer of `K*P` floats per image in flight, allocated once per
 //! rayon task, never per pixel.
 //!
-//! Parallelism: the batch. One image's GEMM is small (LeNet-5 conv2: M=16, K=150, N=100),
-//! so each rayon task handles whole images and calls `gemm`, which stays single-threaded at
-//! such sizes (and parallelises internally, deterministically, when an image is big).
-//! A 1x1, stride-1, unpadded convolution needs no im2col: the image already is `cols`.
-//!
-//! Determinism: forward and input-gradient write disjoint per-image outputs, so thread count
-//! cannot matter. The weight gradient sums over the batch; it is split into chunks whose size
+//! Parallelism: the batch, in groups of images. One image's GEMM is small (LeNet-5 conv2:
+//! M=16, K=150, N=100; its third convolution has N=1), and a GEMM only a few columns wide
+//! wastes most of each vector register, so a group's im2col matrices are laid side by side
+//! (`[K, count·P]`) until a GEMM has about 512 columns. Each rayon task handles one group and
+//! calls `gemm`, which parallelises internally, deterministically, when a group is big. A 1x1, stride-1, unpadded convolution of a single image needs no im2col.
+
+//! Determinism: forward and input-gradient write disjoint per-group outputs, and the groups
+//! depend only on the geometry, so thread count cannot matter. The weight gradient sums over the batch; it is split into chunks whose size
 //! depends only on the geometry (never on the thread count), each chunk is one GEMM with the
 //! chunk's images side by side along the reduction axis, and the chunk partials are added in
 //! chunk order. The bias gradient is one sequential f64 sum per output channel.
 
 use rayon::prelude::*;
+use std::cell::Cell;
 
 use crate::gemm::gemm;
 
@@ -35,16 +37,27 @@ use crate::gemm::gemm;
 /// `[out_channels, in_channels, kernel_h, kernel_w]`, output `[batch, out_channels, out_h, out_w]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dGeometry {
+    /// Number of images in the batch (`N`).
     pub batch: usize,
+    /// Channels of each input image (`C_in`).
     pub in_channels: usize,
+    /// Input height in pixels, before padding.
     pub in_h: usize,
+    /// Input width in pixels, before padding.
     pub in_w: usize,
+    /// Number of filters, i.e. channels of the output (`C_out`).
     pub out_channels: usize,
+    /// Filter height. Must be at least 1 and at most `in_h + 2 * pad_h`.
     pub kernel_h: usize,
+    /// Filter width. Must be at least 1 and at most `in_w + 2 * pad_w`.
     pub kernel_w: usize,
+    /// Vertical step between windows, at least 1.
     pub stride_h: usize,
+    /// Horizontal step between windows, at least 1.
     pub stride_w: usize,
+    /// Zero rows added above and below the input.
     pub pad_h: usize,
+    /// Zero columns added left and right of the input.
     pub pad_w: usize,
 }
 
@@ -256,8 +269,50 @@ pub fn col2im(g: &Conv2dGeometry, cols: &[f32], image: &mut [f32]) {
     col2im_ld(g, cols, g.col_cols(), image);
 }
 
+thread_local! {
+    // Scratch for im2col matrices and staged outputs, kept between calls: allocating (and
+    // zeroing) megabytes per rayon task cost more than some of the GEMMs it fed.
+    static SCRATCH: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with two scratch slices of `first` and `second` floats from this thread's reusable
+/// buffers. They hold whatever an earlier call left: `f` must write before it reads. A task
+/// that rayon runs on this thread while `f` waits finds the buffers taken and gets new ones.
+fn with_scratch<R>(first: usize, second: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    let (mut a, mut b) = SCRATCH.take();
+    if a.len() < first {
+        a.resize(first, 0.0);
+    }
+    if b.len() < second {
+        b.resize(second, 0.0);
+    }
+    let result = f(&mut a[..first], &mut b[..second]);
+    SCRATCH.set((a, b));
+    result
+}
+
+/// GEMM columns a group of images should give at least. One image of a late layer has few
+/// output positions (LeNet-5's third convolution has one), and a GEMM only a few columns wide
+/// wastes most of each vector register; laying several images' columns side by side fixes that.
+const GROUP_COLUMNS: usize = 512;
+/// Largest im2col scratch of a group, in floats (8 MiB).
+const GROUP_COLS_BUDGET: usize = 2 << 20;
+
+/// Images per forward or input-gradient GEMM: enough for `GROUP_COLUMNS` columns, within the
+/// scratch budget. Depends only on the geometry, so results never depend on the thread count.
+fn group_images(g: &Conv2dGeometry) -> usize {
+    let (k, p) = (g.col_rows().max(1), g.col_cols().max(1));
+    let wanted = GROUP_COLUMNS.div_ceil(p);
+    let affordable = (GROUP_COLS_BUDGET / (k * p)).max(1);
+    wanted.min(affordable).clamp(1, g.batch.max(1))
+}
+
 /// `y[n,co,oy,ox] = Σ_{ci,ki,kj} W[co,ci,ki,kj] * x[n,ci,oy*sh+ki-ph,ox*sw+kj-pw] + b[co]`
 /// (out-of-range input reads as 0). Overwrites `output`.
+///
+/// Per group of images: `cols [K, count·P]` (the images' im2col matrices side by side), one
+/// GEMM `Y~ [cout, count·P] = W [cout, K] · cols`, then `Y~` is scattered to `[count, cout, P]`.
+/// A single image skips the scatter, and a 1x1 convolution the im2col.
 pub fn conv2d_forward(
     g: &Conv2dGeometry,
     input: &[f32],
@@ -277,35 +332,64 @@ pub fn conv2d_forward(
         return;
     }
     let (k, p, cout) = (g.col_rows(), g.col_cols(), g.out_channels);
-    let pointwise = g.is_pointwise();
+    let group = group_images(g);
+    let pointwise = g.is_pointwise() && group == 1;
     output
-        .par_chunks_mut(cout * p)
-        .zip(input.par_chunks(g.image_len()))
-        .for_each_init(
-            || vec![0.0f32; if pointwise { 0 } else { k * p }],
-            |cols, (y, x)| {
+        .par_chunks_mut(group * cout * p)
+        .zip(input.par_chunks(group * g.image_len()))
+        .for_each(|(y, x)| {
+            let cols_len = if pointwise { 0 } else { k * group * p };
+            let staged_len = if group > 1 { cout * group * p } else { 0 };
+            with_scratch(cols_len, staged_len, |cols, staged| {
+                let count = x.len() / g.image_len();
+                let ld = count * p;
                 let b_mat: &[f32] = if pointwise {
                     x
                 } else {
-                    im2col_ld(g, x, cols, p);
-                    cols
-                };
-                // Seeding y with the bias and accumulating (beta = 1) saves a second pass.
-                let beta = match bias {
-                    Some(b) => {
-                        for (row, &bv) in y.chunks_exact_mut(p).zip(b) {
-                            row.fill(bv);
-                        }
-                        1.0
+                    for (i, image) in x.chunks_exact(g.image_len()).enumerate() {
+                        im2col_ld(g, image, &mut cols[i * p..], ld);
                     }
-                    None => 0.0,
+                    &cols[..k * ld]
                 };
-                gemm(cout, p, k, 1.0, weight, k, 1, b_mat, p, 1, beta, y, p, 1);
-            },
-        );
+                if count == 1 {
+                    // Seeding y with the bias and accumulating (beta = 1) saves a second pass.
+                    let beta = match bias {
+                        Some(b) => {
+                            for (row, &bv) in y.chunks_exact_mut(p).zip(b) {
+                                row.fill(bv);
+                            }
+                            1.0
+                        }
+                        None => 0.0,
+                    };
+                    gemm(cout, p, k, 1.0, weight, k, 1, b_mat, p, 1, beta, y, p, 1);
+                    return;
+                }
+                let staged = &mut staged[..cout * ld];
+                gemm(
+                    cout, ld, k, 1.0, weight, k, 1, b_mat, ld, 1, 0.0, staged, ld, 1,
+                );
+                for (i, y_image) in y.chunks_exact_mut(cout * p).enumerate() {
+                    for (co, y_row) in y_image.chunks_exact_mut(p).enumerate() {
+                        let src = &staged[co * ld + i * p..co * ld + (i + 1) * p];
+                        match bias {
+                            Some(b) => {
+                                for (d, s) in y_row.iter_mut().zip(src) {
+                                    *d = s + b[co];
+                                }
+                            }
+                            None => y_row.copy_from_slice(src),
+                        }
+                    }
+                }
+            })
+        });
 }
 
-/// `dX = col2im(Wᵀ · dY)` per image. Overwrites `grad_input`.
+/// `dX = col2im(Wᵀ · dY)`. Overwrites `grad_input`.
+///
+/// Per group of images: `dY` is gathered to `[cout, count·P]`, one GEMM gives
+/// `dcols [K, count·P] = Wᵀ · dY`, and each image's slice of `dcols` is folded back by col2im.
 pub fn conv2d_backward_input(
     g: &Conv2dGeometry,
     grad_output: &[f32],
@@ -321,35 +405,157 @@ pub fn conv2d_backward_input(
         return;
     }
     let (k, p, cout) = (g.col_rows(), g.col_cols(), g.out_channels);
-    let pointwise = g.is_pointwise();
+    let group = group_images(g);
+    let pointwise = g.is_pointwise() && group == 1;
     grad_input
-        .par_chunks_mut(g.image_len())
-        .zip(grad_output.par_chunks(cout * p))
-        .for_each_init(
-            || vec![0.0f32; if pointwise { 0 } else { k * p }],
-            |dcols, (dx, dy)| {
+        .par_chunks_mut(group * g.image_len())
+        .zip(grad_output.par_chunks(group * cout * p))
+        .for_each(|(dx, dy)| {
+            let dcols_len = if pointwise { 0 } else { k * group * p };
+            let gathered_len = if group > 1 { cout * group * p } else { 0 };
+            with_scratch(dcols_len, gathered_len, |dcols, gathered| {
+                let count = dx.len() / g.image_len();
+                let ld = count * p;
                 // Wᵀ is read in place: element (kk, co) of Wᵀ is weight[co*K + kk].
                 if pointwise {
                     gemm(k, p, cout, 1.0, weight, 1, k, dy, p, 1, 0.0, dx, p, 1);
-                } else {
-                    gemm(k, p, cout, 1.0, weight, 1, k, dy, p, 1, 0.0, dcols, p, 1);
-                    dx.fill(0.0);
-                    col2im_ld(g, dcols, p, dx);
+                    return;
                 }
-            },
-        );
+                let dy_mat: &[f32] = if count == 1 {
+                    dy
+                } else {
+                    for (i, dy_image) in dy.chunks_exact(cout * p).enumerate() {
+                        for (co, row) in dy_image.chunks_exact(p).enumerate() {
+                            gathered[co * ld + i * p..co * ld + (i + 1) * p].copy_from_slice(row);
+                        }
+                    }
+                    &gathered[..cout * ld]
+                };
+                let dcols = &mut dcols[..k * ld];
+                gemm(
+                    k, ld, cout, 1.0, weight, 1, k, dy_mat, ld, 1, 0.0, dcols, ld, 1,
+                );
+                dx.fill(0.0);
+                for (i, dx_image) in dx.chunks_exact_mut(g.image_len()).enumerate() {
+                    col2im_ld(g, &dcols[i * p..], ld, dx_image);
+                }
+            })
+        });
 }
 
-/// Images per weight-gradient chunk. Four images already give each GEMM a long reduction
-/// (4*oh*ow) while batch 100 still yields 25 chunks to spread over threads; fewer images when
-/// one image's im2col is large, so a chunk's scratch stays around 8 MiB. It depends only on
-/// the geometry, never on the thread count: that is what makes the summation order, and so
-/// the bits of dW, the same at any thread count.
+/// Images per weight-gradient chunk: enough that each GEMM reduces over at least
+/// `GROUP_COLUMNS` positions (and at least four images), with the chunk's scratch around
+/// 8 MiB. Batch 100 of a 14x14 layer still yields 17 chunks to spread over threads. It depends
+/// only on the geometry, never on the thread count: that is what makes the summation order, and
+/// so the bits of dW, the same at any thread count.
 fn wgrad_chunk_images(g: &Conv2dGeometry) -> usize {
-    const MAX_IMAGES: usize = 4;
-    const COLS_BUDGET: usize = 2 << 20; // floats
     let per_image = (g.col_rows() * g.col_cols()).max(1);
-    (COLS_BUDGET / per_image).clamp(1, MAX_IMAGES)
+    let wanted = GROUP_COLUMNS.div_ceil(g.col_cols().max(1)).max(4);
+    wanted
+        .min(GROUP_COLS_BUDGET / per_image)
+        .clamp(1, g.batch.max(1))
+}
+
+/// Weight gradients with at most this many elements (`cout · K`) use [`dot_products`]: on the
+/// zoo's layers it is as fast or faster up to CNN3L's 12,800 (32 filters of 400 taps), while a
+/// packed GEMM wins for LeNet-5's 48,000-element third convolution.
+const SMALL_WEIGHT_GRADIENT: usize = 16_384;
+
+/// `C[i,j] = Σ_q A[i,q]·B[j,q]` for row-major `A [m, len]`, `B [n, len]`, `C [m, n]`.
+///
+/// The shape of a first layer's weight gradient: 6..16 filters of 9..25 taps, each a sum over
+/// thousands of positions. A packed GEMM vectorises along the output, of which there is too
+/// little here, and must transpose both operands to do it; this vectorises along the
+/// reduction, which both operands already hold contiguously. Lanes are combined in a fixed
+/// order, so the result never depends on the thread count.
+fn dot_products(m: usize, n: usize, len: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= m * len && b.len() >= n * len && c.len() >= m * n);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked above); the lengths are asserted.
+            return unsafe { dot_products_avx512(m, n, len, a, b, c) };
+        }
+    }
+    dot_products_portable(m, n, len, a, b, c);
+}
+
+/// [`dot_products`] for any CPU.
+fn dot_products_portable(m: usize, n: usize, len: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    for i in 0..m {
+        for j in 0..n {
+            let (x, y) = (&a[i * len..(i + 1) * len], &b[j * len..(j + 1) * len]);
+            // Eight running sums, combined pairwise: a fixed order the compiler can vectorise.
+            let mut lanes = [0.0f32; 8];
+            for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+                for l in 0..8 {
+                    lanes[l] += xs[l] * ys[l];
+                }
+            }
+            let tail: f32 = (len / 8 * 8..len).map(|q| x[q] * y[q]).sum();
+            let quads = [
+                lanes[0] + lanes[4],
+                lanes[1] + lanes[5],
+                lanes[2] + lanes[6],
+                lanes[3] + lanes[7],
+            ];
+            c[i * n + j] = ((quads[0] + quads[2]) + (quads[1] + quads[3])) + tail;
+        }
+    }
+}
+
+/// [`dot_products`] with AVX-512: 2 rows of `A` by 4 rows of `B` per pass, eight accumulators
+/// of sixteen lanes sharing six loads per step.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `a`, `b`, `c` must hold `m·len`, `n·len`, `m·n` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_products_avx512(m: usize, n: usize, len: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let full = len / 16 * 16;
+    // Lanes past `len` in the last step are masked off (read as zero).
+    let tail_mask: __mmask16 = ((1u32 << (len - full)) - 1) as __mmask16;
+    for i0 in (0..m).step_by(2) {
+        for j0 in (0..n).step_by(4) {
+            // Ragged edges repeat the last row; only valid outputs are stored.
+            let ra = [i0, (i0 + 1).min(m - 1)];
+            let rb = [
+                j0,
+                (j0 + 1).min(n - 1),
+                (j0 + 2).min(n - 1),
+                (j0 + 3).min(n - 1),
+            ];
+            let pa = ra.map(|r| a.as_ptr().add(r * len));
+            let pb = rb.map(|r| b.as_ptr().add(r * len));
+            let mut acc = [[_mm512_setzero_ps(); 4]; 2];
+            let mut q = 0;
+            while q < full {
+                let av = pa.map(|p| _mm512_loadu_ps(p.add(q)));
+                let bv = pb.map(|p| _mm512_loadu_ps(p.add(q)));
+                for r in 0..2 {
+                    for s in 0..4 {
+                        acc[r][s] = _mm512_fmadd_ps(av[r], bv[s], acc[r][s]);
+                    }
+                }
+                q += 16;
+            }
+            if full < len {
+                let av = pa.map(|p| _mm512_maskz_loadu_ps(tail_mask, p.add(q)));
+                let bv = pb.map(|p| _mm512_maskz_loadu_ps(tail_mask, p.add(q)));
+                for r in 0..2 {
+                    for s in 0..4 {
+                        acc[r][s] = _mm512_fmadd_ps(av[r], bv[s], acc[r][s]);
+                    }
+                }
+            }
+            for r in 0..(m - i0).min(2) {
+                for s in 0..(n - j0).min(4) {
+                    c[(i0 + r) * n + j0 + s] = _mm512_reduce_add_ps(acc[r][s]);
+                }
+            }
+        }
+    }
 }
 
 /// `dW = Σ_n dY_n · cols_nᵀ`, `db[co] = Σ_{n,oy,ox} dY[n,co,oy,ox]`. Overwrites `grad_weight`
@@ -403,32 +609,33 @@ pub fn conv2d_backward_weight(
         partials[..this_wave * wlen]
             .par_chunks_mut(wlen)
             .enumerate()
-            .for_each_init(
-                || (vec![0.0f32; k * chunk * p], vec![0.0f32; cout * chunk * p]),
-                |(cols, dys), (j, part)| {
+            .for_each(|(j, part)| {
+                with_scratch(k * chunk * p, cout * chunk * p, |cols, dys| {
                     let first = (wave_start + j) * chunk;
                     let count = chunk.min(g.batch - first);
                     // Lay the chunk's images side by side: cols [K, count*P] and
-                    // dY [cout, count*P], so one GEMM reduces over all of them.
+                    // dY [cout, count*P], so one product reduces over all of them.
                     let ld = count * p;
                     for i in 0..count {
                         let n = first + i;
-                        im2col_ld(
-                            g,
-                            &input[n * in_img..(n + 1) * in_img],
-                            &mut cols[i * p..],
-                            ld,
-                        );
+                        let image = &input[n * in_img..(n + 1) * in_img];
+                        im2col_ld(g, image, &mut cols[i * p..], ld);
                         let dy = &grad_output[n * out_img..(n + 1) * out_img];
                         for co in 0..cout {
                             dys[co * ld + i * p..co * ld + (i + 1) * p]
                                 .copy_from_slice(&dy[co * p..(co + 1) * p]);
                         }
                     }
-                    // part[co, kk] = Σ_q dys[co, q] * cols[kk, q]: cols read transposed.
-                    gemm(cout, k, ld, 1.0, dys, ld, 1, cols, 1, ld, 0.0, part, k, 1);
-                },
-            );
+                    // part[co, kk] = Σ_q dys[co, q] * cols[kk, q]: both operands have the
+                    // reduction contiguous. A small dW is a few hundred long dot products;
+                    // a packed GEMM would spend its time transposing the operands.
+                    if wlen <= SMALL_WEIGHT_GRADIENT {
+                        dot_products(cout, k, ld, &dys[..cout * ld], &cols[..k * ld], part);
+                    } else {
+                        gemm(cout, k, ld, 1.0, dys, ld, 1, cols, 1, ld, 0.0, part, k, 1);
+                    }
+                })
+            });
         // Add the partials in chunk order; each task owns a block of dW elements.
         const BLOCK: usize = 4096;
         let parts = &partials[..this_wave * wlen];
@@ -448,5 +655,53 @@ pub fn conv2d_backward_weight(
                     }
                 }
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both versions of `dot_products` against an f64 loop, on ragged sizes (rows and columns
+    /// not multiples of the 2x4 blocking, lengths not multiples of 8 or 16).
+    #[test]
+    fn dot_products_match_an_f64_loop() {
+        for (m, n, len) in [
+            (1, 1, 1),
+            (3, 5, 17),
+            (6, 25, 3136),
+            (7, 9, 40),
+            (16, 25, 15),
+        ] {
+            let a: Vec<f32> = (0..m * len)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+                .collect();
+            let b: Vec<f32> = (0..n * len)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 24.0)
+                .collect();
+            let want: Vec<f64> = (0..m * n)
+                .map(|o| {
+                    let (i, j) = (o / n, o % n);
+                    (0..len)
+                        .map(|q| a[i * len + q] as f64 * b[j * len + q] as f64)
+                        .sum()
+                })
+                .collect();
+            let (mut fast, mut portable) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            dot_products(m, n, len, &a, &b, &mut fast);
+            dot_products_portable(m, n, len, &a, &b, &mut portable);
+            for (o, &w) in want.iter().enumerate() {
+                let scale: f64 = (0..len)
+                    .map(|q| (a[(o / n) * len + q] as f64 * b[(o % n) * len + q] as f64).abs())
+                    .sum::<f64>()
+                    .max(1.0);
+                for (name, got) in [("dispatched", fast[o]), ("portable", portable[o])] {
+                    assert!(
+                        (got as f64 - w).abs() <= 1e-5 * scale,
+                        "{name} m={m} n={n} len={len} output {o}: {got} vs {w}"
+                    );
+                }
+            }
+        }
     }
 }

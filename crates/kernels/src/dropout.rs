@@ -82,6 +82,75 @@ fn block_words(seed: u64, block: u64) -> [u32; 4] {
     )
 }
 
+/// Blocks evaluated side by side by [`block_words_lanes`].
+const LANES: usize = 16;
+
+/// [`block_words`] for the `LANES` blocks `first..first + LANES`, structure-of-arrays: word `j`
+/// of block `first + l` is `words[j][l]`. The same arithmetic as [`philox4x32_10`], written
+/// lane by lane so the compiler turns each step into vector instructions; one block at a
+/// time, ten dependent rounds of 64-bit multiplies leave the CPU waiting.
+#[inline(always)]
+fn block_words_lanes_body(seed: u64, first: u64) -> [[u32; LANES]; 4] {
+    let mut c0: [u32; LANES] = std::array::from_fn(|l| (first + l as u64) as u32);
+    let mut c1: [u32; LANES] = std::array::from_fn(|l| ((first + l as u64) >> 32) as u32);
+    let mut c2 = [0u32; LANES];
+    let mut c3 = [0u32; LANES];
+    let mut k = [seed as u32, (seed >> 32) as u32];
+    for round in 0..10 {
+        if round > 0 {
+            k = [k[0].wrapping_add(W0), k[1].wrapping_add(W1)];
+        }
+        for l in 0..LANES {
+            let p0 = M0 as u64 * c0[l] as u64;
+            let p1 = M1 as u64 * c2[l] as u64;
+            let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
+            let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
+            c0[l] = hi1 ^ c1[l] ^ k[0];
+            c1[l] = lo1;
+            c2[l] = hi0 ^ c3[l] ^ k[1];
+            c3[l] = lo0;
+        }
+    }
+    [c0, c1, c2, c3]
+}
+
+/// [`block_words_lanes_body`], compiled for AVX-512 where the CPU has it: sixteen 32-bit lanes
+/// and 64-bit products eight at a time, against two with the baseline x86-64 instructions.
+fn block_words_lanes(seed: u64, first: u64) -> [[u32; LANES]; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(seed: u64, first: u64) -> [[u32; LANES]; 4] {
+            block_words_lanes_body(seed, first)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { avx512(seed, first) };
+        }
+    }
+    block_words_lanes_body(seed, first)
+}
+
+/// Calls `f(i, u_i)` for every element `i` of `0..len` of the chunk starting at element
+/// `first_element` (a multiple of 4), `u_i` being element `first_element + i`'s uniform.
+#[inline]
+fn for_each_uniform(seed: u64, first_element: usize, len: usize, mut f: impl FnMut(usize, f32)) {
+    let first_block = (first_element / 4) as u64;
+    let full = len / (4 * LANES) * (4 * LANES);
+    for start in (0..full).step_by(4 * LANES) {
+        let words = block_words_lanes(seed, first_block + (start / 4) as u64);
+        for l in 0..LANES {
+            for (j, word) in words.iter().enumerate() {
+                f(start + 4 * l + j, word_to_uniform(word[l]));
+            }
+        }
+    }
+    for i in full..len {
+        let words = block_words(seed, first_block + (i / 4) as u64);
+        f(i, word_to_uniform(words[i % 4]));
+    }
+}
+
 /// A 32-bit random word as an exact multiple of 2^-24 in `[0, 1)`.
 #[inline]
 fn word_to_uniform(word: u32) -> f32 {
@@ -113,13 +182,9 @@ pub fn dropout_mask(seed: u64, p: f32, out: &mut [f32]) {
     out.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(chunk, values)| {
-            let first_block = (chunk * CHUNK / 4) as u64;
-            for (b, quad) in values.chunks_mut(4).enumerate() {
-                let words = block_words(seed, first_block + b as u64);
-                for (v, &w) in quad.iter_mut().zip(&words) {
-                    *v = if word_to_uniform(w) >= p { scale } else { 0.0 };
-                }
-            }
+            for_each_uniform(seed, chunk * CHUNK, values.len(), |i, u| {
+                values[i] = if u >= p { scale } else { 0.0 };
+            });
         });
 }
 
@@ -141,13 +206,9 @@ pub fn dropout_forward(seed: u64, p: f32, x: &[f32], y: &mut [f32]) {
         .zip(x.par_chunks(CHUNK))
         .enumerate()
         .for_each(|(chunk, (ys, xs))| {
-            let first_block = (chunk * CHUNK / 4) as u64;
-            for (b, (yq, xq)) in ys.chunks_mut(4).zip(xs.chunks(4)).enumerate() {
-                let words = block_words(seed, first_block + b as u64);
-                for ((o, &v), &w) in yq.iter_mut().zip(xq).zip(&words) {
-                    let mask = if word_to_uniform(w) >= p { scale } else { 0.0 };
-                    *o = v * mask;
-                }
-            }
+            for_each_uniform(seed, chunk * CHUNK, ys.len(), |i, u| {
+                let mask = if u >= p { scale } else { 0.0 };
+                ys[i] = xs[i] * mask;
+            });
         });
 }

@@ -22,12 +22,17 @@ const CHUNK: usize = 1 << 14;
 pub enum UnaryOp {
     /// `x` (a strided copy: this is how views become contiguous).
     Identity,
+    /// `-x`.
     Neg,
+    /// `e^x`.
     Exp,
     /// Natural logarithm.
     Log,
+    /// Square root (NaN for negative `x`).
     Sqrt,
+    /// `max(x, 0)`.
     Relu,
+    /// Hyperbolic tangent.
     Tanh,
     /// `1 / (1 + e^-x)`, computed without overflow for large |x|.
     Sigmoid,
@@ -44,9 +49,13 @@ pub enum UnaryOp {
 /// A function of two values.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BinaryOp {
+    /// `a + b`.
     Add,
+    /// `a - b`.
     Sub,
+    /// `a * b`.
     Mul,
+    /// `a / b`.
     Div,
     /// `a` where `b > 0`, else 0: the ReLU backward with `a = dy`, `b = x`.
     ReluBackward,
@@ -117,8 +126,12 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     // Below -87 the result is subnormal, above 88 it overflows: clamp to keep 2ⁿ representable.
+    let x_unclamped = x;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // Round to nearest by adding and subtracting 1.5·2²³: unlike `f32::round`, which is a
+    // libm call on baseline x86-64, this stays a vector add, so the loop vectorises.
+    const ROUNDER: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + ROUNDER) - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -126,7 +139,13 @@ pub fn exp_f32(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    f32::from_bits(((n as i32 + 127) as u32) << 23) * p
+    let e = f32::from_bits(((n as i32 + 127) as u32) << 23) * p;
+    // Below the clamp the true value is under 1.7e-38: flush it to zero, as GPUs do.
+    if x_unclamped < -87.0 {
+        0.0
+    } else {
+        e
+    }
 }
 
 /// `tanh x` in f32 to within a few ulp, vectorisable like [`exp_f32`]. Near zero the odd Taylor
@@ -147,13 +166,14 @@ pub fn tanh_f32(x: f32) -> f32 {
     r.copysign(x)
 }
 
-/// The logistic function, written so that neither branch can overflow `exp`.
+/// The logistic function. `e = exp(-|x|)` never overflows, and each side uses the form without
+/// cancellation: `1 / (1 + e)` for x ≥ 0, `e / (1 + e)` below. Branch-free, so it vectorises.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
+    let e = exp_f32(-x.abs());
     if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
+        1.0 / (1.0 + e)
     } else {
-        let e = x.exp();
         e / (1.0 + e)
     }
 }

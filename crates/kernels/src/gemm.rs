@@ -491,14 +491,18 @@ fn pack_panel(dst: &mut [f32], lanes: usize, kc: usize, src: Operand, base: usiz
         // Each step is a contiguous run of lanes (e.g. a row of a row-major B).
         for (p, group) in dst.chunks_exact_mut(lanes).enumerate() {
             let run = &data[base + p * step_stride..][..width];
-            if width.is_multiple_of(8) {
-                // Fixed 8-float chunks compile to a few vector moves; a `copy_from_slice` of
-                // the runtime length would be a `memcpy` call per step.
-                for (d, s) in group.chunks_exact_mut(8).zip(run.chunks_exact(8)) {
-                    d.copy_from_slice(s);
-                }
-            } else {
-                group[..width].copy_from_slice(run);
+            // Fixed 8-float chunks compile to a few vector moves; a `copy_from_slice` of the
+            // runtime length would be a `memcpy` call per step. The ragged end goes element
+            // by element for the same reason.
+            let whole = width / 8 * 8;
+            for (d, s) in group[..whole]
+                .chunks_exact_mut(8)
+                .zip(run[..whole].chunks_exact(8))
+            {
+                d.copy_from_slice(s);
+            }
+            for (d, &s) in group[whole..width].iter_mut().zip(&run[whole..]) {
+                *d = s;
             }
         }
     } else if step_stride == 1 {

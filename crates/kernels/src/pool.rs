@@ -24,15 +24,26 @@ use rayon::prelude::*;
 /// `[batch, channels, out_h, out_w]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2dGeometry {
+    /// Number of images in the batch (`N`).
     pub batch: usize,
+    /// Channels per image (`C`); pooling keeps them, each plane is pooled on its own.
     pub channels: usize,
+    /// Input height in pixels, at least 1, before padding.
     pub in_h: usize,
+    /// Input width in pixels, at least 1, before padding.
     pub in_w: usize,
+    /// Window height, at least 1.
     pub kernel_h: usize,
+    /// Window width, at least 1.
     pub kernel_w: usize,
+    /// Vertical step between windows, at least 1 (PyTorch's default is the kernel size).
     pub stride_h: usize,
+    /// Horizontal step between windows, at least 1.
     pub stride_w: usize,
+    /// Implicit padding rows above and below (`-inf` for max, zeros for average); at most
+    /// `kernel_h / 2`.
     pub pad_h: usize,
+    /// Implicit padding columns left and right; at most `kernel_w / 2`.
     pub pad_w: usize,
 }
 
@@ -90,6 +101,19 @@ impl Pool2dGeometry {
         }
     }
 
+    /// 2x2 windows at stride 2 without padding (every pooling layer of the zoo): the windows
+    /// tile the plane, and the kernels take a path without per-window clipping.
+    fn is_2x2_tiling(&self) -> bool {
+        (
+            self.kernel_h,
+            self.kernel_w,
+            self.stride_h,
+            self.stride_w,
+            self.pad_h,
+            self.pad_w,
+        ) == (2, 2, 2, 2, 0, 0)
+    }
+
     /// Planes per rayon task: enough that each task touches at least a few thousand
     /// elements, so tiny planes do not drown in scheduling overhead.
     fn min_planes(&self) -> usize {
@@ -132,6 +156,9 @@ pub fn max_pool2d_forward(
         .zip(input.par_chunks(hw))
         .with_min_len(g.min_planes())
         .for_each(|((y, am), x)| {
+            if g.is_2x2_tiling() {
+                return max_pool_2x2(g.in_w, ow, x, y, am);
+            }
             for oy in 0..oh {
                 for ox in 0..ow {
                     let (y0, y1, x0, x1) = g.window(oy, ox);
@@ -154,6 +181,33 @@ pub fn max_pool2d_forward(
                 }
             }
         });
+}
+
+/// Max pooling of one plane over 2x2 tiles at stride 2: the first largest value of each tile in
+/// reading order, as the general loop picks it (a NaN wins over numbers and then stays).
+fn max_pool_2x2(in_w: usize, ow: usize, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    for (oy, (y_row, am_row)) in y
+        .chunks_exact_mut(ow)
+        .zip(argmax.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let top = 2 * oy * in_w;
+        let bottom = top + in_w;
+        for (ox, (out, am)) in y_row.iter_mut().zip(am_row.iter_mut()).enumerate() {
+            let (mut best_i, mut best) = (top + 2 * ox, x[top + 2 * ox]);
+            for i in [top + 2 * ox + 1, bottom + 2 * ox, bottom + 2 * ox + 1] {
+                let v = x[i];
+                // Non-short-circuit `|` and selects instead of branches: on real activations
+                // which element wins is a coin toss, and mispredicted branches cost more than
+                // the comparisons.
+                let take = (v > best) | (v.is_nan() & !best.is_nan());
+                best = if take { v } else { best };
+                best_i = if take { i } else { best_i };
+            }
+            *out = best;
+            *am = best_i as u32;
+        }
+    }
 }
 
 /// Scatters `grad_output` to the argmax positions. Overwrites `grad_input` (zero elsewhere);
@@ -211,6 +265,21 @@ pub fn avg_pool2d_forward(
         .zip(input.par_chunks(g.in_h * g.in_w))
         .with_min_len(g.min_planes())
         .for_each(|(y, x)| {
+            if g.is_2x2_tiling() {
+                // Same additions in the same order as the general loop below.
+                for (oy, y_row) in y.chunks_exact_mut(ow).enumerate() {
+                    let top = &x[2 * oy * g.in_w..][..2 * ow];
+                    let bottom = &x[(2 * oy + 1) * g.in_w..][..2 * ow];
+                    for ((out, t), b) in y_row
+                        .iter_mut()
+                        .zip(top.chunks_exact(2))
+                        .zip(bottom.chunks_exact(2))
+                    {
+                        *out = ((t[0] + t[1]) + (b[0] + b[1])) / 4.0;
+                    }
+                }
+                return;
+            }
             for oy in 0..oh {
                 for ox in 0..ow {
                     let win = g.window(oy, ox);
@@ -246,6 +315,17 @@ pub fn avg_pool2d_backward(
         .with_min_len(g.min_planes())
         .for_each(|(dx, dy)| {
             dx.fill(0.0);
+            if g.is_2x2_tiling() {
+                for (oy, dy_row) in dy.chunks_exact(ow).enumerate() {
+                    for row in [2 * oy, 2 * oy + 1] {
+                        let dx_row = &mut dx[row * g.in_w..][..2 * ow];
+                        for (pair, &d) in dx_row.chunks_exact_mut(2).zip(dy_row) {
+                            pair.fill(d / 4.0);
+                        }
+                    }
+                }
+                return;
+            }
             for oy in 0..oh {
                 for ox in 0..ow {
                     let win = g.window(oy, ox);

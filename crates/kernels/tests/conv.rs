@@ -208,6 +208,9 @@ fn random_geometries() -> Vec<Conv2dGeometry> {
         geom(3, 2, 13, 6, 3, 5, 3, (3, 1), (0, 1)),
         geom(1, 16, 10, 10, 32, 5, 5, (1, 1), (2, 2)),
         geom(19, 2, 6, 6, 3, 3, 3, (1, 1), (0, 0)), // several weight-grad chunks, ragged tail
+        geom(1, 3, 7, 7, 5, 1, 1, (1, 1), (0, 0)),  // single-image pointwise path
+        geom(5, 2, 20, 20, 3, 3, 3, (1, 1), (1, 1)), // groups of 2 images, ragged last group
+        geom(7, 4, 5, 5, 6, 5, 5, (1, 1), (0, 0)),  // one output per image, all in one GEMM
     ]
 }
 
