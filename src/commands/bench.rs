@@ -1,4 +1,5 @@
-//! `strata bench gemm`: GFLOP/s of the GEMM ladder on this machine.
+//! `strata bench gemm|train|layers`: GFLOP/s of the GEMM ladder, seconds per epoch, and where a
+//! training step's time goes, layer by layer.
 
 use std::time::Duration;
 use strata::bench::{gemm_problems, measure_gemm};
@@ -9,8 +10,11 @@ pub struct Args {
     /// What to measure.
     #[arg(value_enum)]
     target: Target,
-    /// For `train`: the networks to time [default: every MNIST network].
+    /// For `train` and `layers`: the networks to time [default: every MNIST network].
     models: Vec<String>,
+    /// For `layers`: examples per batch [default: the recipe's].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// For `train`: epochs to time per network (the figure is the mean).
     #[arg(long, default_value_t = 1)]
     epochs: usize,
@@ -30,6 +34,9 @@ pub struct Args {
     /// Only rows whose label contains this text.
     #[arg(long)]
     only: Option<String>,
+    /// For `gemm`: `cpu`, or `cuda` / `cuda:N` to time the CUDA GEMM ladder on a GPU.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -38,13 +45,101 @@ enum Target {
     Gemm,
     /// Seconds per training epoch and per test pass of the networks, with their recipes.
     Train,
+    /// Each layer's forward and backward time in a training step, GFLOP/s and share of peak.
+    Layers,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
     match args.target {
         Target::Gemm => bench_gemm(args),
         Target::Train => bench_train(args),
+        Target::Layers => bench_layers(args),
     }
+}
+
+fn model_names(args: &Args) -> Vec<String> {
+    use strata_models::zoo::{zoo, DataKind};
+    if args.models.is_empty() {
+        zoo()
+            .into_iter()
+            .filter(|e| e.recipe.data == DataKind::Mnist)
+            .map(|e| e.name.to_string())
+            .collect()
+    } else {
+        args.models.clone()
+    }
+}
+
+fn bench_layers(args: &Args) -> Result<(), String> {
+    use strata::profile::{measured_peak_gflops, profile_model};
+    use strata_models::zoo::find;
+    if args.batch_size == Some(0) {
+        return Err("--batch-size must be at least 1".into());
+    }
+    let budget = Duration::from_secs_f64(args.seconds.max(0.01));
+    let peak = measured_peak_gflops(budget);
+    println!(
+        "strata bench layers: one training step, {} threads; peak = best 1024³ GEMM = {peak:.1} GFLOP/s",
+        rayon::current_num_threads()
+    );
+    let ms = |s: f64| s * 1e3;
+    for name in model_names(args) {
+        let entry = find(&name)?;
+        let batch = args.batch_size.unwrap_or(entry.recipe.batch_size);
+        let profile = profile_model(&entry, batch, budget);
+        println!("\n{name}, batch {batch}");
+        println!(
+            "{:<12} {:<40} {:>17} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "layer", "", "output", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s", "% peak"
+        );
+        let mut total = 0.0;
+        for l in &profile.layers {
+            let rate = |flops: Option<f64>, s: f64| flops.filter(|_| s > 0.0).map(|f| f / s / 1e9);
+            let (fwd, bwd) = (
+                rate(l.forward_flops, l.forward_seconds),
+                rate(l.backward_flops, l.backward_seconds),
+            );
+            let seconds = l.forward_seconds + l.backward_seconds;
+            let all_flops = l.forward_flops.zip(l.backward_flops).map(|(f, b)| f + b);
+            let share = rate(all_flops, seconds).map(|r| 100.0 * r / peak);
+            let show = |v: Option<f64>, digits: usize| {
+                v.map_or("-".to_string(), |v| format!("{v:.digits$}"))
+            };
+            let mut description = l.description.clone();
+            description.truncate(40);
+            println!(
+                "{:<12} {:<40} {:>17} {:>9.3} {:>9.3} {:>9} {:>9} {:>6}",
+                l.name,
+                description,
+                format!("{:?}", l.output_shape),
+                ms(l.forward_seconds),
+                ms(l.backward_seconds),
+                show(fwd, 1),
+                show(bwd, 1),
+                show(share, 0)
+            );
+            total += seconds;
+        }
+        println!(
+            "{:<53} {:>17} {:>9.3}",
+            "loss, forward + backward",
+            "",
+            ms(profile.loss_seconds)
+        );
+        println!(
+            "{:<53} {:>17} {:>9.3}",
+            "optimizer step",
+            "",
+            ms(profile.optimizer_seconds)
+        );
+        total += profile.loss_seconds + profile.optimizer_seconds;
+        println!(
+            "sum of the parts {:.3} ms; a whole training step measured in one {:.3} ms",
+            ms(total),
+            ms(profile.step_seconds)
+        );
+    }
+    Ok(())
 }
 
 fn bench_train(args: &Args) -> Result<(), String> {
@@ -118,6 +213,55 @@ fn bench_train(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The CUDA GEMM ladder on one GPU: GFLOP/s per rung and as a fraction of the fastest rung.
+fn bench_gemm_cuda(args: &Args, ordinal: usize) -> Result<(), String> {
+    use std::time::Instant;
+    use strata::kernels::cuda::gpu::{GemmKernel, Gpu};
+    let gpu = Gpu::open(ordinal).map_err(|reason| {
+        format!("strata bench gemm --device cuda:{ordinal}: no usable GPU: {reason}")
+    })?;
+    println!(
+        "strata bench gemm on {gpu:?}: C = A·B, f32, row-major; GFLOP/s, best of launches over {:.1} s",
+        args.seconds
+    );
+    print!("{:<12}", "size");
+    for kernel in GemmKernel::LADDER {
+        print!(" {:>24}", kernel.name());
+    }
+    println!();
+    for &size in &args.sizes {
+        let (m, n, k) = (size, size, size);
+        let mut g = strata::tensor::Generator::seed(0);
+        let a = strata::tensor::Tensor::uniform(&[m, k], -1.0, 1.0, &mut g).to_vec();
+        let b = strata::tensor::Tensor::uniform(&[k, n], -1.0, 1.0, &mut g).to_vec();
+        let (da, db) = (gpu.upload(&a)?, gpu.upload(&b)?);
+        let mut dc = gpu.zeros(m * n)?;
+        let mut rates = Vec::new();
+        for kernel in GemmKernel::LADDER {
+            // The first launch compiles and loads the module: keep it out of the timing.
+            gpu.gemm(kernel, (m, n, k), &da, &db, &mut dc)?;
+            gpu.synchronize()?;
+            let budget = Duration::from_secs_f64(args.seconds);
+            let start = Instant::now();
+            let mut best = f64::INFINITY;
+            while start.elapsed() < budget || best.is_infinite() {
+                let t = Instant::now();
+                gpu.gemm(kernel, (m, n, k), &da, &db, &mut dc)?;
+                gpu.synchronize()?;
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            rates.push(2.0 * (m * n * k) as f64 / best / 1e9);
+        }
+        let fastest = rates.iter().cloned().fold(0.0, f64::max);
+        print!("{:<12}", format!("square {size}"));
+        for rate in &rates {
+            print!(" {:>14.1} ({:>5.1} %)", rate, 100.0 * rate / fastest);
+        }
+        println!();
+    }
+    Ok(())
+}
+
 fn bench_gemm(args: &Args) -> Result<(), String> {
     if args.sizes.contains(&0) {
         return Err("--sizes needs positive sizes, e.g. --sizes 256,512".into());
@@ -126,6 +270,23 @@ fn bench_gemm(args: &Args) -> Result<(), String> {
         return Err(format!(
             "--seconds {}: must be a positive number",
             args.seconds
+        ));
+    }
+    let device = args.device.trim().to_ascii_lowercase();
+    if let Some(rest) = device.strip_prefix("cuda") {
+        let ordinal = match rest.strip_prefix(':') {
+            None if rest.is_empty() => 0,
+            Some(n) => n
+                .parse()
+                .map_err(|_| format!("--device {}: expected cuda or cuda:N", args.device))?,
+            None => return Err(format!("--device {}: expected cuda or cuda:N", args.device)),
+        };
+        return bench_gemm_cuda(args, ordinal);
+    }
+    if device != "cpu" {
+        return Err(format!(
+            "--device {}: strata bench gemm runs on cpu, cuda or cuda:N",
+            args.device
         ));
     }
     let threads = rayon::current_num_threads();

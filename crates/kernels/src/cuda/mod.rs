@@ -12,6 +12,7 @@
 
 pub mod device;
 pub mod emu;
+pub mod gpu;
 pub mod nvrtc;
 pub mod ops;
 pub mod ptxas;

@@ -1,0 +1,64 @@
+//! The kernels on a real GPU against their CPU twins, at sizes the emulator cannot afford.
+//! Where no GPU is usable the tests print why and pass: the emulated checks in
+//! `cuda_emulated.rs` and `cuda_twins.rs` cover the kernels on every machine.
+
+use strata_kernels::cuda::gpu::{GemmKernel, Gpu};
+use strata_kernels::gemm::gemm;
+
+fn gpu_or_skip(test: &str) -> Option<Gpu> {
+    match Gpu::open(0) {
+        Ok(gpu) => {
+            println!("{test}: running on {gpu:?}");
+            Some(gpu)
+        }
+        Err(reason) => {
+            println!("{test}: skipped, no usable GPU: {reason}");
+            None
+        }
+    }
+}
+
+fn values(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i * 2_654_435_761 + seed * 40_503) % 2001) as f32 - 1000.0) / 1000.0)
+        .collect()
+}
+
+#[test]
+fn gemm_ladder_matches_the_cpu_on_large_and_ragged_shapes() {
+    let Some(gpu) = gpu_or_skip("gemm ladder") else {
+        return;
+    };
+    for (m, n, k) in [
+        (1, 1, 1),
+        (127, 129, 131),
+        (512, 384, 256),
+        (1024, 1024, 1024),
+    ] {
+        let (a, b) = (values(m * k, 1), values(k * n, 2));
+        let mut want = vec![0.0f32; m * n];
+        gemm(m, n, k, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut want, n, 1);
+        let (da, db) = (gpu.upload(&a).unwrap(), gpu.upload(&b).unwrap());
+        for kernel in GemmKernel::LADDER {
+            let mut dc = gpu.upload(&vec![f32::NAN; m * n]).unwrap();
+            gpu.gemm(kernel, (m, n, k), &da, &db, &mut dc).unwrap();
+            let got = gpu.download(&dc).unwrap();
+            // Both sides sum k products of numbers below 1 in f32, in different orders.
+            let tolerance = 1e-5 * (k as f32).sqrt() * 4.0;
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= tolerance * w.abs().max(1.0),
+                    "{} {m}x{n}x{k}: element {i} is {g}, the CPU says {w}",
+                    kernel.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn opening_a_device_past_the_last_one_is_an_error_not_a_panic() {
+    let message = Gpu::open(4096).unwrap_err();
+    assert!(!message.is_empty());
+    println!("cuda:4096: {message}");
+}
