@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data clean cuda-tools kernels-report
+.PHONY: all build test lint fmt bench demo data clean cuda-tools kernels-report examples doc fuzz
 
 all: build
 
@@ -31,6 +31,19 @@ test: cuda-tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	$(CARGO) test --workspace --release
+	$(MAKE) --no-print-directory examples doc
+
+## examples: run every program in examples/ (each checks its own result and fails loudly).
+EXAMPLES = backprop_by_hand custom_op train_lenet5 load_pytorch
+examples:
+	@for example in $(EXAMPLES); do \
+		echo "== example $$example"; \
+		$(CARGO) run --release --quiet --example $$example || exit 1; \
+	done
+
+## doc: the API documentation; any rustdoc warning is an error.
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
@@ -44,3 +57,20 @@ bench:
 
 clean:
 	$(CARGO) clean
+
+## fuzz: the IDX and CIFAR-10 readers and the checkpoint loader under libFuzzer, FUZZ_SECONDS
+## each (needs the nightly toolchain; installs cargo-fuzz when missing). A crash stops with its
+## input in fuzz/artifacts/TARGET/; new coverage accumulates in fuzz/corpus/TARGET/.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS = idx_reader cifar_reader checkpoint_loader
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	@mkdir -p fuzz/corpus/checkpoint_loader
+	@[ -e fuzz/corpus/checkpoint_loader/lenet5_pytorch.safetensors ] || \
+		cp crates/models/tests/fixtures/lenet5_pytorch.safetensors fuzz/corpus/checkpoint_loader/
+	@for target in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$target ($(FUZZ_SECONDS) s)"; \
+		mkdir -p fuzz/corpus/$$target; \
+		$(CARGO) +nightly fuzz run $$target fuzz/corpus/$$target fuzz/seeds/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done

@@ -25,13 +25,18 @@ pub fn best_seconds(budget: Duration, mut f: impl FnMut()) -> f64 {
 /// One GEMM `C[m,n] = A[m,k]·B[k,n]`, row-major and contiguous.
 #[derive(Clone, Debug)]
 pub struct GemmProblem {
+    /// Name shown in the results table, e.g. `square 512` or `lenet5 conv2 x100`.
     pub label: String,
+    /// Rows of `A` and `C`.
     pub m: usize,
+    /// Columns of `B` and `C`.
     pub n: usize,
+    /// The shared (reduction) dimension: columns of `A`, rows of `B`.
     pub k: usize,
 }
 
 impl GemmProblem {
+    /// Floating-point operations of one product: `2·m·n·k` (a multiply and an add per term).
     pub fn flops(&self) -> f64 {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64
     }
@@ -82,8 +87,11 @@ pub const NAIVE_FLOP_LIMIT: f64 = 2.0 * 512.0 * 512.0 * 512.0;
 
 /// GFLOP/s of strata's GEMM on all threads, on one thread, and of the naive loop.
 pub struct GemmRow {
+    /// GFLOP/s of strata's GEMM on the global rayon pool.
     pub all_threads: f64,
+    /// GFLOP/s of strata's GEMM on a one-thread pool.
     pub one_thread: f64,
+    /// GFLOP/s of the naive triple loop; `None` above [`NAIVE_FLOP_LIMIT`].
     pub naive: Option<f64>,
 }
 

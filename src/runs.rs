@@ -7,17 +7,29 @@ use strata_models::train::EpochReport;
 /// Everything `strata table` needs about a run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunResults {
+    /// Zoo name of the network, e.g. `lenet5`.
     pub model: String,
+    /// Dataset name as [`crate::datasets::DatasetChoice::name`] gives it.
     pub dataset: String,
+    /// Device the run trained on, e.g. `cpu`.
     pub device: String,
+    /// Worker threads of the rayon pool.
     pub threads: usize,
+    /// Seed of initialisation and shuffling.
     pub seed: u64,
+    /// Trainable parameters of the network.
     pub parameters: usize,
+    /// Layers with weights (see [`strata_models::zoo::ZooEntry::weight_layers`]).
     pub weight_layers: usize,
+    /// Hidden layers (see [`strata_models::zoo::ZooEntry::hidden_layers`]).
     pub hidden_layers: usize,
+    /// Training batch size.
     pub batch_size: usize,
+    /// The optimizer's short name (`sgd`, `adam`, `adamw`).
     pub optimizer: String,
+    /// Epochs the run was asked for; fewer are recorded while it runs or if it stopped early.
     pub planned_epochs: usize,
+    /// One report per completed epoch, in order.
     pub epochs: Vec<EpochReport>,
     /// The published test accuracy, when the run used the published dataset.
     pub published_accuracy: Option<f32>,
@@ -41,15 +53,20 @@ impl RunResults {
             + self.epochs.last().map_or(0.0, |e| e.test_seconds)
     }
 
+    /// Whether every planned epoch has been recorded.
     pub fn finished(&self) -> bool {
         self.epochs.len() >= self.planned_epochs
     }
 
+    /// Writes the results as pretty-printed JSON, atomically (a crash never leaves half a file).
+    /// The error message names the problem.
     pub fn save(&self, path: &Path) -> Result<(), String> {
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         strata_nn::checkpoint::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
     }
 
+    /// Reads a file written by [`RunResults::save`]. The error names the file and says whether it
+    /// could not be read or is not a results file.
     pub fn load(path: &Path) -> Result<RunResults, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         serde_json::from_str(&text)

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod devices;
 pub mod eval;
+pub mod explain;
 pub mod gradcheck;
 pub mod list;
 pub mod summary;

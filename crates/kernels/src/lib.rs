@@ -9,6 +9,8 @@
 //! is split over independent outputs, and where a reduction must be split, it is split into
 //! chunks whose boundaries do not depend on the number of threads and summed in a fixed order.
 
+#![warn(missing_docs)]
+
 pub mod batchnorm;
 pub mod conv;
 pub mod cuda;

@@ -21,23 +21,47 @@ use rayon::prelude::*;
 const PARALLEL_THRESHOLD: usize = 1 << 16;
 const CHUNK: usize = 1 << 14;
 
-/// Hyper-parameters of one SGD step.
+/// Hyper-parameters of one SGD step, with PyTorch's meanings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
+    /// Learning rate.
     pub lr: f32,
+    /// Momentum factor (0 for plain SGD): `v ← momentum · v + (1 - dampening) · g`.
     pub momentum: f32,
+    /// Dampening of the gradient's contribution to the momentum buffer.
     pub dampening: f32,
+    /// L2 penalty added to the gradient: `g ← g + weight_decay · w`.
     pub weight_decay: f32,
+    /// Nesterov momentum: step along `g + momentum · v` instead of `v`.
     pub nesterov: bool,
+}
+
+impl Default for SgdConfig {
+    /// PyTorch's defaults, with a learning rate of 0.01 (PyTorch requires one).
+    fn default() -> Self {
+        SgdConfig {
+            lr: 0.01,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
+    }
 }
 
 /// Hyper-parameters of one Adam or AdamW step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
+    /// Learning rate η (PyTorch's default is `1e-3`).
     pub lr: f32,
+    /// Decay rate β₁ of the first-moment (mean) estimate `m`, typically `0.9`.
     pub beta1: f32,
+    /// Decay rate β₂ of the second-moment (uncentred variance) estimate `v`, typically `0.999`.
     pub beta2: f32,
+    /// Added to the denominator for numerical stability, typically `1e-8`.
     pub eps: f32,
+    /// Weight decay λ: an L2 term added to the gradient (Adam), or a direct shrink
+    /// `p ← p·(1 - η·λ)` when `decoupled_weight_decay` is set (AdamW).
     pub weight_decay: f32,
     /// AdamW: decay the weights directly rather than through the gradient.
     pub decoupled_weight_decay: bool,

@@ -16,6 +16,7 @@ const PARALLEL_THRESHOLD: usize = 1 << 15;
 /// What to combine the reduced elements with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceOp {
+    /// Sum, accumulated in f64 and rounded to f32 once.
     Sum,
     /// Maximum; NaN wins (as PyTorch), ties keep the first index.
     Max,

@@ -7,8 +7,12 @@
 /// A read-only strided operand: `data[offset + Σ index[d] * strides[d]]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Strided<'a> {
+    /// The backing storage; every element the view can reach must lie inside it
+    /// (see [`Strided::check_bounds`]).
     pub data: &'a [f32],
+    /// Position in `data` of element `[0, 0, ..]`.
     pub offset: usize,
+    /// Step in elements per dimension; 0 repeats (broadcasts) a dimension.
     pub strides: &'a [usize],
 }
 

@@ -1,6 +1,8 @@
 //! strata-models: datasets, the network zoo of the classic MNIST/CIFAR-10 experiments, and
 //! the training loop.
 
+#![warn(missing_docs)]
+
 pub mod data;
 pub mod train;
 pub mod zoo;

@@ -12,7 +12,10 @@ use strata_nn::{Generator, Module};
 pub enum DataKind {
     /// The synthetic three-feature set.
     Dnn3,
+    /// MNIST-shaped data: 28x28 grey images, 10 classes (MNIST digits, or Fashion-MNIST, which
+    /// has the same format).
     Mnist,
+    /// CIFAR-10: 32x32 RGB photographs, 10 classes.
     Cifar10,
 }
 
@@ -54,19 +57,32 @@ pub enum LossKind {
 /// The optimizer of a recipe.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OptimizerKind {
-    Sgd { momentum: f32 },
+    /// SGD with PyTorch's defaults apart from `momentum` (0 for plain SGD): no dampening,
+    /// weight decay or Nesterov.
+    Sgd {
+        /// Momentum factor μ.
+        momentum: f32,
+    },
+    /// Adam with PyTorch's defaults (betas 0.9 and 0.999, eps `1e-8`, no weight decay).
     Adam,
 }
 
 /// A network's default training recipe and the published result it should reach.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recipe {
+    /// The dataset trained and tested on.
     pub data: DataKind,
+    /// How pixels are scaled before they reach the network.
     pub normalization: Normalization,
+    /// The objective; it matches the network's last layer (`Nll` after a `LogSoftmax`).
     pub loss: LossKind,
+    /// The optimizer and its momentum.
     pub optimizer: OptimizerKind,
+    /// Initial learning rate.
     pub lr: f32,
+    /// Training examples per optimizer step.
     pub batch_size: usize,
+    /// Passes over the training set.
     pub epochs: usize,
     /// StepLR: multiply the rate by `gamma` every `step` epochs.
     pub step_lr: Option<(usize, f32)>,
@@ -80,6 +96,7 @@ pub struct Recipe {
 
 /// A named network of the zoo.
 pub struct ZooEntry {
+    /// The name [`find`] looks up and the command line accepts, e.g. `lenet5`.
     pub name: &'static str,
     /// The structure, as NETWORKS.md writes it.
     pub description: &'static str,
@@ -89,6 +106,7 @@ pub struct ZooEntry {
     pub weight_layers: usize,
     /// Hidden layers: more than two makes the network "deep".
     pub hidden_layers: usize,
+    /// How the published experiment trained it, and what it reached.
     pub recipe: Recipe,
     build: fn(&mut Generator) -> Sequential,
 }
@@ -481,6 +499,22 @@ pub fn zoo() -> Vec<ZooEntry> {
 }
 
 /// The network called `name`, or an error listing the known names.
+///
+/// ```
+/// use strata_models::nn::{summary, ModuleExt};
+/// use strata_models::zoo;
+///
+/// let entry = zoo::find("lenet5")?;
+/// let net = entry.build(0); // weights drawn from seed 0
+/// assert_eq!(net.num_parameters(), entry.parameters);
+/// let mut input = vec![1]; // a batch of one
+/// input.extend(entry.input_shape());
+/// assert_eq!(summary(&net, &input).rows.last().unwrap().output_shape, vec![1, 10]);
+///
+/// let unknown = zoo::find("resnet50").err().unwrap();
+/// assert!(unknown.contains("known models: dnn3, mnist_mlp"));
+/// # Ok::<(), String>(())
+/// ```
 pub fn find(name: &str) -> Result<ZooEntry, String> {
     let all = zoo();
     let names: Vec<&str> = all.iter().map(|e| e.name).collect();

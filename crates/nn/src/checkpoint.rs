@@ -23,17 +23,31 @@ use strata_tensor::Tensor;
 /// Why a checkpoint could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// Reading, writing, syncing or renaming the file failed (missing file, permissions,
+    /// full disk).
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file being read or written.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not valid safetensors, or is not the kind of checkpoint asked for (e.g. a
+    /// model file given to [`load_training`], or one saved with another optimizer).
     #[error("{}: not a valid safetensors file: {message}", path.display())]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file is valid but its tensors do not fit the model; nothing was loaded.
     #[error("{}: does not match the model: {}", path.display(), problems.join("; "))]
     Mismatch {
+        /// The file.
         path: PathBuf,
+        /// Every missing, unexpected, or wrongly shaped or typed tensor, one line each.
         problems: Vec<String>,
     },
 }
@@ -49,9 +63,13 @@ fn is_counter(name: &str) -> bool {
 /// Tensors read from a file, by name, with the header metadata.
 #[derive(Debug)]
 pub struct StoredTensors {
+    /// The file they were read from.
     pub path: PathBuf,
     /// Name -> (dtype, shape, values as f32). I64 counters are converted.
     pub tensors: HashMap<String, (Dtype, Vec<usize>, Vec<f32>)>,
+    /// The header's `__metadata__` string map (empty if the file has none); training
+    /// checkpoints keep the epoch and optimizer counters here under `strata.` and
+    /// `optimizer.` keys.
     pub metadata: HashMap<String, String>,
 }
 
@@ -172,6 +190,28 @@ pub fn load_tensors(path: &Path) -> Result<StoredTensors, CheckpointError> {
 }
 
 /// Saves a module's `state_dict()`.
+///
+/// A round trip through a file, with [`load_module`]:
+///
+/// ```
+/// use strata_nn::checkpoint::{load_module, save_module};
+/// use strata_nn::layers::Linear;
+/// use strata_nn::{Generator, Module};
+///
+/// let path = std::env::temp_dir().join(format!("strata-doc-{}.safetensors", std::process::id()));
+/// let trained = Linear::new(4, 2, &mut Generator::seed(1));
+/// save_module(&trained, &path)?;
+///
+/// let fresh = Linear::new(4, 2, &mut Generator::seed(2));
+/// load_module(&fresh, &path)?;
+/// assert_eq!(fresh.weight.to_vec(), trained.weight.to_vec());
+///
+/// // A model of another shape is refused, naming the tensors that do not fit.
+/// let wrong = Linear::new(3, 2, &mut Generator::seed(3));
+/// assert!(load_module(&wrong, &path).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn save_module(module: &dyn Module, path: &Path) -> Result<(), CheckpointError> {
     save_tensors(path, &module.state_dict(), HashMap::new())
 }

@@ -8,6 +8,8 @@
 //!   clipping; [`schedule`]: StepLR, MultiStepLR, ExponentialLR, cosine annealing, one-cycle.
 //! - [`checkpoint`]: safetensors files with PyTorch's names and layouts, written atomically.
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod init;
 pub mod layers;

@@ -21,11 +21,15 @@ pub struct SummaryRow {
 /// The table plus totals.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
+    /// The shape the model was run on, batch included (e.g. `[1, 1, 28, 28]`).
     pub input_shape: Vec<usize>,
+    /// One row per leaf layer, in the order the forward pass reaches them.
     pub rows: Vec<SummaryRow>,
     /// All parameters (trainable and frozen).
     pub total_params: usize,
+    /// Parameters that require a gradient.
     pub trainable_params: usize,
+    /// Frozen parameters (`requires_grad` off): `total_params - trainable_params`.
     pub non_trainable_params: usize,
     /// Elements of non-trainable state (BatchNorm running statistics), not counted above.
     pub buffer_elements: usize,
@@ -33,6 +37,22 @@ pub struct Summary {
 
 /// Runs `model` on zeros of `input_shape` (under `no_grad`, in evaluation mode) and records
 /// every leaf layer's output shape and parameter count. The model is left in training mode.
+///
+/// ```
+/// use strata_nn::layers::{Flatten, Linear, Sequential};
+/// use strata_nn::{summary, Generator, Module};
+///
+/// let layers: Vec<Box<dyn Module>> = vec![
+///     Box::new(Flatten),
+///     Box::new(Linear::new(784, 10, &mut Generator::seed(0))),
+/// ];
+/// let model = Sequential::new(layers);
+/// let table = summary(&model, &[1, 1, 28, 28]);
+/// assert_eq!(table.rows[1].name, "1");
+/// assert_eq!(table.rows[1].output_shape, vec![1, 10]);
+/// assert_eq!(table.total_params, 784 * 10 + 10);
+/// println!("{table}"); // the torchsummary-style table
+/// ```
 pub fn summary(model: &dyn Module, input_shape: &[usize]) -> Summary {
     fn walk(m: &dyn Module, prefix: &str, x: Tensor, rows: &mut Vec<SummaryRow>) -> Tensor {
         let children = m.children();

@@ -20,6 +20,7 @@ pub struct GradcheckOptions {
     pub eps: f64,
     /// An element passes when `|analytic - numeric| <= atol + rtol · |numeric|`.
     pub atol: f64,
+    /// Relative tolerance, scaled by `|numeric|` (see `atol`).
     pub rtol: f64,
     /// Seed of the projection weights.
     pub seed: u64,
@@ -54,7 +55,9 @@ pub struct GradcheckFailure {
     pub input: usize,
     /// Row-major index of the element within that input.
     pub element: usize,
+    /// `dL/dx` for that element from `backward()`, where `L = Σ f(x) · w` (see the module docs).
     pub analytic: f64,
+    /// The central-difference estimate of the same derivative.
     pub numeric: f64,
 }
 
@@ -200,7 +203,9 @@ pub type OpFunction = Box<dyn Fn(&[Tensor]) -> Tensor>;
 pub struct OpCase {
     /// The op's name, with the variant in parentheses (e.g. `matmul (batched)`).
     pub name: &'static str,
+    /// The function to check: takes `inputs` (or fresh copies of them) and returns a tensor.
     pub function: OpFunction,
+    /// Random inputs in the shapes this case needs; those that require a gradient are checked.
     pub inputs: Vec<Tensor>,
 }
 

@@ -15,7 +15,10 @@
 //! assert_eq!(w.grad().unwrap().to_vec(), vec![0.0; 4]);
 //! ```
 
+#![warn(missing_docs)]
+
 mod autograd;
+mod custom_op;
 pub mod gradcheck;
 pub mod ops;
 mod random;
@@ -23,6 +26,7 @@ mod shape;
 mod tensor;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
+pub use custom_op::{Context, Function};
 pub use random::Generator;
 pub use shape::broadcast_shapes;
 pub use strata_kernels::{DType, Device};

@@ -19,6 +19,21 @@ pub(crate) struct Storage {
 ///
 /// Cloning a `Tensor` is cheap: it clones a handle, not the data. Views share storage with
 /// the tensor they come from. Tensors are `Send + Sync`.
+///
+/// ```
+/// use strata_tensor::Tensor;
+/// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+/// assert_eq!(x.shape(), &[2, 3]);
+/// assert_eq!(x.strides(), &[3, 1]);
+///
+/// // A transpose is a view: same storage, swapped strides, nothing copied.
+/// let xt = x.t();
+/// assert_eq!(xt.shape(), &[3, 2]);
+/// assert_eq!(xt.strides(), &[1, 3]);
+/// assert!(xt.shares_storage_with(&x) && !xt.is_contiguous());
+/// assert_eq!(xt.to_vec(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// assert_eq!(xt.get(&[2, 1]), 6.0);
+/// ```
 #[derive(Clone)]
 pub struct Tensor(pub(crate) Arc<TensorInner>);
 
@@ -95,10 +110,12 @@ impl Tensor {
         Tensor::from_vec(vec![value; numel(shape)], shape)
     }
 
+    /// A tensor of `shape` filled with 0 (PyTorch `torch.zeros`). An empty `shape` gives a scalar.
     pub fn zeros(shape: &[usize]) -> Tensor {
         Tensor::full(shape, 0.0)
     }
 
+    /// A tensor of `shape` filled with 1 (PyTorch `torch.ones`).
     pub fn ones(shape: &[usize]) -> Tensor {
         Tensor::full(shape, 1.0)
     }
@@ -132,20 +149,26 @@ impl Tensor {
         Tensor::full(self.shape(), value)
     }
 
+    /// A new contiguous tensor of this tensor's shape filled with 0; it does not require a gradient.
     pub fn zeros_like(&self) -> Tensor {
         self.full_like(0.0)
     }
 
+    /// A new contiguous tensor of this tensor's shape filled with 1; it does not require a gradient.
     pub fn ones_like(&self) -> Tensor {
         self.full_like(1.0)
     }
 
     // ----- layout -----------------------------------------------------------------------
 
+    /// Size of each dimension, outermost first (`[]` for a scalar). PyTorch `x.shape`.
     pub fn shape(&self) -> &[usize] {
         &self.0.shape
     }
 
+    /// Step in storage elements for each dimension (not bytes, unlike NumPy). A contiguous
+    /// `[2, 3]` tensor has strides `[3, 1]`; its transpose has `[1, 3]`; an expanded
+    /// (broadcast) dimension has stride 0.
     pub fn strides(&self) -> &[usize] {
         &self.0.strides
     }
@@ -165,6 +188,7 @@ impl Tensor {
         self.0.shape[crate::shape::normalize_axis("dim", axis, self.rank())]
     }
 
+    /// Number of elements: the product of the shape (1 for a scalar).
     pub fn numel(&self) -> usize {
         numel(&self.0.shape)
     }
@@ -174,10 +198,12 @@ impl Tensor {
         is_contiguous(&self.0.shape, &self.0.strides)
     }
 
+    /// Element type; always [`DType::F32`] for now.
     pub fn dtype(&self) -> DType {
         DType::F32
     }
 
+    /// Where the data lives; always [`Device::Cpu`] for now.
     pub fn device(&self) -> Device {
         Device::Cpu
     }

@@ -8,10 +8,13 @@ use std::fmt;
 /// One CUDA device as the driver reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
+    /// The driver's device index, `0..device_count` (what `CUDA_VISIBLE_DEVICES` renumbers).
     pub ordinal: usize,
+    /// Marketing name, e.g. `NVIDIA H100 80GB HBM3`.
     pub name: String,
     /// Compute capability (major, minor), e.g. (8, 0) for an A100.
     pub compute_capability: (i32, i32),
+    /// Total device memory in bytes (not what is free now).
     pub total_memory_bytes: usize,
 }
 

@@ -93,6 +93,7 @@ pub fn f32_sentinel() -> f32 {
 }
 
 impl<T: Copy + PartialEq + std::fmt::Debug> Guarded<T> {
+    /// A buffer holding a copy of `values`, with [`GUARD`] elements of `sentinel` on each side.
     pub fn new(values: &[T], sentinel: T) -> Self {
         let mut storage = vec![sentinel; values.len() + 2 * GUARD];
         storage[GUARD..GUARD + values.len()].copy_from_slice(values);
@@ -110,12 +111,15 @@ impl<T: Copy + PartialEq + std::fmt::Debug> Guarded<T> {
     pub fn mut_ptr(&mut self) -> *mut T {
         self.storage[GUARD..].as_mut_ptr()
     }
+    /// The elements between the guard zones, i.e. what the kernel wrote.
     pub fn as_slice(&self) -> &[T] {
         &self.storage[GUARD..GUARD + self.len]
     }
+    /// Number of elements, not counting the guard zones.
     pub fn len(&self) -> usize {
         self.len
     }
+    /// `true` for a buffer of no elements (it still has its guard zones).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -145,6 +149,7 @@ impl<T: Copy + PartialEq + std::fmt::Debug> Guarded<T> {
 }
 
 impl Guarded<f32> {
+    /// A float buffer guarded by a fresh NaN sentinel from [`f32_sentinel`].
     pub fn f32(values: &[f32]) -> Self {
         Guarded::new(values, f32_sentinel())
     }

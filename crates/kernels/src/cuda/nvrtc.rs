@@ -30,6 +30,7 @@ pub enum Target {
 pub struct Compiled {
     /// `kernels/<file>`.
     pub file: String,
+    /// What was asked for: PTX only, or PTX plus a CUBIN.
     pub target: Target,
     /// PTX text (also present for CUBIN targets).
     pub ptx: String,

@@ -13,14 +13,21 @@ pub const ARCHES: &[u32] = &[80, 90];
 /// One kernel on one architecture.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Row {
+    /// The source file, e.g. `kernels/gemm.cu`.
     pub file: String,
+    /// The kernel's entry name (its `extern "C"` name).
     pub kernel: String,
     /// e.g. `sm_80`.
     pub arch: String,
+    /// Registers per thread.
     pub registers: u32,
+    /// Static shared memory per block, in bytes.
     pub shared_bytes: u32,
+    /// Stack frame per thread, in bytes.
     pub stack_bytes: u32,
+    /// Bytes of register spill stores per thread (0 unless registers ran out).
     pub spill_stores: u32,
+    /// Bytes of register spill loads per thread (0 unless registers ran out).
     pub spill_loads: u32,
 }
 

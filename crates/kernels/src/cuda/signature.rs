@@ -8,14 +8,18 @@
 /// One kernel parameter: its C type (normalised, e.g. `const float*`) and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Param {
+    /// Normalised C type, one of the C types in [`PARAM_TYPES`], e.g. `const float*`.
     pub c_type: String,
+    /// Parameter name as written in the source.
     pub name: String,
 }
 
 /// One `__global__` function.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kernel {
+    /// The kernel's `extern "C"` name, which is also its launch symbol.
     pub name: String,
+    /// Parameters in declaration order.
     pub params: Vec<Param>,
 }
 

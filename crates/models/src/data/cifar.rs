@@ -21,6 +21,7 @@ pub const CIFAR10_TRAIN_FILES: [&str; 5] = [
     "data_batch_4.bin",
     "data_batch_5.bin",
 ];
+/// The test file: 10,000 images in the same format as the training files.
 pub const CIFAR10_TEST_FILE: &str = "test_batch.bin";
 
 /// The class names, indexed by label.

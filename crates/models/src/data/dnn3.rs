@@ -34,6 +34,7 @@ impl Dnn3 {
         Dnn3 { features, labels }
     }
 
+    /// The class of every row (0: sum below 1, 1: between 1 and 2, 2: above 2), in row order.
     pub fn labels(&self) -> &[u32] {
         &self.labels
     }

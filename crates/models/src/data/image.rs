@@ -43,6 +43,25 @@ impl ImageDataset {
     /// A dataset of `labels.len()` images; `pixels` holds them one after another, each CHW.
     /// Normalisation starts as `p/255` (mean 0, std 1). Fails when the sizes disagree or a label
     /// is not below `classes`; the error names the dataset.
+    ///
+    /// ```
+    /// use strata_models::data::{Dataset, ImageDataset};
+    /// // Two 1x2x2 grey images with labels 0 and 1.
+    /// let pixels = vec![0, 255, 0, 255, 51, 51, 51, 51];
+    /// let data = ImageDataset::new("tiny", pixels, vec![0, 1], 1, 2, 2, 2)?
+    ///     .with_normalization(0.5, 0.5);
+    /// let (x, labels) = data.batch(&[1, 0]);
+    /// assert_eq!(x.shape(), &[2, 1, 2, 2]); // [N, C, H, W]
+    /// assert_eq!(labels, vec![1, 0]);
+    /// // Image 0 comes second: (p/255 - 0.5) / 0.5 maps 0 to -1 and 255 to 1.
+    /// for (got, want) in x.to_vec()[4..].iter().zip([-1.0, 1.0, -1.0, 1.0]) {
+    ///     assert!((got - want).abs() < 1e-6);
+    /// }
+    ///
+    /// // A label that is not below `classes` is refused.
+    /// assert!(ImageDataset::new("bad", vec![0; 4], vec![2], 1, 2, 2, 2).is_err());
+    /// # Ok::<(), strata_models::data::DataError>(())
+    /// ```
     pub fn new(
         name: impl Into<String>,
         pixels: Vec<u8>,
@@ -105,30 +124,37 @@ impl ImageDataset {
         self
     }
 
+    /// The name given at construction (e.g. `cifar10-train`); errors and logs use it.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// `true` when the dataset holds no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
+    /// Channels per image: 1 for MNIST, 3 (RGB) for CIFAR-10.
     pub fn channels(&self) -> usize {
         self.channels
     }
 
+    /// Image height in pixels.
     pub fn height(&self) -> usize {
         self.height
     }
 
+    /// Image width in pixels.
     pub fn width(&self) -> usize {
         self.width
     }
 
+    /// Number of classes; every label is below it.
     pub fn classes(&self) -> usize {
         self.classes
     }
@@ -143,10 +169,12 @@ impl ImageDataset {
         self.channels * self.height * self.width
     }
 
+    /// The label of image `i`. Panics if `i >= len()`.
     pub fn label(&self, i: usize) -> u8 {
         self.labels[i]
     }
 
+    /// Every label, in image order.
     pub fn labels(&self) -> &[u8] {
         &self.labels
     }

@@ -31,6 +31,7 @@ use strata_tensor::Tensor;
 pub trait Dataset: Send + Sync {
     /// Number of examples.
     fn len(&self) -> usize;
+    /// `true` when the dataset holds no examples.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -6,13 +6,22 @@ use strata_tensor::{no_grad, Tensor};
 /// BatchNorm1d/2d: learnable `weight` (γ, starts at 1) and `bias` (β, starts at 0); running
 /// statistics updated in training with momentum 0.1 and the unbiased batch variance.
 pub struct BatchNorm {
+    /// Per-channel scale γ, `[C]`, trainable; `None` skips the scale (PyTorch `affine=False`).
     pub weight: Option<Tensor>,
+    /// Per-channel shift β, `[C]`, trainable; `None` skips the shift.
     pub bias: Option<Tensor>,
+    /// Running estimate of each channel's mean, `[C]`, used in evaluation (a buffer, not a
+    /// parameter). Starts at 0.
     pub running_mean: Tensor,
+    /// Running estimate of each channel's unbiased variance, `[C]`, used in evaluation (a
+    /// buffer). Starts at 1.
     pub running_var: Tensor,
     /// Batches seen in training (an integer in PyTorch's checkpoints).
     pub num_batches_tracked: Tensor,
+    /// Weight of the newest batch in the running statistics:
+    /// `running = (1 - momentum) · running + momentum · batch` (PyTorch's convention, default 0.1).
     pub momentum: f32,
+    /// Added to the variance before the square root, default `1e-5`.
     pub eps: f32,
     spatial_dims: usize,
     training: AtomicBool,

@@ -4,9 +4,13 @@ use strata_tensor::{Generator, Tensor};
 
 /// 2-D convolution, NCHW. Weight `[out, in, k, k]`, bias `[out]`.
 pub struct Conv2d {
+    /// Filters, `[out_channels, in_channels, kernel, kernel]`, trainable.
     pub weight: Tensor,
+    /// One value per output channel, `[out_channels]`, trainable; `None` without a bias.
     pub bias: Option<Tensor>,
+    /// Step between windows, the same along height and width.
     pub stride: usize,
+    /// Zeros added on every side of the input, the same along height and width.
     pub padding: usize,
 }
 

@@ -4,7 +4,9 @@ use strata_tensor::{Generator, Tensor};
 
 /// `y = x · Wᵀ + b`, x `[N, in]`, W `[out, in]` (PyTorch's layout), b `[out]`.
 pub struct Linear {
+    /// `[out_features, in_features]`, trainable.
     pub weight: Tensor,
+    /// `[out_features]`, trainable; `None` for a layer made by [`Linear::without_bias`].
     pub bias: Option<Tensor>,
 }
 

@@ -3,8 +3,11 @@ use strata_tensor::Tensor;
 
 /// Max over `kernel`×`kernel` windows moved by `stride`.
 pub struct MaxPool2d {
+    /// Window size, the same along height and width.
     pub kernel: usize,
+    /// Step between windows ([`MaxPool2d::new`] sets it to `kernel`).
     pub stride: usize,
+    /// Implicit `-inf` padding on every side, at most `kernel / 2`.
     pub padding: usize,
 }
 
@@ -32,8 +35,12 @@ impl Module for MaxPool2d {
 
 /// Mean over `kernel`×`kernel` windows moved by `stride` (padding counts in the divisor).
 pub struct AvgPool2d {
+    /// Window size, the same along height and width.
     pub kernel: usize,
+    /// Step between windows ([`AvgPool2d::new`] sets it to `kernel`).
     pub stride: usize,
+    /// Implicit zero padding on every side, at most `kernel / 2`; padded zeros count in the
+    /// divisor (PyTorch's `count_include_pad=True`).
     pub padding: usize,
 }
 

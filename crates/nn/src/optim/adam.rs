@@ -11,6 +11,7 @@ struct Moments {
 /// Adam (L2 penalty through the gradient) or AdamW (decoupled weight decay).
 pub struct Adam {
     parameters: Vec<(String, Tensor)>,
+    /// The hyper-parameters; `config.lr` is what [`Optimizer::set_learning_rate`] changes.
     pub config: AdamConfig,
     moments: Vec<Option<Moments>>,
 }
@@ -39,6 +40,7 @@ impl Adam {
         adam
     }
 
+    /// Adam or AdamW with every hyper-parameter given (`decoupled_weight_decay` picks AdamW).
     pub fn with_config(parameters: Vec<(String, Tensor)>, config: AdamConfig) -> Adam {
         let n = parameters.len();
         Adam {

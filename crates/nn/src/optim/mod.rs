@@ -14,11 +14,35 @@ use strata_tensor::Tensor;
 /// `<parameter>.<slot>` (e.g. `fc1.weight.exp_avg`) and named counters.
 #[derive(Clone, Debug, Default)]
 pub struct OptimizerState {
+    /// Per-parameter buffers named `<parameter>.<slot>` (`momentum_buffer`, `exp_avg`, ...).
     pub tensors: Vec<(String, Tensor)>,
+    /// Named integer state, such as Adam's step count per parameter.
     pub counters: Vec<(String, u64)>,
 }
 
 /// Updates parameters from their accumulated gradients.
+///
+/// The loop is PyTorch's: `zero_grad`, forward, `backward`, `step`.
+///
+/// ```
+/// use strata_nn::optim::{Optimizer, Sgd};
+/// use strata_nn::{loss, Module, ModuleExt, Tensor};
+/// use strata_nn::layers::Linear;
+///
+/// // Fit y = 2x with one weight, starting from 0.
+/// let model = Linear::without_bias(1, 1, &mut strata_nn::Generator::seed(0));
+/// model.weight.update_data(|w| w[0] = 0.0);
+/// let mut optimizer = Sgd::new(model.parameters(), 0.1);
+/// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3, 1]);
+/// let y = Tensor::from_vec(vec![2.0, 4.0, 6.0], &[3, 1]);
+/// for _ in 0..50 {
+///     optimizer.zero_grad();
+///     let l = loss::mse(&model.forward(&x), &y);
+///     l.backward();
+///     optimizer.step();
+/// }
+/// assert!((model.weight.item() - 2.0).abs() < 1e-3);
+/// ```
 pub trait Optimizer: Send {
     /// One update of every parameter that has a gradient.
     fn step(&mut self);
@@ -30,6 +54,7 @@ pub trait Optimizer: Send {
             p.zero_grad();
         }
     }
+    /// The learning rate the next [`Optimizer::step`] will use.
     fn learning_rate(&self) -> f32;
     /// Sets the learning rate (schedules call this between epochs or steps).
     fn set_learning_rate(&mut self, lr: f32);

@@ -5,6 +5,7 @@ use strata_tensor::Tensor;
 /// Stochastic gradient descent with optional momentum, dampening, weight decay and Nesterov.
 pub struct Sgd {
     parameters: Vec<(String, Tensor)>,
+    /// The hyper-parameters; `config.lr` is what [`Optimizer::set_learning_rate`] changes.
     pub config: SgdConfig,
     momentum_buffers: Vec<Option<Vec<f32>>>,
 }
@@ -24,6 +25,8 @@ impl Sgd {
         )
     }
 
+    /// SGD with every hyper-parameter given (PyTorch `torch.optim.SGD(params, lr, momentum, ...)`).
+    /// Panics if `nesterov` is set without a positive momentum and zero dampening, as PyTorch does.
     pub fn with_config(parameters: Vec<(String, Tensor)>, config: SgdConfig) -> Sgd {
         assert!(
             !config.nesterov || (config.momentum > 0.0 && config.dampening == 0.0),

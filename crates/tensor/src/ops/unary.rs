@@ -36,10 +36,12 @@ impl Tensor {
         })
     }
 
+    /// `-self` elementwise (PyTorch `torch.neg`).
     pub fn neg(&self) -> Tensor {
         self.unary_op("neg", UnaryOp::Neg, |dy, _, _| dy.neg())
     }
 
+    /// `e^self` elementwise. Overflows to `inf` above about `88.7`.
     pub fn exp(&self) -> Tensor {
         self.unary_op("exp", UnaryOp::Exp, |dy, _, y| dy.mul(y))
     }
@@ -56,24 +58,35 @@ impl Tensor {
         })
     }
 
+    /// Square root elementwise; NaN for negative elements, and an infinite gradient at 0.
     pub fn sqrt(&self) -> Tensor {
         self.unary_op("sqrt", UnaryOp::Sqrt, |dy, _, y| {
             dy.div(&y.map(UnaryOp::MulScalar(2.0)))
         })
     }
 
+    /// `max(self, 0)` elementwise (PyTorch `torch.relu`). The gradient at exactly 0 is 0, as in
+    /// PyTorch.
+    ///
+    /// ```
+    /// use strata_tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![-2.0, 0.0, 3.0], &[3]);
+    /// assert_eq!(x.relu().to_vec(), vec![0.0, 0.0, 3.0]);
+    /// ```
     pub fn relu(&self) -> Tensor {
         self.unary_op("relu", UnaryOp::Relu, |dy, x, _| {
             map2(dy, x, BinaryOp::ReluBackward)
         })
     }
 
+    /// Hyperbolic tangent elementwise, in `(-1, 1)`.
     pub fn tanh(&self) -> Tensor {
         self.unary_op("tanh", UnaryOp::Tanh, |dy, _, y| {
             map2(dy, y, BinaryOp::TanhBackward)
         })
     }
 
+    /// Logistic function `1 / (1 + e^-self)` elementwise, in `(0, 1)`; stable for large `|x|`.
     pub fn sigmoid(&self) -> Tensor {
         self.unary_op("sigmoid", UnaryOp::Sigmoid, |dy, _, y| {
             map2(dy, y, BinaryOp::SigmoidBackward)
