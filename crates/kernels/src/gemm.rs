@@ -506,8 +506,34 @@ fn pack_panel(dst: &mut [f32], lanes: usize, kc: usize, src: Operand, base: usiz
             }
         }
     } else if step_stride == 1 {
-        // Each lane is a contiguous run of steps (e.g. a row of a row-major A).
-        for l in 0..width {
+        // Each lane is a contiguous run of steps (e.g. a row of a row-major A): a transpose.
+        // Blocks of 8 lanes x 8 steps are read as eight contiguous runs and written as eight
+        // contiguous groups, so both sides stream instead of one side striding.
+        const B: usize = 8;
+        let full_lanes = width / B * B;
+        let full_steps = kc / B * B;
+        for l0 in (0..full_lanes).step_by(B) {
+            let rows: [&[f32]; B] =
+                std::array::from_fn(|r| &data[base + (l0 + r) * lane_stride..][..kc]);
+            for p0 in (0..full_steps).step_by(B) {
+                let mut block = [[0.0f32; B]; B];
+                for (r, row) in rows.iter().enumerate() {
+                    block[r].copy_from_slice(&row[p0..p0 + B]);
+                }
+                for q in 0..B {
+                    let group = &mut dst[(p0 + q) * lanes + l0..][..B];
+                    for r in 0..B {
+                        group[r] = block[r][q];
+                    }
+                }
+            }
+            for p in full_steps..kc {
+                for r in 0..B {
+                    dst[p * lanes + l0 + r] = rows[r][p];
+                }
+            }
+        }
+        for l in full_lanes..width {
             let run = &data[base + l * lane_stride..][..kc];
             for (group, &x) in dst.chunks_exact_mut(lanes).zip(run) {
                 group[l] = x;
@@ -589,6 +615,13 @@ unsafe fn gemm_unchecked(
     // NC only bounds the size of the packed B~ block; unpacked, one block means fewer
     // fork-joins between threads.
     let nc_max = if direct_b { n } else { NC };
+
+    if parallel && m <= MC {
+        // SAFETY: forwarded from this function's contract.
+        return unsafe {
+            gemm_one_row_block(kernel, m, n, k, alpha, a, b, beta, c, rsc, csc, direct_b)
+        };
+    }
 
     for (jc, nc) in blocks(n, nc_max, nr) {
         for (pi, (pc, kc)) in blocks(k, KC, 1).enumerate() {
@@ -683,6 +716,90 @@ unsafe fn gemm_unchecked(
             });
         }
     }
+}
+
+/// The parallel driver when A fits one `MC` row block (a batch of activations times a weight
+/// matrix, say): A~ is packed once for every k-slice, then a single parallel region hands out
+/// column panels, and each task packs its own B~ micro-panel and walks all k-slices for it.
+/// The blocked driver would fork and join twice per k-slice, and on small products waking the
+/// other threads that often costs more than the arithmetic. Every element of C sees the same
+/// kernel calls in the same k order as in the blocked driver, so the bits are the same.
+///
+/// # Safety
+/// As [`gemm_unchecked`], with `k > 0`, `m <= MC` and C row-major in the kernels' sense.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_one_row_block(
+    kernel: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Operand,
+    b: Operand,
+    beta: f32,
+    c: CPtr,
+    rsc: usize,
+    csc: usize,
+    direct_b: bool,
+) {
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let a_panels = m.div_ceil(mr);
+    let h = m.div_ceil(a_panels);
+    let slices: Vec<(usize, usize)> = blocks(k, KC, 1).collect();
+    // A~ for slice `pi` starts at a_panels * mr * pc (the slices tile 0..k).
+    with_buffer(&PACK_A, a_panels * mr * k, |abuf| {
+        for &(pc, kc) in &slices {
+            let slice = &mut abuf[a_panels * mr * pc..a_panels * mr * (pc + kc)];
+            for (q, dst) in slice.chunks_mut(mr * kc).enumerate() {
+                let i0 = q * h;
+                pack_panel(dst, mr, kc, a, i0 * a.rs + pc * a.cs, h.min(m - i0));
+            }
+        }
+        let abuf: &[f32] = abuf;
+        let b_panels = n.div_ceil(nr);
+        let column_panel = |q: usize| {
+            let j0 = q * nr;
+            let width = nr.min(n - j0);
+            with_buffer(&PACK_B, nr * KC, |bbuf| {
+                for (pi, &(pc, kc)) in slices.iter().enumerate() {
+                    let (bp, ldb): (&[f32], usize) = if direct_b && width == nr {
+                        (&b.data[pc * b.rs + j0..], b.rs)
+                    } else {
+                        pack_panel(bbuf, nr, kc, b.t(), pc * b.rs + j0 * b.cs, width);
+                        (&bbuf[..nr * kc], nr)
+                    };
+                    let a_slice = &abuf[a_panels * mr * pc..a_panels * mr * (pc + kc)];
+                    for (r, ap) in a_slice.chunks(mr * kc).enumerate() {
+                        let i0 = r * h;
+                        let tile = Tile {
+                            kc,
+                            a: ap,
+                            b: bp,
+                            ldb,
+                            c: c.at(i0 * rsc + j0 * csc),
+                            rsc,
+                            csc,
+                            rows: h.min(m - i0),
+                            cols: width,
+                            alpha,
+                            beta: if pi == 0 { beta } else { 1.0 },
+                        };
+                        // SAFETY: the tile lies inside C (rows/cols clipped to m, n); column
+                        // panels are disjoint between tasks and the k-slices of one panel run
+                        // in order in one task; panels hold kc*mr / kc*nr floats; the kernel
+                        // was chosen for this CPU.
+                        unsafe { (kernel.run)(&tile) };
+                    }
+                }
+            });
+        };
+        // Hand out at least ~2^17 multiply-adds per task, as the blocked driver does.
+        let min_len = (1usize << 17) / (m * k * nr).max(1);
+        (0..b_panels)
+            .into_par_iter()
+            .with_min_len(min_len.max(1))
+            .for_each(column_panel);
+    });
 }
 
 /// `C = alpha*ab + beta*C` for one element, without reading C when beta == 0. The vector

@@ -324,3 +324,50 @@ fn overlapping_c_panics() {
         2, 2, 2, 1.0, &[0.0; 4], 2, 1, &[0.0; 4], 2, 1, 0.0, &mut c, 0, 1,
     );
 }
+
+/// Products whose A fits one row block take the single-region parallel driver: it must agree
+/// with the naive loop and give the same bits at any thread count, for row-major, transposed
+/// and in-place (few rows) B, and ragged column counts.
+#[test]
+fn one_row_block_parallel_driver_matches_and_is_thread_independent() {
+    // (m, n, k, B transposed): all above the parallel threshold of 2^22 multiply-adds.
+    let cases = [
+        (64, 512, 784, false),
+        (64, 512, 784, true),
+        (100, 333, 400, true),
+        (20, 1001, 300, false),
+        (256, 130, 200, false),
+    ];
+    for (m, n, k, transposed) in cases {
+        let a = random(m * k, 21);
+        let b = random(k * n, 22);
+        let (rsb, csb) = if transposed { (1, k) } else { (n, 1) };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut c = vec![f32::NAN; m * n];
+                gemm(m, n, k, 1.0, &a, k, 1, &b, rsb, csb, 0.0, &mut c, n, 1);
+                c
+            })
+        };
+        let mut want = vec![0.0f32; m * n];
+        gemm_naive(m, n, k, 1.0, &a, k, 1, &b, rsb, csb, 0.0, &mut want, n, 1);
+        let one = run(1);
+        assert_close(
+            &one,
+            &want,
+            k,
+            &format!("{m}x{n}x{k} transposed B {transposed}"),
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for threads in [2, 3] {
+            assert!(
+                bits(&run(threads)) == bits(&one),
+                "{m}x{n}x{k}: differs with {threads} threads"
+            );
+        }
+    }
+}
