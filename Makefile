@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data clean cuda-tools kernels-report examples doc fuzz
+.PHONY: all build test lint fmt bench demo data clean cuda-tools kernels-report examples doc fuzz compare
 
 all: build
 
@@ -50,6 +50,11 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## compare: strata and PyTorch trained side by side on the same data (needs torch for PYTHON).
+PYTHON ?= python3
+compare:
+	$(PYTHON) benches/side_by_side.py
 
 ## bench: GEMM GFLOP/s table, strata against the matrixmultiply crate.
 bench:
