@@ -549,6 +549,62 @@ fn pack_panel(dst: &mut [f32], lanes: usize, kc: usize, src: Operand, base: usiz
     }
 }
 
+/// Packs rows `ic..ic + mc` of A's k-slice `pc..pc + kc` into `dst` as micro-panels of `h` rows
+/// each (rows spread evenly over the panels; see the blocked driver), each in an `MR`-row slot.
+#[allow(clippy::too_many_arguments)]
+fn pack_a_block(
+    dst: &mut [f32],
+    mr: usize,
+    kc: usize,
+    a: Operand,
+    ic: usize,
+    mc: usize,
+    h: usize,
+    pc: usize,
+) {
+    for (q, panel) in dst.chunks_mut(mr * kc).enumerate() {
+        let i0 = ic + q * h;
+        pack_panel(panel, mr, kc, a, i0 * a.rs + pc * a.cs, h.min(ic + mc - i0));
+    }
+}
+
+/// Runs the micro-kernel for every packed A~ panel of `(panels, h, rows)` against one B~
+/// micro-panel `(b, ldb, cols)`, writing the column of tiles whose top-left element is
+/// `corner`: the macro-kernel, during which the B~ panel stays in L1 while A~ streams past.
+///
+/// # Safety
+/// The `rows x cols` block of C at `corner` (strides `rsc`, `csc`) must be valid and touched by
+/// no one else during the call; panels must hold `kc*MR` / `kc*NR` floats (`(kc-1)*ldb + NR`
+/// in place); the kernel must suit this CPU.
+unsafe fn run_tiles(
+    kernel: Kernel,
+    (panels, h, rows): (&[f32], usize, usize),
+    (b, ldb, cols): (&[f32], usize, usize),
+    kc: usize,
+    (corner, rsc, csc): (*mut f32, usize, usize),
+    alpha: f32,
+    beta: f32,
+) {
+    for (r, ap) in panels.chunks(kernel.mr * kc).enumerate() {
+        let i0 = r * h;
+        let tile = Tile {
+            kc,
+            a: ap,
+            b,
+            ldb,
+            c: corner.wrapping_add(i0 * rsc),
+            rsc,
+            csc,
+            rows: h.min(rows - i0),
+            cols,
+            alpha,
+            beta,
+        };
+        // SAFETY: the tile is inside the block the caller vouches for.
+        unsafe { (kernel.run)(&tile) };
+    }
+}
+
 /// The blocked GEMM on checked arguments.
 ///
 /// # Safety
@@ -661,38 +717,27 @@ unsafe fn gemm_unchecked(
                     let a_panels = mc.div_ceil(mr);
                     let h = mc.div_ceil(a_panels);
                     with_buffer(&PACK_A, a_panels * mr * kc, |abuf| {
-                        for (q, dst) in abuf.chunks_mut(mr * kc).enumerate() {
-                            let i0 = ic + q * h;
-                            let base = i0 * a.rs + pc * a.cs;
-                            pack_panel(dst, mr, kc, a, base, h.min(ic + mc - i0));
-                        }
+                        pack_a_block(abuf, mr, kc, a, ic, mc, h, pc);
                         let abuf: &[f32] = abuf;
                         // The macro-kernel for one B~ micro-panel: it stays in L1 while
                         // the A~ micro-panels stream past it.
                         let column_panel = |q: usize| {
                             let j0 = q * nr;
                             let (bp, ldb) = b_panel(j0);
-                            for (r, ap) in abuf.chunks(mr * kc).enumerate() {
-                                let i0 = r * h;
-                                let tile = Tile {
+                            let corner = c.at(ic * rsc + (jc + j0) * csc);
+                            // SAFETY: the tiles lie inside C (clipped to m, n); tiles of
+                            // different (ic, q) are disjoint, so no other task touches them.
+                            unsafe {
+                                run_tiles(
+                                    kernel,
+                                    (abuf, h, mc),
+                                    (bp, ldb, nr.min(nc - j0)),
                                     kc,
-                                    a: ap,
-                                    b: bp,
-                                    ldb,
-                                    c: c.at((ic + i0) * rsc + (jc + j0) * csc),
-                                    rsc,
-                                    csc,
-                                    rows: h.min(mc - i0),
-                                    cols: nr.min(nc - j0),
+                                    (corner, rsc, csc),
                                     alpha,
                                     beta,
-                                };
-                                // SAFETY: the tile lies inside C (rows/cols are clipped to
-                                // m, n); tiles of different (ic, q) are disjoint, so no other
-                                // task touches it; panels hold kc*mr / kc*nr floats; the
-                                // kernel was chosen for this CPU.
-                                unsafe { (kernel.run)(&tile) };
-                            }
+                                )
+                            };
                         };
                         if parallel {
                             // Hand out at least ~2^17 multiply-adds per task so scheduling
@@ -750,10 +795,7 @@ unsafe fn gemm_one_row_block(
     with_buffer(&PACK_A, a_panels * mr * k, |abuf| {
         for &(pc, kc) in &slices {
             let slice = &mut abuf[a_panels * mr * pc..a_panels * mr * (pc + kc)];
-            for (q, dst) in slice.chunks_mut(mr * kc).enumerate() {
-                let i0 = q * h;
-                pack_panel(dst, mr, kc, a, i0 * a.rs + pc * a.cs, h.min(m - i0));
-            }
+            pack_a_block(slice, mr, kc, a, 0, m, h, pc);
         }
         let abuf: &[f32] = abuf;
         let b_panels = n.div_ceil(nr);
@@ -769,27 +811,20 @@ unsafe fn gemm_one_row_block(
                         (&bbuf[..nr * kc], nr)
                     };
                     let a_slice = &abuf[a_panels * mr * pc..a_panels * mr * (pc + kc)];
-                    for (r, ap) in a_slice.chunks(mr * kc).enumerate() {
-                        let i0 = r * h;
-                        let tile = Tile {
+                    let beta = if pi == 0 { beta } else { 1.0 };
+                    // SAFETY: the tiles lie inside C (clipped to m, n); column panels are
+                    // disjoint between tasks and the k-slices of one panel run in order here.
+                    unsafe {
+                        run_tiles(
+                            kernel,
+                            (a_slice, h, m),
+                            (bp, ldb, width),
                             kc,
-                            a: ap,
-                            b: bp,
-                            ldb,
-                            c: c.at(i0 * rsc + j0 * csc),
-                            rsc,
-                            csc,
-                            rows: h.min(m - i0),
-                            cols: width,
+                            (c.at(j0 * csc), rsc, csc),
                             alpha,
-                            beta: if pi == 0 { beta } else { 1.0 },
-                        };
-                        // SAFETY: the tile lies inside C (rows/cols clipped to m, n); column
-                        // panels are disjoint between tasks and the k-slices of one panel run
-                        // in order in one task; panels hold kc*mr / kc*nr floats; the kernel
-                        // was chosen for this CPU.
-                        unsafe { (kernel.run)(&tile) };
-                    }
+                            beta,
+                        )
+                    };
                 }
             });
         };
