@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data clean cuda-tools kernels-report examples doc fuzz compare
+.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz compare
 
 all: build
 
@@ -17,6 +17,10 @@ demo:
 data:
 	$(STRATA) data all
 
+## mnist: fetch and verify MNIST only (the test suite trains on it; idempotent).
+mnist:
+	$(STRATA) data mnist
+
 ## cuda-tools: NVRTC and ptxas from PyPI into .cuda-tools/ (no GPU or CUDA toolkit needed).
 cuda-tools:
 	./scripts/cuda-tools.sh
@@ -26,8 +30,9 @@ kernels-report: cuda-tools
 	$(CARGO) run -p strata-kernels --example kernels_report --release
 
 ## test: formatting, lints (warnings are errors), and the whole test suite in release mode,
-## including NVRTC/ptxas compilation and CPU emulation of every CUDA kernel.
-test: cuda-tools
+## including NVRTC/ptxas compilation and CPU emulation of every CUDA kernel. MNIST is fetched
+## first when absent: the training, resume and edge-case tests run on the real files.
+test: cuda-tools mnist
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	$(CARGO) test --workspace --release
