@@ -9,11 +9,12 @@
 //! the last stride. Large outputs are split over rayon in fixed-size chunks: each element is
 //! computed independently, so the result never depends on the thread count.
 
+use crate::simd::widest;
 use crate::strided::{for_each_row, numel, Strided};
 use rayon::prelude::*;
 
 /// Outputs smaller than this run on the calling thread: splitting costs more than it saves.
-const PARALLEL_THRESHOLD: usize = 1 << 15;
+const PARALLEL_THRESHOLD: usize = 1 << 16;
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
@@ -131,7 +132,8 @@ pub fn exp_f32(x: f32) -> f32 {
     // Round to nearest by adding and subtracting 1.5·2²³: unlike `f32::round`, which is a
     // libm call on baseline x86-64, this stays a vector add, so the loop vectorises.
     const ROUNDER: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUNDER) - ROUNDER;
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDER;
+    let n = shifted - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -139,7 +141,14 @@ pub fn exp_f32(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let e = f32::from_bits(((n as i32 + 127) as u32) << 23) * p;
+    // `shifted` lies in [2²³, 2²⁴), where the ulp is 1, so its low mantissa bits hold n: the
+    // biased exponent of 2ⁿ comes from integer arithmetic on the bits. (`n as i32` is a
+    // saturating conversion that LLVM leaves scalar, one lane at a time.)
+    let biased = shifted
+        .to_bits()
+        .wrapping_sub(ROUNDER.to_bits())
+        .wrapping_add(127);
+    let e = f32::from_bits(biased << 23) * p;
     // Below the clamp the true value is under 1.7e-38: flush it to zero, as GPUs do.
     if x_unclamped < -87.0 {
         0.0
@@ -252,9 +261,11 @@ fn map1(shape: &[usize], src: Strided<'_>, out: &mut [f32], f: impl Fn(f32) -> f
     if src.is_contiguous(shape) {
         let src = &src.data[src.offset..src.offset + n];
         let body = |(o, s): (&mut [f32], &[f32])| {
-            for (o, &s) in o.iter_mut().zip(s) {
-                *o = f(s);
-            }
+            widest(|| {
+                for (o, &s) in o.iter_mut().zip(s) {
+                    *o = f(s);
+                }
+            })
         };
         if n >= PARALLEL_THRESHOLD {
             out.par_chunks_mut(CHUNK)
@@ -301,9 +312,11 @@ fn map2(
         let a = &a.data[a.offset..a.offset + n];
         let b = &b.data[b.offset..b.offset + n];
         let body = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| {
-            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *o = f(a, b);
-            }
+            widest(|| {
+                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                    *o = f(a, b);
+                }
+            })
         };
         if n >= PARALLEL_THRESHOLD {
             out.par_chunks_mut(CHUNK)
@@ -314,6 +327,51 @@ fn map2(
             body(((out, a), b));
         }
         return;
+    }
+    // One operand contiguous, the other one block repeated along the leading dimensions (a
+    // bias row added to a batch, a scalar): expand the block once into a buffer a few hundred
+    // floats long and run flat loops against it. Rows of 5 would otherwise cost a call each.
+    let (ka, kb) = (repeated_block(shape, &a), repeated_block(shape, &b));
+    if let (Some(ka), Some(kb)) = (ka, kb) {
+        if ka == n || kb == n {
+            let (flat, rep, block, flat_is_a) = if ka == n {
+                (&a.data[a.offset..a.offset + n], &b, kb, true)
+            } else {
+                (&b.data[b.offset..b.offset + n], &a, ka, false)
+            };
+            let period = block * (REPEAT_LEN / block).max(1);
+            let repeated: Vec<f32> = rep.data[rep.offset..rep.offset + block]
+                .iter()
+                .copied()
+                .cycle()
+                .take(period)
+                .collect();
+            let body = |(o, x): (&mut [f32], &[f32])| {
+                widest(|| {
+                    for (o, x) in o.chunks_mut(period).zip(x.chunks(period)) {
+                        if flat_is_a {
+                            for ((o, &x), &y) in o.iter_mut().zip(x).zip(&repeated) {
+                                *o = f(x, y);
+                            }
+                        } else {
+                            for ((o, &y), &x) in o.iter_mut().zip(x).zip(&repeated) {
+                                *o = f(x, y);
+                            }
+                        }
+                    }
+                })
+            };
+            if n >= PARALLEL_THRESHOLD {
+                // Whole periods per task, so every task starts at the block's first element.
+                let chunk = CHUNK.div_ceil(period) * period;
+                out.par_chunks_mut(chunk)
+                    .zip(flat.par_chunks(chunk))
+                    .for_each(body);
+            } else {
+                body((out, flat));
+            }
+            return;
+        }
     }
     let row_len = *shape.last().unwrap_or(&1);
     let sa = *a.strides.last().unwrap_or(&0);
@@ -358,6 +416,26 @@ fn map2(
     split_rows(n, row_len, out, run_rows);
 }
 
+/// Length of the expanded block in the repeated-operand path of [`map2`].
+const REPEAT_LEN: usize = 512;
+
+/// When `x` is one contiguous block (the trailing dimensions, row-major) repeated for every
+/// index of the leading dimensions (stride 0 there), the block's length: `numel(shape)` for a
+/// contiguous operand, 1 for a broadcast scalar, the row length for a broadcast row.
+fn repeated_block(shape: &[usize], x: &Strided<'_>) -> Option<usize> {
+    let mut block = 1;
+    let mut d = shape.len();
+    while d > 0 && (shape[d - 1] == 1 || x.strides[d - 1] == block) {
+        block *= shape[d - 1];
+        d -= 1;
+    }
+    let leading_repeat = shape[..d]
+        .iter()
+        .zip(&x.strides[..d])
+        .all(|(&len, &stride)| len == 1 || stride == 0);
+    (leading_repeat && block > 0).then_some(block)
+}
+
 /// Runs `run_rows(first_row, rows_slice)` over blocks of whole rows, in parallel when large.
 fn split_rows(
     n: usize,
@@ -381,6 +459,58 @@ fn split_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A repeated block on either side (bias rows, a scalar, a trailing [4, 5] block), small
+    /// and large enough to be split over threads, equals the op applied element by element.
+    #[test]
+    fn repeated_blocks_on_either_side_match_the_scalar_op() {
+        let cases: [(&[usize], &[usize]); 5] = [
+            (&[7000, 5], &[0, 1]),
+            (&[3, 4, 5], &[0, 5, 1]),
+            (&[9, 3], &[0, 0]),
+            (&[40000, 3], &[0, 1]),
+            (&[2, 1, 7], &[0, 99, 1]),
+        ];
+        for (shape, rep_strides) in cases {
+            let n = numel(shape);
+            let flat: Vec<f32> = (0..n).map(|i| (i % 97) as f32 * 0.25 - 3.0).collect();
+            let block: Vec<f32> = (0..64).map(|i| i as f32 * 1.5 + 0.5).collect();
+            let flat_strides = crate::strided::contiguous_strides(shape);
+            let at = |index: usize| -> f32 {
+                // The repeated operand's element for flat output index `index`.
+                let mut rest = index;
+                let mut off = 0;
+                for d in (0..shape.len()).rev() {
+                    off += (rest % shape[d]) * rep_strides[d];
+                    rest /= shape[d];
+                }
+                block[off]
+            };
+            for op in [BinaryOp::Sub, BinaryOp::Div] {
+                let mut out = vec![0.0; n];
+                let (f, r) = (
+                    Strided::new(&flat, 0, &flat_strides),
+                    Strided::new(&block, 0, rep_strides),
+                );
+                binary(op, shape, f, r, &mut out);
+                for (i, &o) in out.iter().enumerate() {
+                    assert_eq!(
+                        o,
+                        op.apply(flat[i], at(i)),
+                        "{op:?} {shape:?} flat first, {i}"
+                    );
+                }
+                binary(op, shape, r, f, &mut out);
+                for (i, &o) in out.iter().enumerate() {
+                    assert_eq!(
+                        o,
+                        op.apply(at(i), flat[i]),
+                        "{op:?} {shape:?} flat second, {i}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn broadcast_add_of_a_row_and_a_column() {

@@ -75,6 +75,9 @@ use rayon::prelude::*;
 use std::cell::Cell;
 use std::sync::OnceLock;
 
+#[cfg(target_arch = "x86_64")]
+mod skinny;
+
 /// Whether an operand is used as stored or transposed (row-major BLAS convention).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transpose {
@@ -421,7 +424,14 @@ struct Kernel {
     /// CPU must support
     /// the kernel's instruction set.
     run: unsafe fn(&Tile),
+    /// Unpacked kernels for products with at most 16 columns and 16 rows or 16 steps of k
+    /// (`gemm/skinny.rs`), where the CPU has them. Same contract as `gemm_unchecked`.
+    skinny: Option<SkinnyFn>,
 }
+
+/// `(m, n, k, alpha, a, b, beta, c, rsc, csc, parallel)`, as `gemm_unchecked`.
+type SkinnyFn =
+    unsafe fn(usize, usize, usize, f32, Operand, Operand, f32, CPtr, usize, usize, bool);
 
 fn selected() -> Kernel {
     static KERNEL: OnceLock<Kernel> = OnceLock::new();
@@ -658,6 +668,12 @@ unsafe fn gemm_unchecked(
         };
     }
 
+    #[cfg(target_arch = "x86_64")]
+    if let Some(skinny_kernel) = kernel.skinny.filter(|_| skinny::applies(m, n, k)) {
+        // SAFETY: forwarded from this function's contract; the kernel suits this CPU.
+        return unsafe { skinny_kernel(m, n, k, alpha, a, b, beta, c, rsc, csc, parallel) };
+    }
+
     let (mr, nr) = (kernel.mr, kernel.nr);
     let parallel = parallel
         && rayon::current_num_threads() > 1
@@ -866,6 +882,7 @@ const PORTABLE: Kernel = Kernel {
     mr: PORTABLE_MR,
     nr: PORTABLE_NR,
     run: portable_tile,
+    skinny: None,
 };
 
 /// Plain Rust: a fixed-size accumulator array with constant trip counts, which LLVM turns into
@@ -899,6 +916,7 @@ unsafe fn portable_tile(t: &Tile) {
 // The AVX-512 intrinsics were stabilised in Rust 1.89, the workspace's rust-version.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::skinny::avx512_skinny;
     use super::{store_scalar, Kernel, Tile};
     use std::arch::x86_64::*;
 
@@ -923,6 +941,7 @@ mod x86 {
         mr: MR512,
         nr: NR512,
         run: avx512_tile,
+        skinny: Some(avx512_skinny),
     };
 
     /// # Safety
@@ -1032,6 +1051,7 @@ mod x86 {
         mr: MR256,
         nr: NR256,
         run: avx2_tile,
+        skinny: None,
     };
 
     /// # Safety
@@ -1203,6 +1223,103 @@ mod tests {
                             (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
                             "{} {m}x{n}x{k}",
                             kern.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The skinny kernels change no bits: every skinny shape (short k, short m, long k cut into
+    /// KC slices, ragged row groups), with transposed and strided operands, row- and
+    /// column-major C and beta 0 or not, equals the packed kernels exactly.
+    #[test]
+    fn skinny_products_equal_the_packed_kernels_bit_for_bit() {
+        let Some(with) = kernels().into_iter().find(|k| k.skinny.is_some()) else {
+            eprintln!("SKIPPED: no skinny kernels on this CPU");
+            return;
+        };
+        let without = Kernel {
+            skinny: None,
+            ..with
+        };
+        let shapes = [
+            (7000, 5, 3),
+            (7000, 3, 5),
+            (13, 16, 16),
+            (1, 1, 1),
+            (5, 3, 7000),
+            (16, 9, 600),
+            (3, 16, 257),
+            (9, 1, 17),
+            (1 << 18, 16, 1), // large enough to be split over threads
+        ];
+        for &(m, n, k) in &shapes {
+            assert!(skinny::applies(m, n, k), "{m}x{n}x{k} is not skinny");
+            for transposed in [false, true] {
+                for &(rsc, csc, beta) in &[(n, 1, 0.0), (1, m, 0.5), (n + 3, 1, 1.0)] {
+                    let a = fill(m * k, 11);
+                    let b = fill(k * n + 5, 12);
+                    // A row-major or transposed in memory; B with a stride between columns.
+                    let ao = if transposed {
+                        Operand {
+                            data: &a,
+                            rs: 1,
+                            cs: m,
+                        }
+                    } else {
+                        Operand {
+                            data: &a,
+                            rs: k,
+                            cs: 1,
+                        }
+                    };
+                    let bo = if transposed {
+                        Operand {
+                            data: &b,
+                            rs: 1,
+                            cs: k,
+                        }
+                    } else {
+                        Operand {
+                            data: &b,
+                            rs: n,
+                            cs: 1,
+                        }
+                    };
+                    let len = (m - 1) * rsc + (n - 1) * csc + 1;
+                    let c0 = fill(len, 13);
+                    let run = |kern: Kernel, parallel: bool| {
+                        let mut c = c0.clone();
+                        // SAFETY: `len` covers every element and (rsc, csc) do not overlap.
+                        unsafe {
+                            gemm_unchecked(
+                                kern,
+                                m,
+                                n,
+                                k,
+                                0.75,
+                                ao,
+                                bo,
+                                beta,
+                                CPtr(c.as_mut_ptr()),
+                                rsc,
+                                csc,
+                                parallel,
+                            )
+                        };
+                        c
+                    };
+                    let packed = run(without, false);
+                    for parallel in [false, true] {
+                        let got = run(with, parallel);
+                        let same = got
+                            .iter()
+                            .zip(&packed)
+                            .all(|(g, p)| g.to_bits() == p.to_bits());
+                        assert!(
+                            same,
+                            "{m}x{n}x{k} transposed={transposed} C ({rsc},{csc}) beta {beta}"
                         );
                     }
                 }

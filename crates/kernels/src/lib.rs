@@ -22,6 +22,7 @@ pub mod gemm;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod simd;
 pub mod softmax_ce;
 pub mod strided;
 

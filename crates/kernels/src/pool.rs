@@ -18,6 +18,7 @@
 //! PyTorch requires `pad <= kernel/2`; together with floor mode that guarantees every window
 //! holds at least one real element, so a max is always defined and no divisor is 0.
 
+use crate::simd::widest;
 use rayon::prelude::*;
 
 /// Sizes of a 2-D pooling. Input `[batch, channels, in_h, in_w]`, output
@@ -157,7 +158,7 @@ pub fn max_pool2d_forward(
         .with_min_len(g.min_planes())
         .for_each(|((y, am), x)| {
             if g.is_2x2_tiling() {
-                return max_pool_2x2(g.in_w, ow, x, y, am);
+                return widest(|| max_pool_2x2(g.in_w, ow, x, y, am));
             }
             for oy in 0..oh {
                 for ox in 0..ow {

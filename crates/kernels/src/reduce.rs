@@ -11,7 +11,7 @@ use crate::strided::{for_each_row, numel, Strided};
 use rayon::prelude::*;
 
 /// Input sizes below this reduce on the calling thread.
-const PARALLEL_THRESHOLD: usize = 1 << 15;
+const PARALLEL_THRESHOLD: usize = 1 << 16;
 
 /// What to combine the reduced elements with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

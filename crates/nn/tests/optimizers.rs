@@ -199,3 +199,19 @@ fn schedules_match_pytorch_closed_forms() {
     assert!((one.lr(29) - 1.0).abs() < 1e-6);
     assert!((one.lr(99) - 4e-6).abs() < 1e-9);
 }
+
+/// A gradient set by hand to the parameter itself (the same storage) is read before the
+/// parameter is written: the step completes, with ∇ = w, instead of waiting on its own lock.
+#[test]
+fn a_gradient_sharing_the_parameters_storage_steps_normally() {
+    let w = param(2.0);
+    w.set_grad(Some(w.detach()));
+    let mut sgd = Sgd::new(vec![("w".into(), w.clone())], 0.25);
+    sgd.step();
+    assert_eq!(w.item(), 1.5); // 2 - 0.25 * 2
+    let v = param(1.0);
+    v.set_grad(Some(v.detach()));
+    let mut adam = Adam::new(vec![("v".into(), v.clone())], 0.1);
+    adam.step();
+    assert_close(&[v.item()], &[0.9]); // the first Adam step moves by lr
+}

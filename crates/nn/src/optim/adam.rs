@@ -1,4 +1,4 @@
-use super::{state_tensor, AdamConfig, Optimizer, OptimizerState};
+use super::{state_tensor, with_gradient, AdamConfig, Optimizer, OptimizerState};
 use strata_kernels::optim::adam_step;
 use strata_tensor::Tensor;
 
@@ -56,19 +56,18 @@ impl Optimizer for Adam {
         let config = self.config;
         for ((_, p), moments) in self.parameters.iter().zip(&mut self.moments) {
             let Some(grad) = p.grad() else { continue };
-            let grad = grad.to_vec();
             let m = moments.get_or_insert_with(|| Moments {
                 step: 0,
-                exp_avg: vec![0.0; grad.len()],
-                exp_avg_sq: vec![0.0; grad.len()],
+                exp_avg: vec![0.0; grad.numel()],
+                exp_avg_sq: vec![0.0; grad.numel()],
             });
             m.step += 1;
-            p.update_data(|data| {
+            with_gradient(p, &grad, |data, grad| {
                 adam_step(
                     &config,
                     m.step,
                     data,
-                    &grad,
+                    grad,
                     &mut m.exp_avg,
                     &mut m.exp_avg_sq,
                 )

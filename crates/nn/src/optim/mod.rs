@@ -67,6 +67,19 @@ pub trait Optimizer: Send {
     fn load_state(&mut self, state: &OptimizerState) -> Result<(), String>;
 }
 
+/// Runs `update(parameter data, gradient)` with the gradient read in place: no copy of the
+/// gradient per step (for a 784 x 512 layer that was 1.6 MB of fresh memory every batch).
+/// A gradient that shares the parameter's storage (never made by autograd) is copied first, so
+/// reading it cannot block on the parameter's write lock.
+fn with_gradient(parameter: &Tensor, grad: &Tensor, update: impl FnOnce(&mut [f32], &[f32])) {
+    if grad.shares_storage_with(parameter) {
+        let grad = grad.to_vec();
+        parameter.update_data(|data| update(data, &grad));
+    } else {
+        grad.with_contiguous(|grad| parameter.update_data(|data| update(data, grad)));
+    }
+}
+
 /// Looks up `name` in `state`, checking its size.
 pub(crate) fn state_tensor(
     state: &OptimizerState,

@@ -1,4 +1,4 @@
-use super::{state_tensor, Optimizer, OptimizerState, SgdConfig};
+use super::{state_tensor, with_gradient, Optimizer, OptimizerState, SgdConfig};
 use strata_kernels::optim::sgd_step;
 use strata_tensor::Tensor;
 
@@ -46,17 +46,18 @@ impl Optimizer for Sgd {
         let config = self.config;
         for ((_, p), buffer) in self.parameters.iter().zip(&mut self.momentum_buffers) {
             let Some(grad) = p.grad() else { continue };
-            let grad = grad.to_vec();
             let first_step = buffer.is_none();
             if config.momentum != 0.0 && buffer.is_none() {
-                *buffer = Some(vec![0.0; grad.len()]);
+                *buffer = Some(vec![0.0; grad.numel()]);
             }
             let momentum = if config.momentum != 0.0 {
                 buffer.as_deref_mut()
             } else {
                 None
             };
-            p.update_data(|data| sgd_step(&config, data, &grad, momentum, first_step));
+            with_gradient(p, &grad, |data, grad| {
+                sgd_step(&config, data, grad, momentum, first_step)
+            });
         }
     }
 
