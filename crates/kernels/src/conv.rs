@@ -138,6 +138,19 @@ impl Conv2dGeometry {
             && self.pad_w == 0
     }
 
+    /// One output position whose window is the whole unpadded input (LeNet-5's third
+    /// convolution: 16x5x5 in, 120x1x1 out): a fully connected layer. An image's im2col
+    /// matrix is then the image itself as one column, so a batch's is the input transposed,
+    /// which the GEMM reads through strides instead of copying element by element.
+    fn is_fully_connected(&self) -> bool {
+        self.out_h() == 1
+            && self.out_w() == 1
+            && self.kernel_h == self.in_h
+            && self.kernel_w == self.in_w
+            && self.pad_h == 0
+            && self.pad_w == 0
+    }
+
     /// Panics (naming `kernel`) on a geometry no kernel can run. Empty channel or spatial
     /// sizes are rejected because they make the per-image chunking meaningless.
     fn validate(&self, kernel: &str) {
@@ -334,22 +347,30 @@ pub fn conv2d_forward(
     let (k, p, cout) = (g.col_rows(), g.col_cols(), g.out_channels);
     let group = group_images(g);
     let pointwise = g.is_pointwise() && group == 1;
+    let fully_connected = g.is_fully_connected();
     output
         .par_chunks_mut(group * cout * p)
         .zip(input.par_chunks(group * g.image_len()))
         .for_each(|(y, x)| {
-            let cols_len = if pointwise { 0 } else { k * group * p };
+            let cols_len = if pointwise || fully_connected {
+                0
+            } else {
+                k * group * p
+            };
             let staged_len = if group > 1 { cout * group * p } else { 0 };
             with_scratch(cols_len, staged_len, |cols, staged| {
                 let count = x.len() / g.image_len();
                 let ld = count * p;
-                let b_mat: &[f32] = if pointwise {
-                    x
+                // The im2col matrix [K, count·P] and its row and column strides.
+                let (b_mat, rsb, csb): (&[f32], usize, usize) = if pointwise {
+                    (x, ld, 1)
+                } else if fully_connected {
+                    (x, 1, k)
                 } else {
                     for (i, image) in x.chunks_exact(g.image_len()).enumerate() {
                         im2col_ld(g, image, &mut cols[i * p..], ld);
                     }
-                    &cols[..k * ld]
+                    (&cols[..k * ld], ld, 1)
                 };
                 if count == 1 {
                     // Seeding y with the bias and accumulating (beta = 1) saves a second pass.
@@ -362,12 +383,14 @@ pub fn conv2d_forward(
                         }
                         None => 0.0,
                     };
-                    gemm(cout, p, k, 1.0, weight, k, 1, b_mat, p, 1, beta, y, p, 1);
+                    gemm(
+                        cout, p, k, 1.0, weight, k, 1, b_mat, rsb, csb, beta, y, p, 1,
+                    );
                     return;
                 }
                 let staged = &mut staged[..cout * ld];
                 gemm(
-                    cout, ld, k, 1.0, weight, k, 1, b_mat, ld, 1, 0.0, staged, ld, 1,
+                    cout, ld, k, 1.0, weight, k, 1, b_mat, rsb, csb, 0.0, staged, ld, 1,
                 );
                 for (i, y_image) in y.chunks_exact_mut(cout * p).enumerate() {
                     for (co, y_row) in y_image.chunks_exact_mut(p).enumerate() {
@@ -407,18 +430,32 @@ pub fn conv2d_backward_input(
     let (k, p, cout) = (g.col_rows(), g.col_cols(), g.out_channels);
     let group = group_images(g);
     let pointwise = g.is_pointwise() && group == 1;
+    let fully_connected = g.is_fully_connected();
     grad_input
         .par_chunks_mut(group * g.image_len())
         .zip(grad_output.par_chunks(group * cout * p))
         .for_each(|(dx, dy)| {
-            let dcols_len = if pointwise { 0 } else { k * group * p };
-            let gathered_len = if group > 1 { cout * group * p } else { 0 };
+            let dcols_len = if pointwise || fully_connected {
+                0
+            } else {
+                k * group * p
+            };
+            let gathered_len = if group > 1 && !fully_connected {
+                cout * group * p
+            } else {
+                0
+            };
             with_scratch(dcols_len, gathered_len, |dcols, gathered| {
                 let count = dx.len() / g.image_len();
                 let ld = count * p;
                 // Wᵀ is read in place: element (kk, co) of Wᵀ is weight[co*K + kk].
                 if pointwise {
                     gemm(k, p, cout, 1.0, weight, 1, k, dy, p, 1, 0.0, dx, p, 1);
+                    return;
+                }
+                if fully_connected {
+                    // dcols [K, count] is dX transposed: write it there through strides.
+                    gemm(k, ld, cout, 1.0, weight, 1, k, dy, 1, cout, 0.0, dx, 1, k);
                     return;
                 }
                 let dy_mat: &[f32] = if count == 1 {
@@ -603,6 +640,9 @@ pub fn conv2d_backward_weight(
     const PARTIAL_BUDGET: usize = 4 << 20; // floats
     let wave = (PARTIAL_BUDGET / wlen).clamp(1, n_chunks);
     let mut partials = vec![0.0f32; wave * wlen];
+    // A fully connected geometry's cols and gathered dY are the input and dY themselves, read
+    // through strides (the small-gradient kernel needs them copied to contiguous rows).
+    let strided_operands = g.is_fully_connected() && wlen > SMALL_WEIGHT_GRADIENT;
 
     for wave_start in (0..n_chunks).step_by(wave) {
         let this_wave = wave.min(n_chunks - wave_start);
@@ -610,9 +650,15 @@ pub fn conv2d_backward_weight(
             .par_chunks_mut(wlen)
             .enumerate()
             .for_each(|(j, part)| {
+                let first = (wave_start + j) * chunk;
+                let count = chunk.min(g.batch - first);
+                if strided_operands {
+                    // part[co, kk] = Σ_q dY[first+q, co] · X[first+q, kk].
+                    let (dy, x) = (&grad_output[first * cout..], &input[first * k..]);
+                    gemm(cout, k, count, 1.0, dy, 1, cout, x, k, 1, 0.0, part, k, 1);
+                    return;
+                }
                 with_scratch(k * chunk * p, cout * chunk * p, |cols, dys| {
-                    let first = (wave_start + j) * chunk;
-                    let count = chunk.min(g.batch - first);
                     // Lay the chunk's images side by side: cols [K, count*P] and
                     // dY [cout, count*P], so one product reduces over all of them.
                     let ld = count * p;

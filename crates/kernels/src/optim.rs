@@ -16,6 +16,7 @@
 //!
 //! Each element is independent, so splitting over threads cannot change the result.
 
+use crate::simd::widest;
 use rayon::prelude::*;
 
 const PARALLEL_THRESHOLD: usize = 1 << 16;
@@ -92,16 +93,18 @@ pub fn sgd_step(
         Some(buffer) if c.momentum != 0.0 => {
             check("sgd_step", n, &[("momentum buffer", buffer.len())]);
             let body = |((p, g), b): ((&mut [f32], &[f32]), &mut [f32])| {
-                for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-                    let g = g + c.weight_decay * *p;
-                    *b = if first_step {
-                        g
-                    } else {
-                        c.momentum * *b + (1.0 - c.dampening) * g
-                    };
-                    let step = if c.nesterov { g + c.momentum * *b } else { *b };
-                    *p -= c.lr * step;
-                }
+                widest(|| {
+                    for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+                        let g = g + c.weight_decay * *p;
+                        *b = if first_step {
+                            g
+                        } else {
+                            c.momentum * *b + (1.0 - c.dampening) * g
+                        };
+                        let step = if c.nesterov { g + c.momentum * *b } else { *b };
+                        *p -= c.lr * step;
+                    }
+                })
             };
             if n >= PARALLEL_THRESHOLD {
                 param
@@ -163,18 +166,20 @@ pub fn adam_step(
     let step_size = c.lr / bias1;
     type Chunks<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
     let body = |(((p, g), m), v): Chunks<'_>| {
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = if c.decoupled_weight_decay {
-                *p *= 1.0 - c.lr * c.weight_decay;
-                g
-            } else {
-                g + c.weight_decay * *p
-            };
-            *m = c.beta1 * *m + (1.0 - c.beta1) * g;
-            *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
-            let denom = v.sqrt() / bias2_sqrt + c.eps;
-            *p -= step_size * *m / denom;
-        }
+        widest(|| {
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = if c.decoupled_weight_decay {
+                    *p *= 1.0 - c.lr * c.weight_decay;
+                    g
+                } else {
+                    g + c.weight_decay * *p
+                };
+                *m = c.beta1 * *m + (1.0 - c.beta1) * g;
+                *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+                let denom = v.sqrt() / bias2_sqrt + c.eps;
+                *p -= step_size * *m / denom;
+            }
+        })
     };
     if n >= PARALLEL_THRESHOLD {
         param

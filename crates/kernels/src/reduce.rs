@@ -7,6 +7,7 @@
 //! accumulated in f64: reductions over a whole batch of activations would otherwise lose
 //! several digits.
 
+use crate::simd::widest;
 use crate::strided::{for_each_row, numel, Strided};
 use rayon::prelude::*;
 
@@ -88,11 +89,13 @@ pub fn reduce(
     if op == ReduceOp::Sum && leading && src.is_contiguous(shape) && argmax.is_none() {
         let mut acc = vec![0f64; out_len];
         let data = &src.data[src.offset..src.offset + red_count * out_len];
-        for row in data.chunks_exact(out_len.max(1)) {
-            for (a, &x) in acc.iter_mut().zip(row) {
-                *a += x as f64;
+        widest(|| {
+            for row in data.chunks_exact(out_len.max(1)) {
+                for (a, &x) in acc.iter_mut().zip(row) {
+                    *a += x as f64;
+                }
             }
-        }
+        });
         for (o, a) in out.iter_mut().zip(&acc) {
             *o = *a as f32;
         }

@@ -211,6 +211,9 @@ fn random_geometries() -> Vec<Conv2dGeometry> {
         geom(1, 3, 7, 7, 5, 1, 1, (1, 1), (0, 0)),  // single-image pointwise path
         geom(5, 2, 20, 20, 3, 3, 3, (1, 1), (1, 1)), // groups of 2 images, ragged last group
         geom(7, 4, 5, 5, 6, 5, 5, (1, 1), (0, 0)),  // one output per image, all in one GEMM
+        geom(3, 2, 4, 6, 5, 4, 6, (2, 3), (0, 0)),  // fully connected, any stride
+        // Fully connected with a large weight gradient (read through strides), two chunks.
+        geom(600, 16, 5, 5, 48, 5, 5, (1, 1), (0, 0)),
     ]
 }
 

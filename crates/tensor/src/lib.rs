@@ -21,6 +21,7 @@ mod autograd;
 mod custom_op;
 pub mod gradcheck;
 pub mod ops;
+mod pool;
 mod random;
 mod shape;
 mod tensor;

@@ -15,6 +15,17 @@ pub(crate) struct Storage {
     pub(crate) data: RwLock<Vec<f32>>,
 }
 
+impl Drop for Storage {
+    /// The buffer goes back to the pool for the next op output of the same size.
+    fn drop(&mut self) {
+        let data = self
+            .data
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        crate::pool::recycle(std::mem::take(data));
+    }
+}
+
 /// An n-dimensional array of `f32` with an optional place in the autograd graph.
 ///
 /// Cloning a `Tensor` is cheap: it clones a handle, not the data. Views share storage with
@@ -240,7 +251,7 @@ impl Tensor {
         if self.is_contiguous() {
             f(&guard[self.0.offset..self.0.offset + self.numel()])
         } else {
-            let mut copy = vec![0.0; self.numel()];
+            let mut copy = crate::pool::take_for_overwrite(self.numel());
             unary(
                 UnaryOp::Identity,
                 self.shape(),

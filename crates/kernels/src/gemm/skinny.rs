@@ -192,6 +192,17 @@ unsafe fn rows_short_k<const R: usize>(
             *x = _mm512_fmadd_ps(air, bp, *x);
         }
     }
+    if out.csc == 1 && out.beta == 0.0 {
+        // The common case, inline: `alpha * acc` with one masked store per row.
+        let (m, alpha) = (mask(out.n), _mm512_set1_ps(out.alpha));
+        for (r, &x) in acc.iter().enumerate() {
+            // SAFETY: row i + r of C is ours (forwarded); the mask covers its n elements.
+            unsafe {
+                _mm512_mask_storeu_ps(out.c.at((i + r) * out.rsc), m, _mm512_mul_ps(alpha, x))
+            };
+        }
+        return;
+    }
     for (r, &x) in acc.iter().enumerate() {
         // SAFETY: forwarded.
         unsafe { store_row(out, i + r, x, out.beta) };

@@ -25,7 +25,7 @@ pub(crate) fn broadcast_map(
     let shape = broadcast_shapes(name, a.shape(), b.shape());
     let sa = broadcast_strides(name, a.shape(), a.strides(), &shape);
     let sb = broadcast_strides(name, b.shape(), b.strides(), &shape);
-    let mut out = vec![0.0; numel(&shape)];
+    let mut out = crate::pool::take_for_overwrite(numel(&shape));
     let (ga, gb) = (a.read(), b.read());
     binary(
         op,

@@ -72,7 +72,8 @@ impl Tensor {
             geometry.out_h(),
             geometry.out_w(),
         ];
-        let mut out = vec![0.0; geometry.output_len()];
+        // The conv kernels overwrite their outputs (and gradients) entirely.
+        let mut out = crate::pool::take_for_overwrite(geometry.output_len());
         x.with_contiguous(|xd| {
             w.with_contiguous(|wd| match bias {
                 Some(b) => {
@@ -88,13 +89,13 @@ impl Tensor {
         Tensor::from_op(out, &out_shape, "conv2d", &inputs, move |dy| {
             let dy = dy.contiguous();
             let dx = x_saved.requires_grad().then(|| {
-                let mut dx = vec![0.0; geometry.input_len()];
+                let mut dx = crate::pool::take_for_overwrite(geometry.input_len());
                 dy.with_contiguous(|g| {
                     w_saved.with_contiguous(|wd| conv2d_backward_input(&geometry, g, wd, &mut dx))
                 });
                 Tensor::from_vec(dx, x_saved.shape())
             });
-            let mut dw = vec![0.0; geometry.weight_len()];
+            let mut dw = crate::pool::take_for_overwrite(geometry.weight_len());
             let mut db = vec![0.0; geometry.out_channels];
             dy.with_contiguous(|g| {
                 x_saved.with_contiguous(|xd| {

@@ -66,7 +66,8 @@ impl Tensor {
         let batch = numel(&batch_shape);
         let mut out_shape = batch_shape.clone();
         out_shape.extend([m, n]);
-        let mut out = vec![0.0; numel(&out_shape)];
+        // beta = 0 below: the GEMM overwrites every element.
+        let mut out = crate::pool::take_for_overwrite(numel(&out_shape));
 
         // Broadcast each operand to the batch shape, falling back to a contiguous copy only when
         // its batch dimensions cannot be stepped with one stride.

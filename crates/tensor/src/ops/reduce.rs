@@ -37,7 +37,7 @@ fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> Vec<usize> {
 impl Tensor {
     fn reduce_raw(&self, op: ReduceOp, axes: &[usize], want_index: bool) -> (Vec<f32>, Vec<u32>) {
         let kept = reduced_shape(self.shape(), axes, false);
-        let mut out = vec![0.0; numel(&kept)];
+        let mut out = crate::pool::take_for_overwrite(numel(&kept));
         let mut index = if want_index {
             vec![0u32; out.len()]
         } else {

@@ -17,7 +17,7 @@ use strata_kernels::elementwise::{unary, BinaryOp, UnaryOp};
 impl Tensor {
     /// Applies `op` without recording anything.
     pub(crate) fn map(&self, op: UnaryOp) -> Tensor {
-        let mut out = vec![0.0; self.numel()];
+        let mut out = crate::pool::take_for_overwrite(self.numel());
         unary(op, self.shape(), self.strided(&self.read()), &mut out);
         Tensor::from_vec(out, self.shape())
     }

@@ -1,0 +1,107 @@
+//! Recycled buffers for op outputs.
+//!
+//! A training step allocates the same activation and gradient sizes batch after batch. A fresh
+//! `vec![0.0; n]` is zeroed every time, by `memset` or, for large buffers, by the kernel one
+//! page fault at a time, only for the op's kernel to overwrite every element. Instead a
+//! storage hands its buffer back here when the last tensor using it is dropped, and ops whose
+//! kernels overwrite their whole output take it from here: next step, the same sizes come back
+//! without being zeroed.
+//!
+//! The pool is bounded (per length and in total), so memory stays flat whatever the sizes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Buffers shorter than this come straight from the allocator, which is fast for them.
+const MIN_LEN: usize = 2048;
+/// At most this many idle buffers of one length.
+const MAX_PER_LEN: usize = 32;
+/// At most this many idle bytes in all.
+const MAX_BYTES: usize = 256 << 20;
+
+struct Pool {
+    by_len: HashMap<usize, Vec<Vec<f32>>>,
+    bytes: usize,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+/// A buffer of exactly `len` floats whose contents are unspecified (initialised, but
+/// whatever an earlier tensor left there): only for outputs a kernel overwrites entirely.
+pub(crate) fn take_for_overwrite(len: usize) -> Vec<f32> {
+    if len >= MIN_LEN {
+        let mut guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(pool) = guard.as_mut() {
+            if let Some(buffer) = pool.by_len.get_mut(&len).and_then(Vec::pop) {
+                pool.bytes -= len * 4;
+                return buffer;
+            }
+        }
+    }
+    vec![0.0; len]
+}
+
+/// Keeps `buffer` for a later [`take_for_overwrite`] of the same length, if there is room.
+pub(crate) fn recycle(buffer: Vec<f32>) {
+    let len = buffer.len();
+    // Only exact-capacity buffers: a recycled buffer must not hold memory it does not show.
+    if len < MIN_LEN || buffer.capacity() != len {
+        return;
+    }
+    let mut guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let pool = guard.get_or_insert_with(|| Pool {
+        by_len: HashMap::new(),
+        bytes: 0,
+    });
+    let idle = pool.by_len.entry(len).or_default();
+    if idle.len() < MAX_PER_LEN && pool.bytes + len * 4 <= MAX_BYTES {
+        idle.push(buffer);
+        pool.bytes += len * 4;
+    }
+}
+
+/// Idle buffers of length `len` and idle bytes in all, held by the pool now.
+#[cfg(test)]
+pub(crate) fn idle(len: usize) -> (usize, usize) {
+    let guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    guard.as_ref().map_or((0, 0), |pool| {
+        (pool.by_len.get(&len).map_or(0, Vec::len), pool.bytes)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_buffer_comes_back_for_its_length_only() {
+        let len = MIN_LEN + 12_345;
+        let mut buffer = vec![0.0f32; len];
+        buffer[7] = 3.5;
+        let address = buffer.as_ptr();
+        recycle(buffer);
+        assert_eq!(idle(len).0, 1);
+        assert_eq!(take_for_overwrite(len + 1).len(), len + 1);
+        let again = take_for_overwrite(len);
+        assert_eq!((again.len(), again.as_ptr(), again[7]), (len, address, 3.5));
+        // Small buffers are not kept.
+        recycle(vec![1.0; 16]);
+        assert_eq!(take_for_overwrite(16), vec![0.0; 16]);
+    }
+
+    #[test]
+    fn the_pool_stays_within_its_bounds() {
+        let len = MIN_LEN + 777;
+        for _ in 0..MAX_PER_LEN + 10 {
+            recycle(vec![0.0; len]);
+        }
+        let (kept, bytes) = idle(len);
+        assert_eq!(kept, MAX_PER_LEN);
+        assert!(bytes <= MAX_BYTES);
+        // Buffers with spare capacity are not kept: they would hide memory.
+        let mut roomy = Vec::with_capacity(2 * len);
+        roomy.resize(len + 1, 0.0);
+        recycle(roomy);
+        assert_eq!(idle(len + 1).0, 0);
+    }
+}
