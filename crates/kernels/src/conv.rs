@@ -28,6 +28,7 @@
 //! chunk's images side by side along the reduction axis, and the chunk partials are added in
 //! chunk order. The bias gradient is one sequential f64 sum per output channel.
 
+use crate::simd::widest;
 use rayon::prelude::*;
 use std::cell::Cell;
 
@@ -231,6 +232,7 @@ fn im2col_ld(g: &Conv2dGeometry, image: &[f32], cols: &mut [f32], ld: usize) {
 }
 
 /// Adjoint of [`im2col_ld`]: adds every column entry back to the pixel it was copied from.
+#[inline(always)]
 fn col2im_ld(g: &Conv2dGeometry, cols: &[f32], ld: usize, image: &mut [f32]) {
     let (h, w) = (g.in_h, g.in_w);
     let (oh, ow) = (g.out_h(), g.out_w());
@@ -474,7 +476,7 @@ pub fn conv2d_backward_input(
                 );
                 dx.fill(0.0);
                 for (i, dx_image) in dx.chunks_exact_mut(g.image_len()).enumerate() {
-                    col2im_ld(g, &dcols[i * p..], ld, dx_image);
+                    widest(|| col2im_ld(g, &dcols[i * p..], ld, dx_image));
                 }
             })
         });

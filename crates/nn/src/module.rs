@@ -37,6 +37,20 @@ pub trait Module: Send + Sync {
     fn children(&self) -> Vec<(String, &dyn Module)> {
         Vec::new()
     }
+
+    /// True for a stateless elementwise map `f` that commutes with taking a maximum,
+    /// `f(max(a, b)) = max(f(a), f(b))`, and whose gradient is zero wherever it changes the
+    /// winner (ReLU). A [`Sequential`](crate::layers::Sequential) runs such a layer *after*
+    /// a max pooling that follows it: the same values and gradients (for inputs without NaN),
+    /// on a quarter of the elements.
+    fn commutes_with_max_pool(&self) -> bool {
+        false
+    }
+
+    /// True for max pooling, the other half of the swap described above.
+    fn is_max_pool(&self) -> bool {
+        false
+    }
 }
 
 /// Conveniences every module gets.

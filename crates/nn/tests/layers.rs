@@ -175,3 +175,75 @@ fn summary_lists_shapes_and_parameter_counts() {
 fn linear_shape_error_names_both_shapes() {
     Linear::new(5, 3, &mut Generator::seed(0)).forward(&Tensor::zeros(&[2, 4]));
 }
+
+/// `Sequential` runs a ReLU followed by max pooling as pooling then ReLU. On activations with
+/// many negative windows, exact zeros, ties and overlapping windows, the output and every
+/// gradient equal the layers applied one after the other, bit for bit.
+#[test]
+fn relu_then_max_pool_matches_the_layers_applied_in_order_bit_for_bit() {
+    for (kernel, stride) in [(2, 2), (3, 2)] {
+        let g = &mut Generator::seed(7);
+        let model = Sequential::new(vec![
+            Box::new(Conv2d::new(2, 3, 3, 1, 1, true, g)),
+            Box::new(ReLU),
+            Box::new(MaxPool2d {
+                kernel,
+                stride,
+                padding: 1,
+            }),
+        ]);
+        // A negative bias leaves whole windows below zero; rounded inputs make ties common.
+        for (name, p) in model.parameters() {
+            if name.ends_with("bias") {
+                p.update_data(|b| b.fill(-4.0));
+            }
+        }
+        let values: Vec<f32> = (0..4 * 2 * 9 * 9)
+            .map(|i| ((i * 37 % 11) as f32 - 6.0).round() * 0.5)
+            .collect();
+        let run = |in_order: bool| {
+            model.zero_grad();
+            let x = Tensor::from_vec(values.clone(), &[4, 2, 9, 9]).set_requires_grad(true);
+            let y = if in_order {
+                let children = model.children();
+                let mut h = x.clone();
+                for (_, child) in &children {
+                    h = child.forward(&h);
+                }
+                h
+            } else {
+                model.forward(&x)
+            };
+            // A weighted sum, so every output's gradient differs.
+            let weights: Vec<f32> = (0..y.numel()).map(|i| (i % 5) as f32 - 2.0).collect();
+            y.mul(&Tensor::from_vec(weights, y.shape()))
+                .sum_all()
+                .backward();
+            let grads: Vec<Vec<f32>> = model
+                .parameters()
+                .iter()
+                .map(|(_, p)| p.grad().unwrap().to_vec())
+                .collect();
+            (y.to_vec(), x.grad().unwrap().to_vec(), grads)
+        };
+        let (fused, in_order) = (run(false), run(true));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&fused.0),
+            bits(&in_order.0),
+            "outputs, kernel {kernel}"
+        );
+        assert!(
+            fused.0.iter().filter(|&&v| v == 0.0).count() > 10,
+            "too few zeros to test"
+        );
+        assert_eq!(
+            bits(&fused.1),
+            bits(&in_order.1),
+            "input gradient, kernel {kernel}"
+        );
+        for (a, b) in fused.2.iter().zip(&in_order.2) {
+            assert_eq!(bits(a), bits(b), "parameter gradient, kernel {kernel}");
+        }
+    }
+}

@@ -59,10 +59,24 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// Applies the children in order, except that a ReLU directly followed by max pooling runs
+    /// after it (see [`Module::commutes_with_max_pool`]): on LeNet-5's first layer that is one
+    /// pass over 117,600 values per image batch of 100 instead of 470,400, forward and back.
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.clone();
-        for (_, child) in &self.children {
-            h = child.forward(&h);
+        let mut i = 0;
+        while i < self.children.len() {
+            let child = &self.children[i].1;
+            match self.children.get(i + 1) {
+                Some((_, pool)) if child.commutes_with_max_pool() && pool.is_max_pool() => {
+                    h = child.forward(&pool.forward(&h));
+                    i += 2;
+                }
+                _ => {
+                    h = child.forward(&h);
+                    i += 1;
+                }
+            }
         }
         h
     }

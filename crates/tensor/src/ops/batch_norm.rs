@@ -64,7 +64,7 @@ impl Tensor {
             "batch_norm: training needs more than one value per channel (input shape {:?})",
             self.shape()
         );
-        let mut out = vec![0.0; self.numel()];
+        let mut out = crate::pool::take_for_overwrite(self.numel());
         let (mut mean, mut invstd, mut var) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
         let gamma_v = gamma.map(Tensor::to_vec);
         let beta_v = beta.map(Tensor::to_vec);
@@ -94,7 +94,7 @@ impl Tensor {
         inputs.extend(gamma);
         inputs.extend(beta);
         let y = Tensor::from_op(out, self.shape(), "batch_norm", &inputs, move |dy| {
-            let mut dx = vec![0.0; x_saved.numel()];
+            let mut dx = crate::pool::take_for_overwrite(x_saved.numel());
             let mut dgamma = vec![0.0; c];
             let mut dbeta = vec![0.0; c];
             x_saved.with_contiguous(|x| {

@@ -44,7 +44,7 @@ impl Tensor {
     /// Mean cross-entropy of `softmax(self)` against integer `labels`, fused for stability.
     pub fn softmax_cross_entropy(&self, labels: &[u32]) -> Tensor {
         let (rows, classes) = check_class_input("softmax_cross_entropy", self, labels);
-        let mut probs = vec![0.0; rows * classes];
+        let mut probs = crate::pool::take_for_overwrite(rows * classes);
         let loss = self.with_contiguous(|x| {
             softmax_cross_entropy_forward(rows, classes, x, labels, &mut probs)
         });
@@ -57,7 +57,7 @@ impl Tensor {
             "softmax_cross_entropy",
             &[self],
             move |dl| {
-                let mut dx = vec![0.0; rows * classes];
+                let mut dx = crate::pool::take_for_overwrite(rows * classes);
                 softmax_cross_entropy_backward(rows, classes, &probs, &labels, dl.item(), &mut dx);
                 vec![Some(Tensor::from_vec(dx, &shape))]
             },

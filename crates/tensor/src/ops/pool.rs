@@ -58,14 +58,14 @@ impl Tensor {
         padding: (usize, usize),
     ) -> Tensor {
         let g = geometry("max_pool2d", self, kernel, stride, padding);
-        let mut out = vec![0.0; g.output_len()];
+        let mut out = crate::pool::take_for_overwrite(g.output_len());
         let mut argmax = vec![0u32; g.output_len()];
         self.with_contiguous(|x| max_pool2d_forward(&g, x, &mut out, &mut argmax));
         let argmax = Arc::new(argmax);
         let input_shape = self.shape().to_vec();
         let shape = [g.batch, g.channels, g.out_h(), g.out_w()];
         Tensor::from_op(out, &shape, "max_pool2d", &[self], move |dy| {
-            let mut dx = vec![0.0; g.input_len()];
+            let mut dx = crate::pool::take_for_overwrite(g.input_len());
             dy.with_contiguous(|d| max_pool2d_backward(&g, d, &argmax, &mut dx));
             vec![Some(Tensor::from_vec(dx, &input_shape))]
         })
@@ -79,12 +79,12 @@ impl Tensor {
         padding: (usize, usize),
     ) -> Tensor {
         let g = geometry("avg_pool2d", self, kernel, stride, padding);
-        let mut out = vec![0.0; g.output_len()];
+        let mut out = crate::pool::take_for_overwrite(g.output_len());
         self.with_contiguous(|x| avg_pool2d_forward(&g, true, x, &mut out));
         let input_shape = self.shape().to_vec();
         let shape = [g.batch, g.channels, g.out_h(), g.out_w()];
         Tensor::from_op(out, &shape, "avg_pool2d", &[self], move |dy| {
-            let mut dx = vec![0.0; g.input_len()];
+            let mut dx = crate::pool::take_for_overwrite(g.input_len());
             dy.with_contiguous(|d| avg_pool2d_backward(&g, true, d, &mut dx));
             vec![Some(Tensor::from_vec(dx, &input_shape))]
         })
