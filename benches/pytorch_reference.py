@@ -1,11 +1,11 @@
 """PyTorch side of the strata comparison: the NETWORKS.md recipes on the same MNIST files.
 
 Usage:  python3 benches/pytorch_reference.py MODEL [--epochs N] [--seed S] [--threads T]
-MODEL is one of mnist_mlp, lenet5_classic, snn500, cnn3l, lenet5 or dnn3.
+MODEL is one of mnist_mlp, lenet5_classic, snn500, cnn3l, lenet5, journey_final or dnn3.
 Prints one line per epoch (train seconds, test seconds, test accuracy) and a final JSON line.
 Needs torch (Debian's python3-torch or pip). Reads datasets/mnist/ (run `make data` first).
 """
-import argparse, json, os, struct, time
+import argparse, json, math, os, struct, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -60,6 +60,24 @@ def lenet5():
                          nn.Linear(84, 10))
 
 
+def journey_final():
+    def block(cin, cout, k):  # bias=False on every conv, as NETWORKS.md
+        return [nn.Conv2d(cin, cout, k, bias=False), nn.ReLU(), nn.BatchNorm2d(cout), nn.Dropout(0.1)]
+    return nn.Sequential(*block(1, 8, 3), *block(8, 16, 3), nn.MaxPool2d(2), *block(16, 16, 3), *block(16, 32, 3),
+                         nn.Conv2d(32, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.1),
+                         *block(8, 16, 3), nn.AvgPool2d(6), nn.Conv2d(16, 10, 1, bias=False), nn.Flatten(),
+                         nn.LogSoftmax(dim=1))
+
+
+def rotate(x, degrees):
+    """Each image turned by its own angle, uniform in ±degrees, bilinear, zero outside."""
+    angle = (torch.rand(x.shape[0]) * 2 - 1) * degrees * math.pi / 180
+    cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 MNIST_NORM, RAW = (0.1307, 0.3081), (0.0, 1.0)
 RECIPES = {  # model: (builder, normalisation, optimizer, lr, momentum, batch, epochs)
     "mnist_mlp": (mlp, MNIST_NORM, "sgd", 0.01, 0.5, 64, 5),
@@ -67,7 +85,10 @@ RECIPES = {  # model: (builder, normalisation, optimizer, lr, momentum, batch, e
     "snn500": (snn500, RAW, "adam", 1e-3, 0.0, 100, 20),
     "cnn3l": (cnn3l, RAW, "adam", 1e-3, 0.0, 100, 20),
     "lenet5": (lenet5, RAW, "adam", 1e-3, 0.0, 100, 20),
+    "journey_final": (journey_final, MNIST_NORM, "sgd", 0.05, 0.9, 128, 20),
 }
+# journey_final: NLL on log-probabilities, StepLR(6, 0.1), training images rotated by up to 7 degrees.
+NLL, ROTATED, STEP_LR = {"journey_final"}, {"journey_final": 7.0}, {"journey_final": (6, 0.1)}
 
 
 def dnn3(epochs, seed):
@@ -107,6 +128,8 @@ def main():
     model = build()
     optimizer = (torch.optim.Adam(model.parameters(), lr=lr) if opt == "adam"
                  else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))
+    schedule = (torch.optim.lr_scheduler.StepLR(optimizer, *STEP_LR[a.model]) if a.model in STEP_LR else None)
+    loss_of = F.nll_loss if a.model in NLL else F.cross_entropy
     results = []
     for epoch in range(1, epochs + 1):
         model.train()
@@ -114,11 +137,16 @@ def main():
         order = torch.randperm(len(xtr))
         for i in range(0, len(xtr), batch):
             idx_ = order[i:i + batch]
+            x = xtr[idx_]
+            if a.model in ROTATED:
+                x = rotate(x, ROTATED[a.model])
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(xtr[idx_]), ytr[idx_])
+            loss = loss_of(model(x), ytr[idx_])
             loss.backward()
             optimizer.step()
         train_s = time.perf_counter() - start
+        if schedule:
+            schedule.step()
         model.eval()
         start = time.perf_counter()
         with torch.no_grad():

@@ -12,7 +12,7 @@ Python running this script, and the strata binary (built with `cargo build --rel
 import argparse, json, os, subprocess, sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-MODELS = ["dnn3", "mnist_mlp", "lenet5_classic", "snn500", "lenet5", "cnn3l"]
+MODELS = ["dnn3", "mnist_mlp", "lenet5_classic", "snn500", "lenet5", "cnn3l", "journey_final"]
 TRAIN_IMAGES = 60000
 
 

@@ -82,7 +82,7 @@ fn block_words(seed: u64, block: u64) -> [u32; 4] {
     )
 }
 
-/// Blocks evaluated side by side by [`block_words_lanes`].
+/// Blocks evaluated side by side by [`block_words_lanes_body`].
 const LANES: usize = 16;
 
 /// [`block_words`] for the `LANES` blocks `first..first + LANES`, structure-of-arrays: word `j`
@@ -114,40 +114,79 @@ fn block_words_lanes_body(seed: u64, first: u64) -> [[u32; LANES]; 4] {
     [c0, c1, c2, c3]
 }
 
-/// [`block_words_lanes_body`], compiled for AVX-512 where the CPU has it: sixteen 32-bit lanes
-/// and 64-bit products eight at a time, against two with the baseline x86-64 instructions.
-fn block_words_lanes(seed: u64, first: u64) -> [[u32; LANES]; 4] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        fn avx512(seed: u64, first: u64) -> [[u32; LANES]; 4] {
-            block_words_lanes_body(seed, first)
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { avx512(seed, first) };
+/// The uniforms of the `4 * LANES` elements of blocks `first..first + LANES`, in element
+/// order: a 4 x 16 transpose of [`block_words_lanes_body`]'s words, so that the caller's loop
+/// over them runs on contiguous elements and vectorises.
+#[inline(always)]
+fn block_uniforms_lanes(seed: u64, first: u64) -> [f32; 4 * LANES] {
+    let words = block_words_lanes_body(seed, first);
+    let mut uniforms = [0.0f32; 4 * LANES];
+    for (j, word) in words.iter().enumerate() {
+        for (l, &w) in word.iter().enumerate() {
+            uniforms[4 * l + j] = word_to_uniform(w);
         }
     }
-    block_words_lanes_body(seed, first)
+    uniforms
 }
 
 /// Calls `f(i, u_i)` for every element `i` of `0..len` of the chunk starting at element
 /// `first_element` (a multiple of 4), `u_i` being element `first_element + i`'s uniform.
-#[inline]
+/// Callers run it inside [`widest`], where Philox's sixteen lanes become AVX-512 vectors.
+#[inline(always)]
 fn for_each_uniform(seed: u64, first_element: usize, len: usize, mut f: impl FnMut(usize, f32)) {
     let first_block = (first_element / 4) as u64;
     let full = len / (4 * LANES) * (4 * LANES);
     for start in (0..full).step_by(4 * LANES) {
-        let words = block_words_lanes(seed, first_block + (start / 4) as u64);
-        for l in 0..LANES {
-            for (j, word) in words.iter().enumerate() {
-                f(start + 4 * l + j, word_to_uniform(word[l]));
-            }
+        let uniforms = block_uniforms_lanes(seed, first_block + (start / 4) as u64);
+        for (e, &u) in uniforms.iter().enumerate() {
+            f(start + e, u);
         }
     }
     for i in full..len {
         let words = block_words(seed, first_block + (i / 4) as u64);
         f(i, word_to_uniform(words[i % 4]));
+    }
+}
+
+/// Runs `$body` (a block over the function's arguments) compiled for AVX-512 where the CPU
+/// has it: Philox's sixteen lanes become single vector instructions. A named function with
+/// its own `target_feature`, because a closure this large handed to [`crate::simd::widest`]
+/// would not be inlined there and would stay at the baseline instruction set.
+macro_rules! with_avx512 {
+    (fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn wide($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F, checked just above.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+with_avx512! {
+    fn mask_chunk(seed: u64, first: usize, p: f32, scale: f32, values: &mut [f32]) {
+        for_each_uniform(seed, first, values.len(), |i, u| {
+            values[i] = if u >= p { scale } else { 0.0 };
+        });
+    }
+}
+
+with_avx512! {
+    fn forward_chunk(seed: u64, first: usize, p: f32, scale: f32, xs: &[f32], ys: &mut [f32]) {
+        for_each_uniform(seed, first, ys.len(), |i, u| {
+            let mask = if u >= p { scale } else { 0.0 };
+            ys[i] = xs[i] * mask;
+        });
     }
 }
 
@@ -182,9 +221,7 @@ pub fn dropout_mask(seed: u64, p: f32, out: &mut [f32]) {
     out.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(chunk, values)| {
-            for_each_uniform(seed, chunk * CHUNK, values.len(), |i, u| {
-                values[i] = if u >= p { scale } else { 0.0 };
-            });
+            mask_chunk(seed, chunk * CHUNK, p, scale, values);
         });
 }
 
@@ -206,9 +243,6 @@ pub fn dropout_forward(seed: u64, p: f32, x: &[f32], y: &mut [f32]) {
         .zip(x.par_chunks(CHUNK))
         .enumerate()
         .for_each(|(chunk, (ys, xs))| {
-            for_each_uniform(seed, chunk * CHUNK, ys.len(), |i, u| {
-                let mask = if u >= p { scale } else { 0.0 };
-                ys[i] = xs[i] * mask;
-            });
+            forward_chunk(seed, chunk * CHUNK, p, scale, xs, ys);
         });
 }

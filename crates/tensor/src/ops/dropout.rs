@@ -22,7 +22,7 @@ impl Tensor {
         if !training || p == 0.0 {
             return self.clone();
         }
-        let mut mask = vec![0.0; self.numel()];
+        let mut mask = crate::pool::take_for_overwrite(self.numel());
         dropout_mask(generator.next_u64(), p, &mut mask);
         self.mul(&Tensor::from_vec(mask, self.shape()))
     }
