@@ -7,7 +7,9 @@
 //! kernels overwrite their whole output take it from here: next step, the same sizes come back
 //! without being zeroed.
 //!
-//! The pool is bounded (per length and in total), so memory stays flat whatever the sizes.
+//! The pool is bounded (per length and in total), so memory stays flat whatever the sizes;
+//! when it is full, the lengths used longest ago make room (one program often trains several
+//! networks in turn, and the last one's sizes are the ones that matter).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,8 +22,39 @@ const MAX_PER_LEN: usize = 32;
 const MAX_BYTES: usize = 256 << 20;
 
 struct Pool {
-    by_len: HashMap<usize, Vec<Vec<f32>>>,
+    by_len: HashMap<usize, Idle>,
     bytes: usize,
+    /// Counts takes and recycles: the time in "least recently used".
+    clock: u64,
+}
+
+/// The idle buffers of one length, and when that length was last taken or given back.
+#[derive(Default)]
+struct Idle {
+    buffers: Vec<Vec<f32>>,
+    last_used: u64,
+}
+
+impl Pool {
+    /// Drops the idle buffers of the least recently used lengths other than `keep` until
+    /// `needed` more bytes fit; false if they cannot.
+    fn make_room(&mut self, needed: usize, keep: usize) -> bool {
+        while self.bytes + needed > MAX_BYTES {
+            let oldest = self
+                .by_len
+                .iter()
+                .filter(|(&len, idle)| len != keep && !idle.buffers.is_empty())
+                .min_by_key(|(_, idle)| idle.last_used)
+                .map(|(&len, _)| len);
+            let Some(len) = oldest else { return false };
+            let freed = self
+                .by_len
+                .remove(&len)
+                .map_or(0, |idle| idle.buffers.len());
+            self.bytes -= freed * len * 4;
+        }
+        true
+    }
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
@@ -32,9 +65,14 @@ pub(crate) fn take_for_overwrite(len: usize) -> Vec<f32> {
     if len >= MIN_LEN {
         let mut guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(pool) = guard.as_mut() {
-            if let Some(buffer) = pool.by_len.get_mut(&len).and_then(Vec::pop) {
-                pool.bytes -= len * 4;
-                return buffer;
+            pool.clock += 1;
+            let now = pool.clock;
+            if let Some(idle) = pool.by_len.get_mut(&len) {
+                idle.last_used = now;
+                if let Some(buffer) = idle.buffers.pop() {
+                    pool.bytes -= len * 4;
+                    return buffer;
+                }
             }
         }
     }
@@ -52,12 +90,18 @@ pub(crate) fn recycle(buffer: Vec<f32>) {
     let pool = guard.get_or_insert_with(|| Pool {
         by_len: HashMap::new(),
         bytes: 0,
+        clock: 0,
     });
+    pool.clock += 1;
+    let now = pool.clock;
     let idle = pool.by_len.entry(len).or_default();
-    if idle.len() < MAX_PER_LEN && pool.bytes + len * 4 <= MAX_BYTES {
-        idle.push(buffer);
-        pool.bytes += len * 4;
+    idle.last_used = now;
+    if idle.buffers.len() >= MAX_PER_LEN || !pool.make_room(len * 4, len) {
+        return;
     }
+    let idle = pool.by_len.entry(len).or_default();
+    idle.buffers.push(buffer);
+    pool.bytes += len * 4;
 }
 
 /// Idle buffers of length `len` and idle bytes in all, held by the pool now.
@@ -65,7 +109,10 @@ pub(crate) fn recycle(buffer: Vec<f32>) {
 pub(crate) fn idle(len: usize) -> (usize, usize) {
     let guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     guard.as_ref().map_or((0, 0), |pool| {
-        (pool.by_len.get(&len).map_or(0, Vec::len), pool.bytes)
+        (
+            pool.by_len.get(&len).map_or(0, |idle| idle.buffers.len()),
+            pool.bytes,
+        )
     })
 }
 
@@ -73,8 +120,18 @@ pub(crate) fn idle(len: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
+    /// The pool is one per process: these tests take turns with it.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     #[test]
     fn a_recycled_buffer_comes_back_for_its_length_only() {
+        let _turn = serial();
         let len = MIN_LEN + 12_345;
         let mut buffer = vec![0.0f32; len];
         buffer[7] = 3.5;
@@ -91,6 +148,7 @@ mod tests {
 
     #[test]
     fn the_pool_stays_within_its_bounds() {
+        let _turn = serial();
         let len = MIN_LEN + 777;
         for _ in 0..MAX_PER_LEN + 10 {
             recycle(vec![0.0; len]);
@@ -103,5 +161,20 @@ mod tests {
         roomy.resize(len + 1, 0.0);
         recycle(roomy);
         assert_eq!(idle(len + 1).0, 0);
+    }
+
+    #[test]
+    fn a_full_pool_drops_the_least_recently_used_lengths_for_new_ones() {
+        let _turn = serial();
+        // Fill the budget with one length, then give back buffers of another: the old
+        // length's buffers make room for them.
+        let (old, new) = (MAX_BYTES / 4 / MAX_PER_LEN + 1, MIN_LEN + 4242);
+        for _ in 0..MAX_PER_LEN {
+            recycle(vec![0.0; old]);
+        }
+        recycle(vec![0.0; new]);
+        let (kept_new, bytes) = idle(new);
+        assert_eq!(kept_new, 1, "no room was made for a new length");
+        assert!(idle(old).0 < MAX_PER_LEN && bytes <= MAX_BYTES);
     }
 }
