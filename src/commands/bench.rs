@@ -213,22 +213,48 @@ fn bench_train(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The CUDA GEMM ladder on one GPU: GFLOP/s per rung and as a fraction of the fastest rung.
+/// The CUDA GEMM ladder on one GPU, then the GEMM on f16 and bf16 operands (f32 accumulation):
+/// GFLOP/s per kernel and as a fraction of the fastest.
 fn bench_gemm_cuda(args: &Args, ordinal: usize) -> Result<(), String> {
     use std::time::Instant;
     use strata::kernels::cuda::gpu::{GemmKernel, Gpu};
+    use strata::kernels::half_precision::HalfFormat;
     let gpu = Gpu::open(ordinal).map_err(|reason| {
         format!("strata bench gemm --device cuda:{ordinal}: no usable GPU: {reason}")
     })?;
     println!(
-        "strata bench gemm on {gpu:?}: C = A·B, f32, row-major; GFLOP/s, best of launches over {:.1} s",
+        "strata bench gemm on {gpu:?}: C = A·B, row-major, C in f32; GFLOP/s, best of launches over {:.1} s",
         args.seconds
     );
+    let halves = [
+        ("hgemm_f16", HalfFormat::F16),
+        ("hgemm_bf16", HalfFormat::Bf16),
+    ];
     print!("{:<12}", "size");
-    for kernel in GemmKernel::LADDER {
-        print!(" {:>24}", kernel.name());
+    for name in GemmKernel::LADDER
+        .map(GemmKernel::name)
+        .iter()
+        .chain(&halves.map(|h| h.0))
+    {
+        print!(" {:>24}", name);
     }
     println!();
+    // Best time of `launch` over the time budget, after one untimed launch (which compiles
+    // and loads the module).
+    let best_seconds = |launch: &mut dyn FnMut() -> Result<(), String>| -> Result<f64, String> {
+        launch()?;
+        gpu.synchronize()?;
+        let budget = Duration::from_secs_f64(args.seconds);
+        let start = Instant::now();
+        let mut best = f64::INFINITY;
+        while start.elapsed() < budget || best.is_infinite() {
+            let t = Instant::now();
+            launch()?;
+            gpu.synchronize()?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
     for &size in &args.sizes {
         let (m, n, k) = (size, size, size);
         let mut g = strata::tensor::Generator::seed(0);
@@ -236,21 +262,20 @@ fn bench_gemm_cuda(args: &Args, ordinal: usize) -> Result<(), String> {
         let b = strata::tensor::Tensor::uniform(&[k, n], -1.0, 1.0, &mut g).to_vec();
         let (da, db) = (gpu.upload(&a)?, gpu.upload(&b)?);
         let mut dc = gpu.zeros(m * n)?;
+        let flops = 2.0 * (m * n * k) as f64;
         let mut rates = Vec::new();
         for kernel in GemmKernel::LADDER {
-            // The first launch compiles and loads the module: keep it out of the timing.
-            gpu.gemm(kernel, (m, n, k), &da, &db, &mut dc)?;
-            gpu.synchronize()?;
-            let budget = Duration::from_secs_f64(args.seconds);
-            let start = Instant::now();
-            let mut best = f64::INFINITY;
-            while start.elapsed() < budget || best.is_infinite() {
-                let t = Instant::now();
-                gpu.gemm(kernel, (m, n, k), &da, &db, &mut dc)?;
-                gpu.synchronize()?;
-                best = best.min(t.elapsed().as_secs_f64());
-            }
-            rates.push(2.0 * (m * n * k) as f64 / best / 1e9);
+            let seconds = best_seconds(&mut || gpu.gemm(kernel, (m, n, k), &da, &db, &mut dc))?;
+            rates.push(flops / seconds / 1e9);
+        }
+        for (_, format) in halves {
+            let (ha, hb) = (
+                gpu.upload_half(&format.narrow(&a))?,
+                gpu.upload_half(&format.narrow(&b))?,
+            );
+            let seconds =
+                best_seconds(&mut || gpu.gemm_half(format, (m, n, k), &ha, &hb, &mut dc))?;
+            rates.push(flops / seconds / 1e9);
         }
         let fastest = rates.iter().cloned().fold(0.0, f64::max);
         print!("{:<12}", format!("square {size}"));

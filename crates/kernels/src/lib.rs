@@ -19,6 +19,7 @@ pub mod dropout;
 pub mod dtype;
 pub mod elementwise;
 pub mod gemm;
+pub mod half_precision;
 pub mod optim;
 pub mod pool;
 pub mod reduce;

@@ -4,6 +4,7 @@
 
 use strata_kernels::cuda::gpu::{GemmKernel, Gpu};
 use strata_kernels::gemm::gemm;
+use strata_kernels::half_precision::{gemm_half, HalfFormat};
 
 fn gpu_or_skip(test: &str) -> Option<Gpu> {
     match Gpu::open(0) {
@@ -50,6 +51,37 @@ fn gemm_ladder_matches_the_cpu_on_large_and_ragged_shapes() {
                     (g - w).abs() <= tolerance * w.abs().max(1.0),
                     "{} {m}x{n}x{k}: element {i} is {g}, the CPU says {w}",
                     kernel.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn half_gemms_match_the_cpu_on_large_and_ragged_shapes() {
+    let Some(gpu) = gpu_or_skip("half gemm") else {
+        return;
+    };
+    for (m, n, k) in [(127, 129, 131), (512, 384, 256), (1024, 1024, 1024)] {
+        for format in [HalfFormat::F16, HalfFormat::Bf16] {
+            let (a, b) = (
+                format.narrow(&values(m * k, 3)),
+                format.narrow(&values(k * n, 4)),
+            );
+            let mut want = vec![0.0f32; m * n];
+            gemm_half(
+                format, m, n, k, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut want, n, 1,
+            );
+            let (da, db) = (gpu.upload_half(&a).unwrap(), gpu.upload_half(&b).unwrap());
+            let mut dc = gpu.upload(&vec![f32::NAN; m * n]).unwrap();
+            gpu.gemm_half(format, (m, n, k), &da, &db, &mut dc).unwrap();
+            let got = gpu.download(&dc).unwrap();
+            // The same widened operands, summed in f32 in different orders.
+            let tolerance = 1e-5 * (k as f32).sqrt() * 4.0;
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= tolerance * w.abs().max(1.0),
+                    "{format:?} {m}x{n}x{k}: element {i} is {g}, the CPU says {w}"
                 );
             }
         }

@@ -11,6 +11,7 @@
 
 use super::device::{probe, DriverStatus};
 use super::nvrtc::{compile_cached, Target};
+use crate::half_precision::HalfFormat;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
 };
@@ -116,6 +117,13 @@ impl Gpu {
             .map_err(|e| driver("host-to-device copy", e))
     }
 
+    /// Copies 16-bit values (f16 or bf16 bits) to a new device buffer.
+    pub fn upload_half(&self, bits: &[u16]) -> Result<CudaSlice<u16>, String> {
+        self.stream
+            .clone_htod(bits)
+            .map_err(|e| driver("host-to-device copy", e))
+    }
+
     /// A new device buffer of `len` zeros.
     pub fn zeros(&self, len: usize) -> Result<CudaSlice<f32>, String> {
         self.stream
@@ -142,15 +150,53 @@ impl Gpu {
     pub fn gemm(
         &self,
         kernel: GemmKernel,
-        (m, n, k): (usize, usize, usize),
+        shape: (usize, usize, usize),
         a: &CudaSlice<f32>,
         b: &CudaSlice<f32>,
+        c: &mut CudaSlice<f32>,
+    ) -> Result<(), String> {
+        let config = kernel.launch(shape.0, shape.1);
+        self.launch_gemm(("gemm.cu", kernel.name()), config, shape, a, b, c)
+    }
+
+    /// `C[m,n] = A[m,k] · B[k,n]` with `A` and `B` in 16-bit `format` (row-major, contiguous)
+    /// and `C` in f32, by `hgemm_f16` / `hgemm_bf16` of `kernels/half.cu`: f32 accumulation.
+    pub fn gemm_half(
+        &self,
+        format: HalfFormat,
+        (m, n, k): (usize, usize, usize),
+        a: &CudaSlice<u16>,
+        b: &CudaSlice<u16>,
+        c: &mut CudaSlice<f32>,
+    ) -> Result<(), String> {
+        let name = match format {
+            HalfFormat::F16 => "hgemm_f16",
+            HalfFormat::Bf16 => "hgemm_bf16",
+        };
+        let config = LaunchConfig {
+            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1),
+            block_dim: (16, 16, 1),
+            shared_mem_bytes: 0,
+        };
+        self.launch_gemm(("half.cu", name), config, (m, n, k), a, b, c)
+    }
+
+    /// Checks the sizes and launches `file`'s kernel `name`, whose parameters are
+    /// `(int m, int n, int k, float alpha, const T* a, int rsa, int csa, const T* b, int rsb,
+    /// int csb, float beta, float* c, int rsc, int csc)`, for contiguous row-major operands.
+    fn launch_gemm<T>(
+        &self,
+        (file, name): (&'static str, &str),
+        config: LaunchConfig,
+        (m, n, k): (usize, usize, usize),
+        a: &CudaSlice<T>,
+        b: &CudaSlice<T>,
         c: &mut CudaSlice<f32>,
     ) -> Result<(), String> {
         let fits = |x: usize| i32::try_from(x).is_ok();
         if !(fits(m * k) && fits(k * n) && fits(m * n)) {
             return Err(format!(
-                "gemm {m}x{n}x{k}: the kernels index with int; every operand must have fewer \
+                "{name} {m}x{n}x{k}: the kernels index with int; every operand must have fewer \
                  than 2^31 elements"
             ));
         }
@@ -161,15 +207,14 @@ impl Gpu {
         ] {
             if len < want {
                 return Err(format!(
-                    "gemm {m}x{n}x{k}: {what} has {len} elements, needs {want}"
+                    "{name} {m}x{n}x{k}: {what} has {len} elements, needs {want}"
                 ));
             }
         }
         if m == 0 || n == 0 {
             return Ok(());
         }
-        let function = self.function("gemm.cu", kernel.name())?;
-        let config = kernel.launch(m, n);
+        let function = self.function(file, name)?;
         let (mi, ni, ki) = (m as i32, n as i32, k as i32);
         let (alpha, beta) = (1.0f32, 0.0f32);
         let (one, lda, ldb, ldc) = (1i32, ki, ni, ni);
@@ -189,13 +234,13 @@ impl Gpu {
             .arg(c)
             .arg(&ldc)
             .arg(&one);
-        // SAFETY: the arguments match `sgemm_*(int m, int n, int k, float alpha, const float* a,
-        // int rsa, int csa, const float* b, int rsb, int csb, float beta, float* c, int rsc,
-        // int csc)` in kernels/gemm.cu, in order and type; the buffers hold at least m·k, k·n
-        // and m·n floats (checked above) and the strides address nothing beyond them.
+        // SAFETY: the arguments match the kernel's parameter list above, in order and type (T
+        // is float for gemm.cu's ladder, unsigned short for half.cu's hgemm_*); the buffers
+        // hold at least m·k, k·n and m·n elements (checked above) and the strides address
+        // nothing beyond them.
         unsafe { launch.launch(config) }
             .map(|_| ())
-            .map_err(|e| driver(&format!("launching {}", kernel.name()), e))
+            .map_err(|e| driver(&format!("launching {name}"), e))
     }
 }
 
