@@ -36,6 +36,7 @@
 //! `P(keep) = 1 - p` up to that 2^-24 granularity, and scaling kept values by `1/(1-p)` keeps the
 //! expectation of `y` equal to `x` (inverted dropout, as PyTorch).
 
+use crate::simd::widest_fn;
 use rayon::prelude::*;
 
 /// First Philox4x32 multiplier.
@@ -148,32 +149,8 @@ fn for_each_uniform(seed: u64, first_element: usize, len: usize, mut f: impl FnM
     }
 }
 
-/// Runs `$body` (a block over the function's arguments) compiled for AVX-512 where the CPU
-/// has it: Philox's sixteen lanes become single vector instructions. A named function with
-/// its own `target_feature`, because a closure this large handed to [`crate::simd::widest`]
-/// would not be inlined there and would stay at the baseline instruction set.
-macro_rules! with_avx512 {
-    (fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
-        fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn body($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn wide($($arg: $ty),*) {
-                    body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F, checked just above.
-                    return unsafe { wide($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
-}
-
-with_avx512! {
+// Philox's sixteen lanes become single AVX-512 instructions in these two.
+widest_fn! {
     fn mask_chunk(seed: u64, first: usize, p: f32, scale: f32, values: &mut [f32]) {
         for_each_uniform(seed, first, values.len(), |i, u| {
             values[i] = if u >= p { scale } else { 0.0 };
@@ -181,7 +158,7 @@ with_avx512! {
     }
 }
 
-with_avx512! {
+widest_fn! {
     fn forward_chunk(seed: u64, first: usize, p: f32, scale: f32, xs: &[f32], ys: &mut [f32]) {
         for_each_uniform(seed, first, ys.len(), |i, u| {
             let mask = if u >= p { scale } else { 0.0 };

@@ -204,18 +204,8 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.61).cos()).collect();
         for format in [HalfFormat::F16, HalfFormat::Bf16] {
-            let (mut ah, mut bh) = (vec![0u16; a.len()], vec![0u16; b.len()]);
-            type Narrow = fn(&[f32], &mut [u16]);
-            type Widen = fn(&[u16], &mut [f32]);
-            let (to, from): (Narrow, Widen) = match format {
-                HalfFormat::F16 => (f32_to_f16, f16_to_f32),
-                HalfFormat::Bf16 => (f32_to_bf16, bf16_to_f32),
-            };
-            to(&a, &mut ah);
-            to(&b, &mut bh);
-            let (mut aw, mut bw) = (vec![0.0; a.len()], vec![0.0; b.len()]);
-            from(&ah, &mut aw);
-            from(&bh, &mut bw);
+            let (ah, bh) = (format.narrow(&a), format.narrow(&b));
+            let (aw, bw) = (format.widen(&ah), format.widen(&bh));
             let mut want = vec![0.0; m * n];
             gemm(m, n, k, 1.0, &aw, k, 1, &bw, n, 1, 0.0, &mut want, n, 1);
             let mut got = vec![f32::NAN; m * n];

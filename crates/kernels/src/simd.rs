@@ -6,6 +6,10 @@
 //! AVX2) enabled, chosen at run time; the body is inlined there and vectorised 16 (or 8) lanes
 //! wide. Rust never fuses `a * b + c` into an FMA on its own, so every element sees the same
 //! IEEE operations at every width: the results are bit-identical on every path.
+//!
+//! A closure is only compiled for the wide unit if LLVM inlines it into that function, which it
+//! declines for large bodies (a whole Philox generator, say). The crate-internal `widest_fn!` is for those: it
+//! defines a named function whose body is compiled once plainly and once with AVX-512.
 
 /// Runs `body` compiled for the widest vector unit this CPU has.
 #[inline(always)]
@@ -39,3 +43,27 @@ unsafe fn with_avx512<R>(body: impl FnOnce() -> R) -> R {
 unsafe fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
+
+/// Defines `fn $name(args)` that runs `$body` compiled for AVX-512 where the CPU has it, and as
+/// plain code elsewhere: [`widest`] for bodies too large to be inlined from a closure.
+macro_rules! widest_fn {
+    (fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn wide($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F, checked just above.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use widest_fn;
