@@ -8,8 +8,9 @@
 //! IEEE operations at every width: the results are bit-identical on every path.
 //!
 //! A closure is only compiled for the wide unit if LLVM inlines it into that function, which it
-//! declines for large bodies (a whole Philox generator, say). The crate-internal `widest_fn!` is for those: it
-//! defines a named function whose body is compiled once plainly and once with AVX-512.
+//! declines for large bodies (a whole Philox generator, say). The crate-internal `widest_fn!`
+//! is for those: it defines a named function whose body is compiled once plainly and once with
+//! AVX-512.
 
 /// Runs `body` compiled for the widest vector unit this CPU has.
 #[inline(always)]
