@@ -53,10 +53,49 @@ fn impossible_batch_size_is_refused() {
 }
 
 #[test]
-fn cuda_without_a_backend_is_an_error_not_a_fallback() {
-    let o = strata(&["train", "dnn3", "--device", "cuda"]);
+fn cuda_without_a_gpu_is_an_error_not_a_fallback() {
+    if strata::kernels::cuda::runtime::CudaDevice::open(strata::kernels::Device::Cuda(0)).is_ok() {
+        println!("skipped: this machine has a GPU, so --device cuda is not an error here");
+        return;
+    }
+    let o = strata(&["train", "dnn3", "--device", "cuda", "--epochs", "1"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("device 'cuda'"), "{}", stderr(&o));
+    let message = stderr(&o);
+    assert!(
+        message.contains("--device cuda: no usable GPU"),
+        "{message}"
+    );
+    assert!(message.contains("cuda-emu"), "{message}");
+    let o = strata(&["train", "dnn3", "--device", "tpu"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown device"), "{}", stderr(&o));
+}
+
+#[test]
+fn auto_uses_the_cpu_without_a_gpu_and_says_why() {
+    if strata::kernels::cuda::runtime::CudaDevice::open(strata::kernels::Device::Cuda(0)).is_ok() {
+        println!("skipped: this machine has a GPU, which auto would pick");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = strata(&[
+        "train",
+        "dnn3",
+        "--epochs",
+        "1",
+        "--device",
+        "auto",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("device auto: no usable GPU"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("using the CPU"), "{}", stderr(&o));
 }
 
 #[test]

@@ -58,6 +58,7 @@ fn main() {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut product_names = Vec::new();
     let mut planted_names = Vec::new();
+    let mut dispatch_arms = String::new();
     let mut build = cc::Build::new();
     build
         .cpp(true)
@@ -100,6 +101,7 @@ fn main() {
             ffi.push_str(&ffi_decl(k));
             if is_product {
                 product_names.push(k.name.clone());
+                dispatch_arms.push_str(&dispatch_arm(k));
             } else {
                 planted_names.push(k.name.clone());
             }
@@ -127,6 +129,22 @@ fn main() {
          pub const PLANTED_KERNELS: &[&str] = &[{}];",
         list(&product_names),
         list(&planted_names)
+    )
+    .unwrap();
+    writeln!(
+        ffi,
+        "\n/// Launches product kernel `name` over `grid` x `block` with arguments checked one by one\n\
+         /// against its declaration: `Ok(status)` from the launcher (0, or 1 with the reason in\n\
+         /// [`last_error`]), `Err` for an unknown kernel or an argument of the wrong kind.\n\
+         ///\n\
+         /// # Safety\n\
+         /// Every pointer argument must address enough elements of the declared type for the launch.\n\
+         pub unsafe fn emu_dispatch(name: &str, grid: [u32; 3], block: [u32; 3], args: &[EmuArg]) -> Result<i32, String> {{\n\
+         \x20   let [gx, gy, gz] = grid;\n\
+         \x20   let [bx, by, bz] = block;\n\
+         \x20   match name {{\n{dispatch_arms}\
+         \x20       _ => Err(format!(\"no kernel named {{name}} in kernels/*.cu\")),\n\
+         \x20   }}\n}}"
     )
     .unwrap();
     write_if_changed(&out.join("emu_ffi.rs"), &ffi);
@@ -187,6 +205,34 @@ fn launcher(k: &Kernel) -> String {
          [&]() {{ {name}({args}); }});\n}}\n",
         name = k.name,
         args = args.join(", ")
+    )
+}
+
+/// One `match` arm of `emu_dispatch`: checks the argument count, converts each argument to the
+/// parameter's FFI type (failing on a kind mismatch) and calls the launcher.
+fn dispatch_arm(k: &Kernel) -> String {
+    let mut args = String::new();
+    for (i, p) in k.params.iter().enumerate() {
+        let ty = rust_type(&p.c_type).unwrap();
+        let conv = match ty {
+            "i32" => "emu_arg_i32",
+            "u32" => "emu_arg_u32",
+            "u64" => "emu_arg_u64",
+            "f32" => "emu_arg_f32",
+            _ => "emu_arg_ptr",
+        };
+        let cast = if conv == "emu_arg_ptr" {
+            format!(" as {ty}")
+        } else {
+            String::new()
+        };
+        write!(args, ", {conv}(name, args, {i}, {:?})?{cast}", p.name).unwrap();
+    }
+    format!(
+        "        {name:?} => {{\n            emu_arg_count(name, args, {count})?;\n            \
+         Ok(unsafe {{ emu_{name}(gx, gy, gz, bx, by, bz{args}) }})\n        }}\n",
+        name = k.name,
+        count = k.params.len()
     )
 }
 

@@ -83,7 +83,7 @@ struct Launch {
     const std::function<void()>* body = nullptr;
     unsigned nthreads = 0;
     std::vector<Fiber> fibers;
-    std::unique_ptr<char[]> stacks;
+    char* stacks = nullptr;  // borrowed from fiber_stacks()
     ucontext_t scheduler;
     Barrier block;
     std::vector<Barrier> warps;
@@ -166,6 +166,19 @@ inline void fiber_main() {
     // Returning resumes uc_link, the scheduler.
 }
 
+// Stacks for `n` fibers, kept from one launch to the next: allocating (and page-faulting)
+// 32 MiB for every launch of a 256-thread block dominated the emulator's time. Launches are
+// serialised by the Rust side (strata_kernels::cuda::emu), so one process-wide buffer is safe.
+inline char* fiber_stacks(unsigned n) {
+    static std::unique_ptr<char[]> stacks;
+    static unsigned capacity = 0;
+    if (n > capacity) {
+        stacks.reset(new char[(size_t)n * kStackBytes]);
+        capacity = n;
+    }
+    return stacks.get();
+}
+
 // Runs one block; false (with L.error set) on deadlock.
 inline bool run_block(Launch& L) {
     const unsigned n = L.nthreads;
@@ -181,7 +194,7 @@ inline bool run_block(Launch& L) {
         f.tid = uint3{t % blockDim.x, (t / blockDim.x) % blockDim.y,
                       t / (blockDim.x * blockDim.y)};
         getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = L.stacks.get() + (size_t)t * kStackBytes;
+        f.ctx.uc_stack.ss_sp = L.stacks + (size_t)t * kStackBytes;
         f.ctx.uc_stack.ss_size = kStackBytes;
         f.ctx.uc_link = &L.scheduler;
         makecontext(&f.ctx, fiber_main, 0);
@@ -238,7 +251,7 @@ inline int launch(const char* kernel, dim3 grid, dim3 block, const std::function
     }
     L.nthreads = (unsigned)nthreads;
     L.fibers.resize(L.nthreads);
-    L.stacks.reset(new char[(size_t)L.nthreads * kStackBytes]);
+    L.stacks = fiber_stacks(L.nthreads);
     L.warps.resize((L.nthreads + kWarp - 1) / kWarp);
     L.exchange.assign(L.nthreads, 0);
     Launch* saved = current_launch;

@@ -15,8 +15,14 @@ pub fn run() -> Result<(), String> {
         Ok(version) => println!("nvrtc: {version}"),
         Err(why) => println!("nvrtc: unavailable ({why}); `make cuda-tools` installs it"),
     }
-    println!(
-        "this build trains on the CPU; the CUDA kernels are compiled and checked by `make test`"
-    );
+    match probe() {
+        strata::kernels::cuda::device::DriverStatus::Devices(_) => {
+            println!("train on a GPU with --device cuda (or cuda:N)")
+        }
+        _ => println!(
+            "no GPU here: training runs on the CPU; --device cuda-emu runs the CUDA kernels \
+             in the CPU emulator (slow, for checking the CUDA path)"
+        ),
+    }
     Ok(())
 }

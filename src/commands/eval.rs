@@ -6,6 +6,7 @@ use strata::datasets::{self, DatasetChoice};
 use strata_models::train::evaluate;
 use strata_models::zoo::find;
 use strata_nn::checkpoint::load_module;
+use strata_nn::ModuleExt;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,7 +22,8 @@ pub struct Args {
     /// Folder holding the datasets.
     #[arg(long, default_value = "datasets")]
     pub data: PathBuf,
-    /// Where to run: auto, cpu or cuda.
+    /// Where to run: auto (a GPU if there is one, else the CPU), cpu, cuda, cuda:N, or
+    /// cuda-emu (the CUDA kernels emulated on the CPU: slow, for checking).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Examples per evaluation batch.
@@ -31,13 +33,16 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<(), String> {
     let entry = find(&args.model)?;
-    strata::device::resolve(&args.device)?;
+    let device = strata::device::resolve(&args.device)?;
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
     }
     let model = entry.build(0);
     super::train::check_model_of(&args.weights, entry.name)?;
     load_module(&model, &args.weights).map_err(|e| e.to_string())?;
+    model
+        .move_to(device)
+        .map_err(|e| format!("moving {} to {device}: {e}", entry.name))?;
     let choice = args
         .dataset
         .unwrap_or_else(|| DatasetChoice::default_for(&entry));

@@ -56,7 +56,8 @@ pub struct Args {
     /// Seed of initialisation, shuffling, dropout and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Where to run: auto, cpu or cuda.
+    /// Where to run: auto (a GPU if there is one, else the CPU), cpu, cuda, cuda:N, or
+    /// cuda-emu (the CUDA kernels emulated on the CPU: slow, for checking).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Dataset [default: the one the network was published with].
@@ -209,6 +210,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 
     let model = entry.build(args.seed);
+    model
+        .move_to(device)
+        .map_err(|e| format!("moving {} to {device}: {e}", entry.name))?;
     let epochs = config.epochs;
     let mut trainer = Trainer::new(&model, config.clone());
     if let Some(degrees) = entry.recipe.rotation_degrees {
@@ -289,6 +293,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     while trainer.epoch < epochs {
         let report = match trainer.run_epoch(train.as_ref(), test.as_ref(), &mut observer) {
             Ok(r) => r,
+            Err(e @ TrainError::Device { .. }) => {
+                observer.epoch_finished_on_error();
+                return Err(e.to_string());
+            }
             Err(e @ (TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. })) => {
                 observer.epoch_finished_on_error();
                 let kept = if last_path.exists() {

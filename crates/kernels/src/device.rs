@@ -9,6 +9,13 @@ pub enum Device {
     /// Host memory; kernels are plain Rust parallelised with rayon.
     #[default]
     Cpu,
+    /// CUDA device `n` (the driver's numbering): the `kernels/*.cu` kernels, compiled by NVRTC
+    /// for the device's architecture on first use.
+    Cuda(usize),
+    /// The same CUDA kernels run on the CPU by the emulator (`kernels/emu/cuda_emu.h`), with
+    /// "device" buffers in host memory: slow, but it exercises the whole CUDA path of every op
+    /// on a machine without a GPU.
+    CudaEmulated,
 }
 
 impl Device {
@@ -16,12 +23,19 @@ impl Device {
     pub fn cpu_threads() -> usize {
         rayon::current_num_threads()
     }
+
+    /// Whether tensors on this device use the CUDA kernels (a GPU or the emulator).
+    pub fn is_cuda(self) -> bool {
+        !matches!(self, Device::Cpu)
+    }
 }
 
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+            Device::CudaEmulated => f.write_str("cuda-emu"),
         }
     }
 }
@@ -46,20 +60,49 @@ impl std::error::Error for DeviceParseError {}
 impl FromStr for Device {
     type Err = DeviceParseError;
 
-    /// Accepts `cpu`. `cuda`, `cuda:N` and `gpu` are recognised and refused with the reason,
-    /// since this build has no CUDA backend; anything else is an unknown device.
+    /// Accepts `cpu`, `cuda` (device 0), `cuda:N` and `cuda-emu`. Whether a GPU is actually
+    /// there is found out when the device is first used, which says why if it is not.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.trim().to_ascii_lowercase();
+        let refuse = |reason: &str| DeviceParseError {
+            requested: s.to_string(),
+            reason: reason.into(),
+        };
         match lower.as_str() {
             "cpu" => Ok(Device::Cpu),
-            _ if lower == "gpu" || lower.starts_with("cuda") => Err(DeviceParseError {
-                requested: s.to_string(),
-                reason: "this build of strata has no CUDA backend; use --device cpu".into(),
-            }),
-            _ => Err(DeviceParseError {
-                requested: s.to_string(),
-                reason: "unknown device (expected cpu or cuda)".into(),
-            }),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            "cuda-emu" | "cuda_emu" => Ok(Device::CudaEmulated),
+            _ => match lower.strip_prefix("cuda:") {
+                Some(n) => n
+                    .parse()
+                    .map(Device::Cuda)
+                    .map_err(|_| refuse("expected cuda:N with N a device number, e.g. cuda:0")),
+                None => Err(refuse(
+                    "unknown device (expected cpu, cuda, cuda:N or cuda-emu)",
+                )),
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Device;
+
+    #[test]
+    fn names_round_trip() {
+        for device in [
+            Device::Cpu,
+            Device::Cuda(0),
+            Device::Cuda(3),
+            Device::CudaEmulated,
+        ] {
+            assert_eq!(device.to_string().parse::<Device>(), Ok(device));
+        }
+        assert_eq!("CUDA".parse::<Device>(), Ok(Device::Cuda(0)));
+        let bad = "cuda:x".parse::<Device>().unwrap_err();
+        assert!(bad.to_string().contains("cuda:N"), "{bad}");
+        let unknown = "tpu".parse::<Device>().unwrap_err();
+        assert!(unknown.to_string().contains("unknown device"), "{unknown}");
     }
 }

@@ -119,6 +119,14 @@ impl Observer for Silent {}
 /// Why training stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// A batch could not be copied to the model's device.
+    #[error("copying a batch to {device}: {reason}")]
+    Device {
+        /// The model's device.
+        device: strata_nn::Device,
+        /// What the device said.
+        reason: String,
+    },
     /// A training batch's loss was NaN or infinite, so the weights would be ruined; nothing
     /// was stepped with it.
     #[error(
@@ -157,7 +165,8 @@ pub fn loss_of(kind: LossKind, output: &Tensor, labels: &[u32]) -> Tensor {
             for (row, &l) in labels.iter().enumerate() {
                 onehot[row * classes + l as usize] = 1.0;
             }
-            output.mse_loss(&Tensor::from_vec(onehot, output.shape()))
+            let target = Tensor::from_vec(onehot, output.shape());
+            output.mse_loss(&target)
         }
     }
 }
@@ -181,10 +190,14 @@ pub fn evaluate(
 ) -> (f32, f32) {
     let _guard = no_grad();
     model.eval();
+    let device = model.device();
     let order: Vec<usize> = (0..data.len()).collect();
     let (mut total_loss, mut right) = (0f64, 0usize);
     for idx in batches(&order, batch_size) {
         let (x, labels) = data.batch(idx);
+        let x = x
+            .to(device)
+            .unwrap_or_else(|e| panic!("evaluate: copying a batch to {device}: {e}"));
         let out = model.forward(&x);
         total_loss += loss_of(loss, &out, &labels).item() as f64 * idx.len() as f64;
         right += correct(&out, &labels);
@@ -294,6 +307,7 @@ impl<'a> Trainer<'a> {
         // generators had got to, so a run resumed from a checkpoint trains exactly as one
         // that never stopped.
         self.model.reseed(self.epoch_generator(epoch, 2).next_u64());
+        let device = self.model.device();
         let start = Instant::now();
         let (mut loss_sum, mut right, mut seen) = (0f64, 0usize, 0usize);
         for (b, idx) in batches(&order, self.config.batch_size).enumerate() {
@@ -301,6 +315,11 @@ impl<'a> Trainer<'a> {
             if let Some(augment) = &self.augment {
                 x = augment(&x, &mut augment_generator);
             }
+            // Batches are assembled (and augmented) on the host, then copied to the model.
+            let x = x.to(device).map_err(|e| TrainError::Device {
+                device,
+                reason: e.to_string(),
+            })?;
             let out = self.model.forward(&x);
             let loss = loss_of(self.config.loss, &out, &labels);
             let value = loss.item();

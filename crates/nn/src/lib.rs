@@ -21,5 +21,5 @@ mod summary;
 
 pub use module::{Module, ModuleExt};
 pub use strata_tensor as tensor;
-pub use strata_tensor::{Generator, Tensor};
+pub use strata_tensor::{Device, DeviceError, Generator, Tensor};
 pub use summary::{summary, Summary, SummaryRow};

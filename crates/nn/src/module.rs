@@ -1,6 +1,6 @@
 //! The `Module` trait: what every layer and network provides.
 
-use strata_tensor::Tensor;
+use strata_tensor::{Device, DeviceError, Tensor};
 
 /// A layer or a network of layers.
 ///
@@ -65,6 +65,24 @@ pub trait ModuleExt: Module {
         let mut all = self.parameters();
         all.extend(self.buffers());
         all
+    }
+
+    /// Moves every parameter and buffer to `device` in place (PyTorch's `model.to(device)`):
+    /// the layers, and an optimizer already holding the parameters, see them there. Inputs
+    /// must then be on `device` too (`x.to(device)?`).
+    fn move_to(&self, device: Device) -> Result<(), DeviceError> {
+        for (_, t) in self.state_dict() {
+            t.move_to(device)?;
+        }
+        Ok(())
+    }
+
+    /// The device of the first parameter (or buffer), where the module computes;
+    /// [`Device::Cpu`] for a module without any.
+    fn device(&self) -> Device {
+        self.state_dict()
+            .first()
+            .map_or(Device::Cpu, |(_, t)| t.device())
     }
 
     /// Training mode (the default after construction).

@@ -31,4 +31,4 @@ pub use custom_op::{Context, Function};
 pub use random::Generator;
 pub use shape::broadcast_shapes;
 pub use strata_kernels::{DType, Device};
-pub use tensor::Tensor;
+pub use tensor::{DeviceError, Tensor};

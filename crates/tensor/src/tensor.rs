@@ -5,26 +5,111 @@ use crate::random::Generator;
 use rand_distr::{Distribution, Normal};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer};
 use strata_kernels::elementwise::{unary, UnaryOp};
 use strata_kernels::strided::{contiguous_strides, is_contiguous, numel, Strided};
 use strata_kernels::{DType, Device};
 
-/// The flat buffer behind one or more tensors (a tensor and all its views share one).
+/// The flat buffer behind one or more tensors (a tensor and all its views share one): host
+/// memory, or a buffer on a CUDA device (a GPU or the emulator). One lock guards the place and
+/// the values, so [`Tensor::move_to`] can move a parameter and every handle to it at once.
 pub(crate) struct Storage {
-    pub(crate) data: RwLock<Vec<f32>>,
+    buffer: RwLock<Buffer>,
+}
+
+pub(crate) enum Buffer {
+    Host(Vec<f32>),
+    Cuda {
+        device: Arc<CudaDevice>,
+        buffer: DeviceBuffer<f32>,
+    },
 }
 
 impl Drop for Storage {
-    /// The buffer goes back to the pool for the next op output of the same size.
+    /// A host buffer goes back to the pool for the next op output of the same size.
     fn drop(&mut self) {
-        let data = self
-            .data
+        let buffer = self
+            .buffer
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        crate::pool::recycle(std::mem::take(data));
+        if let Buffer::Host(data) = buffer {
+            crate::pool::recycle(std::mem::take(data));
+        }
     }
 }
+
+/// Read access to a host tensor's whole storage.
+pub(crate) struct HostRead<'a>(RwLockReadGuard<'a, Buffer>);
+
+impl std::ops::Deref for HostRead<'_> {
+    type Target = Vec<f32>;
+    fn deref(&self) -> &Vec<f32> {
+        match &*self.0 {
+            Buffer::Host(values) => values,
+            Buffer::Cuda { .. } => unreachable!("HostRead is only made for host storage"),
+        }
+    }
+}
+
+/// Read access to a device tensor's whole buffer.
+pub(crate) struct DeviceRead<'a>(RwLockReadGuard<'a, Buffer>);
+
+impl std::ops::Deref for DeviceRead<'_> {
+    type Target = DeviceBuffer<f32>;
+    fn deref(&self) -> &DeviceBuffer<f32> {
+        match &*self.0 {
+            Buffer::Cuda { buffer, .. } => buffer,
+            Buffer::Host(_) => unreachable!("DeviceRead is only made for device storage"),
+        }
+    }
+}
+
+/// The values of a new tensor: a host vector, or a buffer on a CUDA device.
+pub(crate) enum Data {
+    Host(Vec<f32>),
+    Cuda(Arc<CudaDevice>, DeviceBuffer<f32>),
+}
+
+impl From<Vec<f32>> for Data {
+    fn from(values: Vec<f32>) -> Data {
+        Data::Host(values)
+    }
+}
+
+impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::Host(v) => v.len(),
+            Data::Cuda(_, b) => b.len(),
+        }
+    }
+
+    fn into_buffer(self) -> Buffer {
+        match self {
+            Data::Host(values) => Buffer::Host(values),
+            Data::Cuda(device, buffer) => Buffer::Cuda { device, buffer },
+        }
+    }
+
+    fn into_storage(self) -> Arc<Storage> {
+        Arc::new(Storage {
+            buffer: RwLock::new(self.into_buffer()),
+        })
+    }
+}
+
+/// A tensor could not be moved to a device (no GPU, a failed copy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceError(pub String);
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DeviceError {}
 
 /// An n-dimensional array of `f32` with an optional place in the autograd graph.
 ///
@@ -100,9 +185,7 @@ impl Tensor {
             numel(shape)
         );
         Tensor::make(
-            Arc::new(Storage {
-                data: RwLock::new(data),
-            }),
+            Data::Host(data).into_storage(),
             shape.to_vec(),
             contiguous_strides(shape),
             0,
@@ -155,9 +238,13 @@ impl Tensor {
         Tensor::from_vec(data, shape)
     }
 
-    /// A tensor of this tensor's shape filled with `value`.
+    /// A tensor of this tensor's shape filled with `value`, on this tensor's device.
     pub fn full_like(&self, value: f32) -> Tensor {
-        Tensor::full(self.shape(), value)
+        let host = Tensor::full(self.shape(), value);
+        match self.cuda() {
+            None => host,
+            Some(device) => crate::ops::cuda::upload(&device, &host),
+        }
     }
 
     /// A new contiguous tensor of this tensor's shape filled with 0; it does not require a gradient.
@@ -214,9 +301,102 @@ impl Tensor {
         DType::F32
     }
 
-    /// Where the data lives; always [`Device::Cpu`] for now.
+    /// Where the data lives and the ops on it run.
     pub fn device(&self) -> Device {
-        Device::Cpu
+        self.cuda().map_or(Device::Cpu, |device| device.device())
+    }
+
+    fn lock_read(&self) -> RwLockReadGuard<'_, Buffer> {
+        self.0
+            .storage
+            .buffer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_write(&self) -> RwLockWriteGuard<'_, Buffer> {
+        self.0
+            .storage
+            .buffer
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The CUDA device holding this tensor, or `None` for a host tensor.
+    pub(crate) fn cuda(&self) -> Option<Arc<CudaDevice>> {
+        match &*self.lock_read() {
+            Buffer::Host(_) => None,
+            Buffer::Cuda { device, .. } => Some(device.clone()),
+        }
+    }
+
+    /// Moves this tensor's storage to `device` in place: this handle, its clones and views
+    /// (which share the storage) all live on `device` afterwards. This is how `Module::to`
+    /// moves a model's parameters while the layers and the optimizer keep their handles.
+    /// Any accumulated gradient is cleared (it would be left on the old device).
+    pub fn move_to(&self, device: Device) -> Result<(), DeviceError> {
+        if self.device() == device {
+            return Ok(());
+        }
+        let mut guard = self.lock_write();
+        let values = match &*guard {
+            Buffer::Host(values) => values.clone(),
+            Buffer::Cuda { device, buffer } => device.download(buffer).map_err(DeviceError)?,
+        };
+        *guard = match device {
+            Device::Cpu => Buffer::Host(values),
+            _ => {
+                let cuda = CudaDevice::open(device).map_err(DeviceError)?;
+                let buffer = cuda.upload(&values).map_err(DeviceError)?;
+                Buffer::Cuda {
+                    device: cuda,
+                    buffer,
+                }
+            }
+        };
+        drop(guard);
+        self.set_grad(None);
+        Ok(())
+    }
+
+    /// A copy of this tensor on `device` (this tensor itself if it is already there), with the
+    /// same shape, contiguous. Gradients flow back across the move, so `x.to(cuda)?` can
+    /// stand inside a differentiable computation; a model's parameters are moved with
+    /// `Module::to`, which keeps them leaves.
+    ///
+    /// ```
+    /// use strata_tensor::{Device, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], &[3]);
+    /// // The emulated CUDA device runs the real kernels on the CPU.
+    /// let on_device = x.to(Device::CudaEmulated).unwrap();
+    /// assert_eq!(on_device.device(), Device::CudaEmulated);
+    /// assert_eq!(on_device.relu().to_vec(), vec![1.0, 0.0, 3.0]);
+    /// ```
+    pub fn to(&self, device: Device) -> Result<Tensor, DeviceError> {
+        let source = self.device();
+        if source == device {
+            return Ok(self.clone());
+        }
+        let moved = match device {
+            Device::Cpu => Tensor::from_vec(self.to_vec(), self.shape()),
+            _ => {
+                let cuda = CudaDevice::open(device).map_err(DeviceError)?;
+                let host = if self.cuda().is_some() {
+                    Tensor::from_vec(self.to_vec(), self.shape())
+                } else {
+                    self.clone()
+                };
+                let buffer = host
+                    .with_contiguous(|values| cuda.upload(values))
+                    .map_err(DeviceError)?;
+                Tensor::from_data(Data::Cuda(cuda, buffer), self.shape())
+            }
+        };
+        Ok(Tensor::from_result(&moved, "to", &[self], move |dy| {
+            vec![Some(dy.to(source).unwrap_or_else(|e| {
+                panic!("to: moving the gradient back to {source}: {e}")
+            }))]
+        }))
     }
 
     /// Unique identity of this tensor handle (views get their own).
@@ -231,13 +411,89 @@ impl Tensor {
 
     // ----- data -------------------------------------------------------------------------
 
-    /// Read access to the whole storage; pair it with [`Tensor::strided`].
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Vec<f32>> {
-        self.0
-            .storage
-            .data
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A contiguous tensor of `shape` over `data` (host or device), not in the graph.
+    pub(crate) fn from_data(data: Data, shape: &[usize]) -> Tensor {
+        assert_eq!(
+            data.len(),
+            numel(shape),
+            "from_data: buffer does not fit {shape:?}"
+        );
+        Tensor::make(
+            data.into_storage(),
+            shape.to_vec(),
+            contiguous_strides(shape),
+            0,
+            false,
+            None,
+        )
+    }
+
+    /// Read access to the whole host storage; pair it with [`Tensor::strided`]. Panics for a
+    /// tensor on a CUDA device: every op checks the device before it reads.
+    pub(crate) fn read(&self) -> HostRead<'_> {
+        let guard = self.lock_read();
+        if let Buffer::Cuda { device, .. } = &*guard {
+            panic!(
+                "a host kernel was asked to read a tensor of shape {:?} that lives on {}; \
+                 move it with .to(Device::Cpu) first",
+                self.shape(),
+                device.device()
+            );
+        }
+        HostRead(guard)
+    }
+
+    /// Read access to the whole device buffer (the layout says which elements are this
+    /// tensor's). Panics for a host tensor.
+    pub(crate) fn device_buffer(&self) -> DeviceRead<'_> {
+        let guard = self.lock_read();
+        if let Buffer::Host(_) = &*guard {
+            panic!(
+                "device_buffer: tensor of shape {:?} is on the host",
+                self.shape()
+            );
+        }
+        DeviceRead(guard)
+    }
+
+    /// Runs `f` on this contiguous device tensor's buffer with write access, in place (views
+    /// see the change): how optimizers update parameters on a GPU with their fused kernels.
+    /// Panics unless the tensor lives on a CUDA device and covers its whole buffer.
+    pub fn update_on_device<R>(
+        &self,
+        f: impl FnOnce(&CudaDevice, &mut DeviceBuffer<f32>) -> R,
+    ) -> R {
+        let mut guard = self.lock_write();
+        let Buffer::Cuda { device, buffer } = &mut *guard else {
+            panic!(
+                "update_on_device: tensor of shape {:?} is on the host",
+                self.shape()
+            );
+        };
+        assert!(
+            self.is_contiguous() && self.0.offset == 0 && buffer.len() == self.numel(),
+            "update_on_device: tensor of shape {:?} is a view, not its whole buffer",
+            self.shape()
+        );
+        f(device, buffer)
+    }
+
+    /// Runs `f` on this device tensor's buffer with read access. Panics for a host tensor or
+    /// a view that does not cover its whole buffer.
+    pub fn with_device_buffer<R>(&self, f: impl FnOnce(&CudaDevice, &DeviceBuffer<f32>) -> R) -> R {
+        let device = self.cuda().unwrap_or_else(|| {
+            panic!(
+                "with_device_buffer: tensor of shape {:?} is on the host",
+                self.shape()
+            )
+        });
+        let guard = self.device_buffer();
+        assert!(
+            self.is_contiguous() && self.0.offset == 0 && guard.len() == self.numel(),
+            "with_device_buffer: tensor of shape {:?} is a view, not its whole buffer",
+            self.shape()
+        );
+        f(&device, &guard)
     }
 
     /// This tensor's layout over a storage slice obtained from [`Tensor::read`].
@@ -246,7 +502,11 @@ impl Tensor {
     }
 
     /// Runs `f` on the elements as one contiguous row-major slice, copying only if needed.
+    /// A tensor on a CUDA device is first copied to the host.
     pub fn with_contiguous<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
+        if self.cuda().is_some() {
+            return f(&crate::ops::cuda::download(self));
+        }
         let guard = self.read();
         if self.is_contiguous() {
             f(&guard[self.0.offset..self.0.offset + self.numel()])
@@ -277,6 +537,9 @@ impl Tensor {
             self.shape(),
             self.numel()
         );
+        if self.cuda().is_some() {
+            return self.to_vec()[0];
+        }
         self.read()[self.0.offset]
     }
 
@@ -288,12 +551,21 @@ impl Tensor {
             self.shape()
         );
         let at: usize = index.iter().zip(self.strides()).map(|(i, s)| i * s).sum();
+        if self.cuda().is_some() {
+            let row_major: usize = index
+                .iter()
+                .zip(contiguous_strides(self.shape()))
+                .map(|(i, s)| i * s)
+                .sum();
+            return self.to_vec()[row_major];
+        }
         self.read()[self.0.offset + at]
     }
 
     /// Overwrites the elements in place (on the shared storage, so views see it too). Meant for
     /// optimizers and initialisers acting on parameters: it is invisible to autograd.
-    /// Panics unless the tensor is contiguous.
+    /// Panics unless the tensor is contiguous. On a CUDA device the values make a round trip
+    /// through host memory.
     pub fn update_data(&self, f: impl FnOnce(&mut [f32])) {
         assert!(
             self.is_contiguous(),
@@ -301,14 +573,19 @@ impl Tensor {
             self.shape(),
             self.strides()
         );
-        let mut guard = self
-            .0
-            .storage
-            .data
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let n = self.numel();
-        f(&mut guard[self.0.offset..self.0.offset + n]);
+        match &mut *self.lock_write() {
+            Buffer::Host(data) => f(&mut data[self.0.offset..self.0.offset + n]),
+            Buffer::Cuda { device, buffer } => {
+                let mut values = device
+                    .download(buffer)
+                    .unwrap_or_else(|e| panic!("update_data on {}: {e}", device.device()));
+                f(&mut values[self.0.offset..self.0.offset + n]);
+                *buffer = device
+                    .upload(&values)
+                    .unwrap_or_else(|e| panic!("update_data on {}: {e}", device.device()));
+            }
+        }
     }
 
     /// Copies `source`'s values into this tensor in place (shapes must match).
@@ -389,20 +666,19 @@ impl Tensor {
     /// Builds the output of a differentiable op: a fresh contiguous tensor, linked into the
     /// graph when grad mode is on and any input requires a gradient.
     pub(crate) fn from_op(
-        data: Vec<f32>,
+        data: impl Into<Data>,
         shape: &[usize],
         op: &'static str,
         inputs: &[&Tensor],
         backward: impl Fn(&Tensor) -> Vec<Option<Tensor>> + Send + Sync + 'static,
     ) -> Tensor {
+        let data = data.into();
         assert_eq!(
             data.len(),
             numel(shape),
             "{op}: produced a wrong-sized buffer"
         );
-        let storage = Arc::new(Storage {
-            data: RwLock::new(data),
-        });
+        let storage = data.into_storage();
         Tensor::link(
             storage,
             shape.to_vec(),

@@ -77,6 +77,11 @@ impl Gpu {
         self.arch
     }
 
+    /// The stream every launch and copy of this device is queued on.
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
     /// The module of `kernels/<file>`, compiled and loaded on first use.
     fn module(&self, file: &'static str) -> Result<Arc<CudaModule>, String> {
         let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());

@@ -16,6 +16,7 @@ pub mod gpu;
 pub mod nvrtc;
 pub mod ops;
 pub mod ptxas;
+pub mod runtime;
 pub mod signature;
 pub mod sources;
 

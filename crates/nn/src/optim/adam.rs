@@ -1,11 +1,15 @@
-use super::{state_tensor, with_gradient, AdamConfig, Optimizer, OptimizerState};
+use super::{
+    device_gradient, restored_state, saved_state, state_tensor, with_gradient, zero_state,
+    AdamConfig, KernelArg, Launch, Optimizer, OptimizerState,
+};
 use strata_kernels::optim::adam_step;
 use strata_tensor::Tensor;
 
+/// A parameter's step count and moment estimates, on the parameter's device.
 struct Moments {
     step: u64,
-    exp_avg: Vec<f32>,
-    exp_avg_sq: Vec<f32>,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
 }
 
 /// Adam (L2 penalty through the gradient) or AdamW (decoupled weight decay).
@@ -58,19 +62,25 @@ impl Optimizer for Adam {
             let Some(grad) = p.grad() else { continue };
             let m = moments.get_or_insert_with(|| Moments {
                 step: 0,
-                exp_avg: vec![0.0; grad.numel()],
-                exp_avg_sq: vec![0.0; grad.numel()],
+                exp_avg: zero_state(p),
+                exp_avg_sq: zero_state(p),
             });
             m.step += 1;
+            for state in [&m.exp_avg, &m.exp_avg_sq] {
+                state
+                    .move_to(p.device())
+                    .unwrap_or_else(|e| panic!("adam: moving a moment estimate: {e}"));
+            }
+            if p.device().is_cuda() {
+                adam_on_device(&config, p, &grad, m);
+                continue;
+            }
             with_gradient(p, &grad, |data, grad| {
-                adam_step(
-                    &config,
-                    m.step,
-                    data,
-                    grad,
-                    &mut m.exp_avg,
-                    &mut m.exp_avg_sq,
-                )
+                m.exp_avg.update_data(|exp_avg| {
+                    m.exp_avg_sq.update_data(|exp_avg_sq| {
+                        adam_step(&config, m.step, data, grad, exp_avg, exp_avg_sq)
+                    })
+                })
             });
         }
     }
@@ -99,14 +109,13 @@ impl Optimizer for Adam {
         let mut state = OptimizerState::default();
         for ((name, p), m) in self.parameters.iter().zip(&self.moments) {
             if let Some(m) = m {
-                state.tensors.push((
-                    format!("{name}.exp_avg"),
-                    Tensor::from_vec(m.exp_avg.clone(), p.shape()),
-                ));
-                state.tensors.push((
-                    format!("{name}.exp_avg_sq"),
-                    Tensor::from_vec(m.exp_avg_sq.clone(), p.shape()),
-                ));
+                debug_assert_eq!(m.exp_avg.shape(), p.shape());
+                state
+                    .tensors
+                    .push((format!("{name}.exp_avg"), saved_state(&m.exp_avg)));
+                state
+                    .tensors
+                    .push((format!("{name}.exp_avg_sq"), saved_state(&m.exp_avg_sq)));
                 state.counters.push((format!("{name}.step"), m.step));
             }
         }
@@ -125,8 +134,8 @@ impl Optimizer for Adam {
             *moments = match (avg, avg_sq, step) {
                 (Some(exp_avg), Some(exp_avg_sq), Some(step)) => Some(Moments {
                     step,
-                    exp_avg,
-                    exp_avg_sq,
+                    exp_avg: restored_state(p, exp_avg),
+                    exp_avg_sq: restored_state(p, exp_avg_sq),
                 }),
                 (None, None, None) => None,
                 _ => return Err(format!("optimizer state for '{name}' is incomplete")),
@@ -134,4 +143,46 @@ impl Optimizer for Adam {
         }
         Ok(())
     }
+}
+
+/// One Adam/AdamW step of a parameter on a CUDA device by the fused `adam_step` kernel. The
+/// bias corrections depend only on the step number, so they are computed here exactly as the
+/// CPU twin computes them and passed in.
+fn adam_on_device(config: &AdamConfig, parameter: &Tensor, grad: &Tensor, m: &Moments) {
+    let grad = device_gradient(parameter, grad);
+    let n = parameter.numel();
+    let c = *config;
+    let t = m.step as i32;
+    let bias1 = 1.0 - c.beta1.powi(t);
+    let bias2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
+    let step_size = c.lr / bias1;
+    parameter
+        .update_on_device(|device, param| {
+            grad.with_device_buffer(|_, grad| {
+                m.exp_avg.update_on_device(|_, exp_avg| {
+                    m.exp_avg_sq.update_on_device(|_, exp_avg_sq| {
+                        device.launch(
+                            "adam_step",
+                            Launch::elements(n),
+                            &mut [
+                                KernelArg::I32(n as i32),
+                                KernelArg::F32(c.lr),
+                                KernelArg::F32(c.beta1),
+                                KernelArg::F32(c.beta2),
+                                KernelArg::F32(c.eps),
+                                KernelArg::F32(c.weight_decay),
+                                KernelArg::I32(c.decoupled_weight_decay as i32),
+                                KernelArg::F32(step_size),
+                                KernelArg::F32(bias2_sqrt),
+                                KernelArg::F32sMut(param),
+                                KernelArg::F32s(grad),
+                                KernelArg::F32sMut(exp_avg),
+                                KernelArg::F32sMut(exp_avg_sq),
+                            ],
+                        )
+                    })
+                })
+            })
+        })
+        .unwrap_or_else(|e| panic!("adam: {e}"));
 }

@@ -8,6 +8,7 @@ pub use adam::Adam;
 pub use sgd::Sgd;
 pub use strata_kernels::optim::{AdamConfig, SgdConfig};
 
+use strata_kernels::cuda::runtime::{KernelArg, Launch};
 use strata_tensor::Tensor;
 
 /// Everything an optimizer needs to resume exactly: per-parameter state tensors named
@@ -78,6 +79,40 @@ fn with_gradient(parameter: &Tensor, grad: &Tensor, update: impl FnOnce(&mut [f3
     } else {
         grad.with_contiguous(|grad| parameter.update_data(|data| update(data, grad)));
     }
+}
+
+/// The CUDA side of an update: a parameter's gradient as a dense device tensor that does not
+/// share the parameter's storage (so reading it cannot wait on the parameter's write lock).
+fn device_gradient(parameter: &Tensor, grad: &Tensor) -> Tensor {
+    let whole = grad.is_contiguous() && grad.offset() == 0;
+    if whole && !grad.shares_storage_with(parameter) && grad.device() == parameter.device() {
+        grad.clone()
+    } else {
+        // x · 1 is exact for every float, so this is a faithful dense copy.
+        grad.detach()
+            .to(parameter.device())
+            .unwrap_or_else(|e| panic!("optimizer: moving a gradient: {e}"))
+            .mul_scalar(1.0)
+    }
+}
+
+/// A state vector of the parameter's shape, zeros, on the parameter's device.
+fn zero_state(parameter: &Tensor) -> Tensor {
+    Tensor::zeros(parameter.shape())
+        .to(parameter.device())
+        .unwrap_or_else(|e| panic!("optimizer: allocating state on {}: {e}", parameter.device()))
+}
+
+/// A copy of a state tensor for a checkpoint (host, independent of the live buffer).
+fn saved_state(state: &Tensor) -> Tensor {
+    Tensor::from_vec(state.to_vec(), state.shape())
+}
+
+/// A state vector loaded from a checkpoint, placed on the parameter's device.
+fn restored_state(parameter: &Tensor, values: Vec<f32>) -> Tensor {
+    Tensor::from_vec(values, parameter.shape())
+        .to(parameter.device())
+        .unwrap_or_else(|e| panic!("optimizer: restoring state on {}: {e}", parameter.device()))
 }
 
 /// Looks up `name` in `state`, checking its size.

@@ -1,4 +1,7 @@
-use super::{state_tensor, with_gradient, Optimizer, OptimizerState, SgdConfig};
+use super::{
+    device_gradient, restored_state, saved_state, state_tensor, with_gradient, zero_state,
+    KernelArg, Launch, Optimizer, OptimizerState, SgdConfig,
+};
 use strata_kernels::optim::sgd_step;
 use strata_tensor::Tensor;
 
@@ -7,7 +10,8 @@ pub struct Sgd {
     parameters: Vec<(String, Tensor)>,
     /// The hyper-parameters; `config.lr` is what [`Optimizer::set_learning_rate`] changes.
     pub config: SgdConfig,
-    momentum_buffers: Vec<Option<Vec<f32>>>,
+    /// One per parameter once momentum has started, on the parameter's device.
+    momentum_buffers: Vec<Option<Tensor>>,
 }
 
 impl Sgd {
@@ -48,15 +52,20 @@ impl Optimizer for Sgd {
             let Some(grad) = p.grad() else { continue };
             let first_step = buffer.is_none();
             if config.momentum != 0.0 && buffer.is_none() {
-                *buffer = Some(vec![0.0; grad.numel()]);
+                *buffer = Some(zero_state(p));
             }
-            let momentum = if config.momentum != 0.0 {
-                buffer.as_deref_mut()
-            } else {
-                None
-            };
-            with_gradient(p, &grad, |data, grad| {
-                sgd_step(&config, data, grad, momentum, first_step)
+            if let Some(b) = buffer.as_ref() {
+                b.move_to(p.device())
+                    .unwrap_or_else(|e| panic!("sgd: moving a momentum buffer: {e}"));
+            }
+            let momentum = buffer.as_ref().filter(|_| config.momentum != 0.0);
+            if p.device().is_cuda() {
+                sgd_on_device(&config, p, &grad, momentum, first_step);
+                continue;
+            }
+            with_gradient(p, &grad, |data, grad| match momentum {
+                Some(b) => b.update_data(|b| sgd_step(&config, data, grad, Some(b), first_step)),
+                None => sgd_step(&config, data, grad, None, first_step),
             });
         }
     }
@@ -84,10 +93,8 @@ impl Optimizer for Sgd {
             .zip(&self.momentum_buffers)
             .filter_map(|((name, p), b)| {
                 b.as_ref().map(|b| {
-                    (
-                        format!("{name}.momentum_buffer"),
-                        Tensor::from_vec(b.clone(), p.shape()),
-                    )
+                    debug_assert_eq!(b.shape(), p.shape());
+                    (format!("{name}.momentum_buffer"), saved_state(b))
                 })
             })
             .collect();
@@ -99,8 +106,51 @@ impl Optimizer for Sgd {
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<(), String> {
         for ((name, p), buffer) in self.parameters.iter().zip(&mut self.momentum_buffers) {
-            *buffer = state_tensor(state, &format!("{name}.momentum_buffer"), p.numel())?;
+            *buffer = state_tensor(state, &format!("{name}.momentum_buffer"), p.numel())?
+                .map(|values| restored_state(p, values));
         }
         Ok(())
     }
+}
+
+/// One SGD step of a parameter on a CUDA device by the fused `sgd_step` kernel
+/// (`kernels/optim.cu`), which applies the CPU twin's expressions element by element.
+fn sgd_on_device(
+    config: &SgdConfig,
+    parameter: &Tensor,
+    grad: &Tensor,
+    momentum: Option<&Tensor>,
+    first_step: bool,
+) {
+    let grad = device_gradient(parameter, grad);
+    let n = parameter.numel();
+    let c = *config;
+    parameter.update_on_device(|device, param| {
+        grad.with_device_buffer(|_, grad| {
+            let mut launch = |momentum_buffer: &mut _| {
+                device.launch(
+                    "sgd_step",
+                    Launch::elements(n),
+                    &mut [
+                        KernelArg::I32(n as i32),
+                        KernelArg::F32(c.lr),
+                        KernelArg::F32(c.momentum),
+                        KernelArg::F32(c.dampening),
+                        KernelArg::F32(c.weight_decay),
+                        KernelArg::I32(c.nesterov as i32),
+                        KernelArg::I32(first_step as i32),
+                        KernelArg::F32sMut(param),
+                        KernelArg::F32s(grad),
+                        KernelArg::F32sMut(momentum_buffer),
+                    ],
+                )
+            };
+            let result = match momentum {
+                Some(b) => b.update_on_device(|_, b| launch(b)),
+                // With no momentum the kernel never touches the buffer: one element stands in.
+                None => device.zeros(1).and_then(|mut unused| launch(&mut unused)),
+            };
+            result.unwrap_or_else(|e| panic!("sgd: {e}"));
+        })
+    });
 }

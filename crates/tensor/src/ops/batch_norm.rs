@@ -10,8 +10,11 @@
 //! The layer (strata-nn) owns the running statistics; the train forward returns the batch
 //! statistics it needs to update them.
 
+use crate::ops::cuda;
 use crate::Tensor;
+use std::sync::Arc;
 use strata_kernels::batchnorm::{batch_norm_backward, batch_norm_forward_train};
+use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
 
 /// Per-channel statistics of one training batch.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +67,9 @@ impl Tensor {
             "batch_norm: training needs more than one value per channel (input shape {:?})",
             self.shape()
         );
+        if let Some(device) = cuda::device_of("batch_norm", &[self]) {
+            return self.batch_norm_train_on_device(device, (n, c, spatial), gamma, beta, eps);
+        }
         let mut out = crate::pool::take_for_overwrite(self.numel());
         let (mut mean, mut invstd, mut var) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
         let gamma_v = gamma.map(Tensor::to_vec);
@@ -123,6 +129,121 @@ impl Tensor {
             }
             grads
         });
+        (y, stats)
+    }
+
+    /// The CUDA path of training-mode batch norm: one block per channel for the statistics
+    /// and for the backward sums (`kernels/batchnorm.cu`). The kernels take γ and β together
+    /// or not at all, so a missing one is passed as its identity (1 or 0); the batch mean and
+    /// variance come back to the host for the layer's running statistics.
+    fn batch_norm_train_on_device(
+        &self,
+        device: Arc<CudaDevice>,
+        (n, c, spatial): (usize, usize, usize),
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        eps: f32,
+    ) -> (Tensor, BatchNormStatistics) {
+        const OP: &str = "batch_norm";
+        for p in gamma.iter().chain(beta.iter()) {
+            cuda::device_of(OP, &[self, p]);
+        }
+        let has_affine = gamma.is_some() || beta.is_some();
+        let affine = |p: Option<&Tensor>, identity: f32| match p {
+            Some(p) => p.detach(),
+            None => cuda::upload(&device, &Tensor::full(&[c], identity)),
+        };
+        let (gamma_t, beta_t) = (affine(gamma, 1.0), affine(beta, 0.0));
+        let mut out = cuda::zeros(&device, self.numel());
+        let (mut mean, mut invstd, mut var) = (
+            cuda::zeros(&device, c),
+            cuda::zeros(&device, c),
+            cuda::zeros(&device, c),
+        );
+        {
+            let (x, g, b) = (
+                cuda::dense(&device, self),
+                cuda::dense(&device, &gamma_t),
+                cuda::dense(&device, &beta_t),
+            );
+            cuda::check(
+                OP,
+                device.launch(
+                    "batch_norm_forward_train",
+                    Launch::rows(c, 256),
+                    &mut [
+                        KernelArg::I32(n as i32),
+                        KernelArg::I32(c as i32),
+                        KernelArg::I32(spatial as i32),
+                        KernelArg::F32(eps),
+                        KernelArg::F32s(&x),
+                        KernelArg::F32s(&g),
+                        KernelArg::F32s(&b),
+                        KernelArg::I32(has_affine as i32),
+                        KernelArg::F32sMut(&mut out),
+                        KernelArg::F32sMut(&mut mean),
+                        KernelArg::F32sMut(&mut invstd),
+                        KernelArg::F32sMut(&mut var),
+                    ],
+                ),
+            );
+        }
+        let stats = BatchNormStatistics {
+            mean: cuda::check(OP, device.download(&mean)),
+            var: cuda::check(OP, device.download(&var)),
+            count: n * spatial,
+        };
+        let x_saved = self.clone();
+        let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
+        let mut inputs = vec![self];
+        inputs.extend(gamma);
+        inputs.extend(beta);
+        let shape = self.shape().to_vec();
+        let y = Tensor::from_op(
+            cuda::data(&device, out),
+            self.shape(),
+            OP,
+            &inputs,
+            move |dy| {
+                let mut dx = cuda::zeros(&device, x_saved.numel());
+                let (mut dgamma, mut dbeta) = (cuda::zeros(&device, c), cuda::zeros(&device, c));
+                let (x, g, grad) = (
+                    cuda::dense(&device, &x_saved),
+                    cuda::dense(&device, &gamma_t),
+                    cuda::dense(&device, dy),
+                );
+                cuda::check(
+                    OP,
+                    device.launch(
+                        "batch_norm_backward",
+                        Launch::rows(c, 256),
+                        &mut [
+                            KernelArg::I32(n as i32),
+                            KernelArg::I32(c as i32),
+                            KernelArg::I32(spatial as i32),
+                            KernelArg::F32s(&x),
+                            KernelArg::F32s(&g),
+                            KernelArg::I32(has_affine as i32),
+                            KernelArg::F32s(&mean),
+                            KernelArg::F32s(&invstd),
+                            KernelArg::F32s(&grad),
+                            KernelArg::F32sMut(&mut dx),
+                            KernelArg::F32sMut(&mut dgamma),
+                            KernelArg::F32sMut(&mut dbeta),
+                            KernelArg::I32(has_affine as i32),
+                        ],
+                    ),
+                );
+                let mut grads = vec![Some(cuda::tensor(&device, dx, &shape))];
+                if has_gamma {
+                    grads.push(Some(cuda::tensor(&device, dgamma, &[c])));
+                }
+                if has_beta {
+                    grads.push(Some(cuda::tensor(&device, dbeta, &[c])));
+                }
+                grads
+            },
+        );
         (y, stats)
     }
 

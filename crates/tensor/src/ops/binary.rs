@@ -10,7 +10,9 @@
 //!   mul: da = dy · b,    db = dy · a
 //!   div: da = dy / b,    db = -dy · a / b²
 
+use crate::ops::cuda;
 use crate::shape::{broadcast_shapes, broadcast_strides};
+use crate::tensor::Data;
 use crate::Tensor;
 use strata_kernels::elementwise::{binary, BinaryOp};
 use strata_kernels::strided::{numel, Strided};
@@ -21,10 +23,14 @@ pub(crate) fn broadcast_map(
     a: &Tensor,
     b: &Tensor,
     op: BinaryOp,
-) -> (Vec<f32>, Vec<usize>) {
+) -> (Data, Vec<usize>) {
     let shape = broadcast_shapes(name, a.shape(), b.shape());
     let sa = broadcast_strides(name, a.shape(), a.strides(), &shape);
     let sb = broadcast_strides(name, b.shape(), b.strides(), &shape);
+    if let Some(device) = cuda::device_of(name, &[a, b]) {
+        let out = cuda::binary(&device, &shape, (a, &sa), (b, &sb), op);
+        return (cuda::data(&device, out), shape);
+    }
     let mut out = crate::pool::take_for_overwrite(numel(&shape));
     let (ga, gb) = (a.read(), b.read());
     binary(
@@ -34,13 +40,13 @@ pub(crate) fn broadcast_map(
         Strided::new(&gb, b.offset(), &sb),
         &mut out,
     );
-    (out, shape)
+    (Data::Host(out), shape)
 }
 
 /// A non-differentiable elementwise map used inside backward passes.
 pub(crate) fn map2(a: &Tensor, b: &Tensor, op: BinaryOp) -> Tensor {
     let (data, shape) = broadcast_map("backward", a, b, op);
-    Tensor::from_vec(data, &shape)
+    Tensor::from_data(data, &shape)
 }
 
 impl Tensor {

@@ -9,10 +9,13 @@
 //!             db = Σ_{n,i,j} dY                      [Cout]
 //! The kernels live in `strata_kernels::conv`.
 
+use crate::ops::cuda;
 use crate::Tensor;
+use std::sync::Arc;
 use strata_kernels::conv::{
     conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dGeometry,
 };
+use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
 
 impl Tensor {
     /// Convolves `self` `[N, Cin, H, W]` with `weight` `[Cout, Cin, KH, KW]`, adding `bias`
@@ -72,6 +75,9 @@ impl Tensor {
             geometry.out_h(),
             geometry.out_w(),
         ];
+        if let Some(device) = cuda::device_of("conv2d", &[x, w]) {
+            return conv2d_on_device(device, geometry, x, w, bias);
+        }
         // The conv kernels overwrite their outputs (and gradients) entirely.
         let mut out = crate::pool::take_for_overwrite(geometry.output_len());
         x.with_contiguous(|xd| {
@@ -115,4 +121,144 @@ impl Tensor {
             grads
         })
     }
+}
+
+/// `cols <- im2col(x)` for every image of the batch (`kernels/conv.cu`), column `p` of image
+/// `b` at `cols[k * ld + b * image_stride + p]`: `ld = P, image_stride = K·P` stacks the
+/// images' `[K, P]` matrices; `ld = N·P, image_stride = P` lays them side by side as one
+/// `[K, N·P]` matrix.
+fn im2col_on_device(
+    device: &CudaDevice,
+    g: &Conv2dGeometry,
+    x: &DeviceBuffer<f32>,
+    (ld, image_stride): (usize, usize),
+) -> DeviceBuffer<f32> {
+    let (k, p) = (
+        g.in_channels * g.kernel_h * g.kernel_w,
+        g.out_h() * g.out_w(),
+    );
+    let mut cols = cuda::zeros(device, g.batch * k * p);
+    let mut args = geometry_args(g);
+    args.extend([
+        KernelArg::F32s(x),
+        KernelArg::F32sMut(&mut cols),
+        KernelArg::I32(ld as i32),
+        KernelArg::I32(image_stride as i32),
+    ]);
+    cuda::check(
+        "conv2d",
+        device.launch("im2col", batch_launch(k * p, g.batch), &mut args),
+    );
+    cols
+}
+
+/// The geometry parameters `im2col` and `col2im` share:
+/// `cin, h, w, kh, kw, sh, sw, ph, pw, oh, ow`.
+fn geometry_args<'a>(g: &Conv2dGeometry) -> Vec<KernelArg<'a>> {
+    cuda::int_args(&[
+        g.in_channels,
+        g.in_h,
+        g.in_w,
+        g.kernel_h,
+        g.kernel_w,
+        g.stride_h,
+        g.stride_w,
+        g.pad_h,
+        g.pad_w,
+        g.out_h(),
+        g.out_w(),
+    ])
+}
+
+/// One thread per element of each image's part, the batch along `blockIdx.y`.
+fn batch_launch(per_image: usize, batch: usize) -> Launch {
+    assert!(
+        batch <= 65_535,
+        "conv2d on CUDA: a batch of {batch} images exceeds 65,535"
+    );
+    let mut launch = Launch::elements(per_image);
+    launch.grid[1] = batch as u32;
+    launch
+}
+
+/// The CUDA path of `conv2d`, on im2col, the GEMM kernels and col2im:
+///   forward   Y_n = W · cols_n                 one batched GEMM, W shared (batch stride 0)
+///   dx        dcols_n = Wᵀ · dY_n, then col2im  one batched GEMM, col2im gathers (no atomics)
+///   dW        dY' · colsᵀ with dY' = [Cout, N·P] and cols = [K, N·P]: one GEMM whose inner
+///             dimension runs over the whole batch, so no per-image partial sums are added
+///   db        the sum of dY over N, OH, OW
+fn conv2d_on_device(
+    device: Arc<CudaDevice>,
+    geometry: Conv2dGeometry,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+) -> Tensor {
+    let g = geometry;
+    let (n, cout) = (g.batch, g.out_channels);
+    let (k, p) = (
+        g.in_channels * g.kernel_h * g.kernel_w,
+        g.out_h() * g.out_w(),
+    );
+    let out_shape = [n, cout, g.out_h(), g.out_w()];
+    let y = {
+        let (xd, wd) = (cuda::dense(&device, x), cuda::dense(&device, w));
+        let cols = im2col_on_device(&device, &g, &xd, (p, k * p));
+        let y = cuda::gemm(
+            &device,
+            (n, cout, p, k),
+            cuda::Operand::new(&wd, 0, k, 1),
+            cuda::Operand::new(&cols, k * p, p, 1),
+        );
+        cuda::tensor(&device, y, &out_shape)
+    };
+    let y = match bias {
+        Some(b) => y.add(&b.detach().reshape(&[1, cout, 1, 1])),
+        None => y,
+    };
+    let (x_saved, w_saved) = (x.clone(), w.clone());
+    let has_bias = bias.is_some();
+    let mut inputs = vec![x, w];
+    inputs.extend(bias);
+    Tensor::from_result(&y, "conv2d", &inputs, move |dy| {
+        let dyd = cuda::dense(&device, dy);
+        let wd = cuda::dense(&device, &w_saved);
+        let dx = x_saved.requires_grad().then(|| {
+            let dcols = cuda::gemm(
+                &device,
+                (n, k, p, cout),
+                cuda::Operand::new(&wd, 0, 1, k),
+                cuda::Operand::new(&dyd, cout * p, p, 1),
+            );
+            let mut dx = cuda::zeros(&device, g.input_len());
+            let mut args = geometry_args(&g);
+            args.extend([
+                KernelArg::F32s(&dcols),
+                KernelArg::I32(p as i32),
+                KernelArg::I32((k * p) as i32),
+                KernelArg::F32sMut(&mut dx),
+            ]);
+            let launch = batch_launch(g.in_channels * g.in_h * g.in_w, n);
+            cuda::check(
+                "conv2d backward",
+                device.launch("col2im", launch, &mut args),
+            );
+            cuda::tensor(&device, dx, x_saved.shape())
+        });
+        let dy_by_channel = dy.reshape(&[n, cout, p]).permute(&[1, 0, 2]);
+        let dy_wide = cuda::dense(&device, &dy_by_channel);
+        let xd = cuda::dense(&device, &x_saved);
+        let cols_wide = im2col_on_device(&device, &g, &xd, (n * p, p));
+        let dw = cuda::gemm(
+            &device,
+            (1, cout, k, n * p),
+            cuda::Operand::new(&dy_wide, 0, n * p, 1),
+            cuda::Operand::new(&cols_wide, 0, 1, n * p),
+        );
+        let mut grads = vec![dx, Some(cuda::tensor(&device, dw, w_saved.shape()))];
+        if has_bias {
+            grads.push(Some(dy.sum(&[0, 2, 3], false)));
+        }
+        grads
+    })
 }

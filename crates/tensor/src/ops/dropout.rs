@@ -8,7 +8,9 @@
 //! Scaling at training time keeps the expected activation unchanged, so evaluation needs no
 //! rescaling.
 
+use crate::ops::cuda;
 use crate::{Generator, Tensor};
+use strata_kernels::cuda::runtime::{KernelArg, Launch};
 use strata_kernels::dropout::dropout_mask;
 
 impl Tensor {
@@ -22,8 +24,28 @@ impl Tensor {
         if !training || p == 0.0 {
             return self.clone();
         }
+        let seed = generator.next_u64();
+        if let Some(device) = self.cuda() {
+            // The same Philox stream on the device: the mask equals the CPU's bit for bit.
+            let n = self.numel();
+            let mut mask = cuda::zeros(&device, n);
+            cuda::check(
+                "dropout",
+                device.launch(
+                    "dropout_mask",
+                    Launch::elements(n.div_ceil(4)),
+                    &mut [
+                        KernelArg::U64(seed),
+                        KernelArg::F32(p),
+                        KernelArg::F32sMut(&mut mask),
+                        KernelArg::I32(n as i32),
+                    ],
+                ),
+            );
+            return self.mul(&cuda::tensor(&device, mask, self.shape()));
+        }
         let mut mask = crate::pool::take_for_overwrite(self.numel());
-        dropout_mask(generator.next_u64(), p, &mut mask);
+        dropout_mask(seed, p, &mut mask);
         self.mul(&Tensor::from_vec(mask, self.shape()))
     }
 }

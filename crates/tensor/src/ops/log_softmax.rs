@@ -4,8 +4,11 @@
 //!   backward: dx = dy - softmax(x) · Σ_C dy,  softmax(x) = exp(y)
 //! Other axes are moved last, computed, and moved back (views, so only the kernel copies).
 
+use crate::ops::cuda;
 use crate::shape::normalize_axis;
 use crate::Tensor;
+use std::sync::Arc;
+use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
 use strata_kernels::softmax_ce::{log_softmax_backward, log_softmax_forward, softmax_forward};
 
 impl Tensor {
@@ -21,6 +24,9 @@ impl Tensor {
         }
         let cols = self.shape()[last];
         let rows = self.numel() / cols.max(1);
+        if let Some(device) = self.cuda() {
+            return self.log_softmax_on_device(device, rows, cols);
+        }
         let mut out = crate::pool::take_for_overwrite(self.numel());
         self.with_contiguous(|x| log_softmax_forward(rows, cols, x, &mut out));
         let y = Tensor::from_vec(out, self.shape());
@@ -34,11 +40,59 @@ impl Tensor {
         })
     }
 
+    /// The CUDA path of `log_softmax` over the last axis: `log_softmax_forward` and
+    /// `log_softmax_backward`, one block per row.
+    fn log_softmax_on_device(&self, device: Arc<CudaDevice>, rows: usize, cols: usize) -> Tensor {
+        const OP: &str = "log_softmax";
+        let mut out = cuda::zeros(&device, rows * cols);
+        {
+            let x = cuda::dense(&device, self);
+            cuda::check(
+                OP,
+                device.launch(
+                    "log_softmax_forward",
+                    Launch::rows(rows, 256),
+                    &mut [
+                        KernelArg::I32(rows as i32),
+                        KernelArg::I32(cols as i32),
+                        KernelArg::F32s(&x),
+                        KernelArg::F32sMut(&mut out),
+                    ],
+                ),
+            );
+        }
+        let y = cuda::tensor(&device, out, self.shape());
+        let y_saved = y.clone();
+        Tensor::from_result(&y, OP, &[self], move |dy| {
+            let mut dx = cuda::zeros(&device, rows * cols);
+            let (yd, g) = (cuda::dense(&device, &y_saved), cuda::dense(&device, dy));
+            cuda::check(
+                OP,
+                device.launch(
+                    "log_softmax_backward",
+                    Launch::rows(rows, 256),
+                    &mut [
+                        KernelArg::I32(rows as i32),
+                        KernelArg::I32(cols as i32),
+                        KernelArg::F32s(&yd),
+                        KernelArg::F32s(&g),
+                        KernelArg::F32sMut(&mut dx),
+                    ],
+                ),
+            );
+            vec![Some(cuda::tensor(&device, dx, y_saved.shape()))]
+        })
+    }
+
     /// `softmax(x)` along `axis`. Differentiable as `exp(log_softmax(x))`; when no gradient is
     /// needed it runs the direct kernel.
     pub fn softmax(&self, axis: isize) -> Tensor {
         let axis_n = normalize_axis("softmax", axis, self.rank());
-        if self.requires_grad() && crate::is_grad_enabled() || axis_n != self.rank() - 1 {
+        let on_device = self.cuda().is_some();
+        if self.requires_grad() && crate::is_grad_enabled()
+            || axis_n != self.rank() - 1
+            || on_device
+        {
             return self.log_softmax(axis).exp();
         }
         let cols = self.shape()[axis_n];

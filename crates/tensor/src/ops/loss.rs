@@ -10,8 +10,10 @@
 //!   L = (1/M) Σ (p - t)²,  dp = 2 (p - t) · dL / M,  dt = -dp
 
 use crate::ops::binary::map2;
+use crate::ops::cuda;
 use crate::Tensor;
 use std::sync::Arc;
+use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
 use strata_kernels::elementwise::BinaryOp;
 use strata_kernels::softmax_ce::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
 
@@ -40,10 +42,19 @@ fn check_class_input(op: &str, x: &Tensor, labels: &[u32]) -> (usize, usize) {
     (rows, classes)
 }
 
+/// `t` moved to the host, differentiably: the losses without kernels of their own.
+fn through_host(op: &str, t: &Tensor) -> Tensor {
+    t.to(crate::Device::Cpu)
+        .unwrap_or_else(|e| panic!("{op}: copying the input to the host: {e}"))
+}
+
 impl Tensor {
     /// Mean cross-entropy of `softmax(self)` against integer `labels`, fused for stability.
     pub fn softmax_cross_entropy(&self, labels: &[u32]) -> Tensor {
         let (rows, classes) = check_class_input("softmax_cross_entropy", self, labels);
+        if let Some(device) = self.cuda() {
+            return self.softmax_cross_entropy_on_device(device, rows, classes, labels);
+        }
         let mut probs = crate::pool::take_for_overwrite(rows * classes);
         let loss = self.with_contiguous(|x| {
             softmax_cross_entropy_forward(rows, classes, x, labels, &mut probs)
@@ -64,8 +75,72 @@ impl Tensor {
         )
     }
 
+    /// The CUDA path: `softmax_cross_entropy_forward` leaves the probabilities and each row's
+    /// loss on the device, `reduce_sum_rows` adds the rows up; the backward kernel needs dL as
+    /// a number, so reading it is the one host synchronisation of the step.
+    fn softmax_cross_entropy_on_device(
+        &self,
+        device: Arc<CudaDevice>,
+        rows: usize,
+        classes: usize,
+        labels: &[u32],
+    ) -> Tensor {
+        const OP: &str = "softmax_cross_entropy";
+        let labels = Arc::new(cuda::check(OP, device.upload(labels)));
+        let mut probs = cuda::zeros(&device, rows * classes);
+        let mut row_loss = cuda::zeros(&device, rows);
+        {
+            let x = cuda::dense(&device, self);
+            cuda::check(
+                OP,
+                device.launch(
+                    "softmax_cross_entropy_forward",
+                    Launch::rows(rows, 256),
+                    &mut [
+                        KernelArg::I32(rows as i32),
+                        KernelArg::I32(classes as i32),
+                        KernelArg::F32s(&x),
+                        KernelArg::U32s(&labels),
+                        KernelArg::F32sMut(&mut probs),
+                        KernelArg::F32sMut(&mut row_loss),
+                    ],
+                ),
+            );
+        }
+        let total = cuda::tensor(&device, cuda::sum_rows(&device, &row_loss, 1, rows), &[]);
+        let mean = total.map(strata_kernels::elementwise::UnaryOp::MulScalar(
+            1.0 / rows.max(1) as f32,
+        ));
+        let probs = Arc::new(probs);
+        let shape = self.shape().to_vec();
+        Tensor::from_result(&mean, OP, &[self], move |dl| {
+            let mut dx = cuda::zeros(&device, rows * classes);
+            cuda::check(
+                OP,
+                device.launch(
+                    "softmax_cross_entropy_backward",
+                    Launch::elements(rows * classes),
+                    &mut [
+                        KernelArg::I32(rows as i32),
+                        KernelArg::I32(classes as i32),
+                        KernelArg::F32s(&probs),
+                        KernelArg::U32s(&labels),
+                        KernelArg::F32(dl.item()),
+                        KernelArg::F32sMut(&mut dx),
+                    ],
+                ),
+            );
+            vec![Some(cuda::tensor(&device, dx, &shape))]
+        })
+    }
+
     /// Mean negative log-likelihood of log-probabilities `self` at integer `labels`.
+    /// On a CUDA device the `[N, C]` input goes through the host (the move is differentiable,
+    /// so the gradient returns to the device); the loss is a host scalar.
     pub fn nll_loss(&self, labels: &[u32]) -> Tensor {
+        if self.cuda().is_some() {
+            return through_host("nll_loss", self).nll_loss(labels);
+        }
         let (rows, classes) = check_class_input("nll_loss", self, labels);
         let total: f64 = labels
             .iter()
@@ -85,7 +160,15 @@ impl Tensor {
     }
 
     /// Mean squared error between `self` and `target` (same shape).
+    /// On a CUDA device both operands go through the host, as for [`Tensor::nll_loss`].
     pub fn mse_loss(&self, target: &Tensor) -> Tensor {
+        if self.cuda().is_some() || target.cuda().is_some() {
+            let (p, t) = (
+                through_host("mse_loss", self),
+                through_host("mse_loss", target),
+            );
+            return p.mse_loss(&t);
+        }
         assert_eq!(
             self.shape(),
             target.shape(),

@@ -7,7 +7,9 @@
 //!
 //! Transposed operands are only strides to the GEMM, so `a.t().matmul(b)` costs no copy.
 
+use crate::ops::cuda;
 use crate::shape::{broadcast_shapes, broadcast_strides};
+use crate::tensor::Data;
 use crate::Tensor;
 use strata_kernels::gemm::{gemm, gemm_batched};
 use strata_kernels::strided::numel;
@@ -66,8 +68,16 @@ impl Tensor {
         let batch = numel(&batch_shape);
         let mut out_shape = batch_shape.clone();
         out_shape.extend([m, n]);
-        // beta = 0 below: the GEMM overwrites every element.
-        let mut out = crate::pool::take_for_overwrite(numel(&out_shape));
+        let device = cuda::device_of("matmul", &[a, b]);
+        // The CUDA GEMMs take operands from element 0 of their buffers: a view at an offset
+        // is copied first (only for the forward product; autograd still sees `a` and `b`).
+        let from_start = |t: &Tensor| match &device {
+            Some(_) if t.offset() != 0 => t
+                .detach()
+                .map(strata_kernels::elementwise::UnaryOp::Identity),
+            _ => t.clone(),
+        };
+        let (a_start, b_start) = (from_start(a), from_start(b));
 
         // Broadcast each operand to the batch shape, falling back to a contiguous copy only when
         // its batch dimensions cannot be stepped with one stride.
@@ -84,18 +94,24 @@ impl Tensor {
                 }
             }
         };
-        let (a_op, a_batch_stride) = prepare(a);
-        let (b_op, b_batch_stride) = prepare(b);
-        {
+        let (a_op, a_batch_stride) = prepare(&a_start);
+        let (b_op, b_batch_stride) = prepare(&b_start);
+        let matrix_strides = |t: &Tensor| (t.strides()[t.rank() - 2], t.strides()[t.rank() - 1]);
+        let (ra, ca) = matrix_strides(&a_op);
+        let (rb, cb) = matrix_strides(&b_op);
+        let out: Data = if let Some(device) = &device {
+            let (ga, gb) = (a_op.device_buffer(), b_op.device_buffer());
+            let c = cuda::gemm(
+                device,
+                (batch, m, n, k),
+                cuda::Operand::new(&ga, a_batch_stride, ra, ca),
+                cuda::Operand::new(&gb, b_batch_stride, rb, cb),
+            );
+            cuda::data(device, c)
+        } else {
+            // beta = 0 below: the GEMM overwrites every element.
+            let mut out = crate::pool::take_for_overwrite(numel(&out_shape));
             let (ga, gb) = (a_op.read(), b_op.read());
-            let (ra, ca) = (
-                a_op.strides()[a_op.rank() - 2],
-                a_op.strides()[a_op.rank() - 1],
-            );
-            let (rb, cb) = (
-                b_op.strides()[b_op.rank() - 2],
-                b_op.strides()[b_op.rank() - 1],
-            );
             let sa = &ga[a_op.offset()..];
             let sb = &gb[b_op.offset()..];
             if batch == 1 {
@@ -122,7 +138,8 @@ impl Tensor {
                     1,
                 );
             }
-        }
+            Data::Host(out)
+        };
         let (a_saved, b_saved) = (a.clone(), b.clone());
         Tensor::from_op(out, &out_shape, "matmul", &[a, b], move |dc| {
             vec![

@@ -6,6 +6,7 @@
 mod batch_norm;
 mod binary;
 mod conv;
+pub(crate) mod cuda;
 mod dropout;
 mod log_softmax;
 mod loss;

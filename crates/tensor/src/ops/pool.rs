@@ -6,8 +6,10 @@
 //!             avg: every input of a window gets dy / divisor (KH·KW when padding counts)
 //! The kernels live in `strata_kernels::pool`.
 
+use crate::ops::cuda;
 use crate::Tensor;
 use std::sync::Arc;
+use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
 use strata_kernels::pool::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
     Pool2dGeometry,
@@ -58,6 +60,9 @@ impl Tensor {
         padding: (usize, usize),
     ) -> Tensor {
         let g = geometry("max_pool2d", self, kernel, stride, padding);
+        if let Some(device) = self.cuda() {
+            return pool_on_device(device, g, self, PoolKind::Max);
+        }
         let mut out = crate::pool::take_for_overwrite(g.output_len());
         let mut argmax = vec![0u32; g.output_len()];
         self.with_contiguous(|x| max_pool2d_forward(&g, x, &mut out, &mut argmax));
@@ -79,6 +84,9 @@ impl Tensor {
         padding: (usize, usize),
     ) -> Tensor {
         let g = geometry("avg_pool2d", self, kernel, stride, padding);
+        if let Some(device) = self.cuda() {
+            return pool_on_device(device, g, self, PoolKind::Average);
+        }
         let mut out = crate::pool::take_for_overwrite(g.output_len());
         self.with_contiguous(|x| avg_pool2d_forward(&g, true, x, &mut out));
         let input_shape = self.shape().to_vec();
@@ -89,4 +97,98 @@ impl Tensor {
             vec![Some(Tensor::from_vec(dx, &input_shape))]
         })
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PoolKind {
+    Max,
+    Average,
+}
+
+/// The geometry parameters every pooling kernel starts with:
+/// `planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow`.
+fn geometry_args<'a>(g: &Pool2dGeometry) -> Vec<KernelArg<'a>> {
+    cuda::int_args(&[
+        g.batch * g.channels,
+        g.in_h,
+        g.in_w,
+        g.kernel_h,
+        g.kernel_w,
+        g.stride_h,
+        g.stride_w,
+        g.pad_h,
+        g.pad_w,
+        g.out_h(),
+        g.out_w(),
+    ])
+}
+
+/// The CUDA path of both poolings (`kernels/pool.cu`). Max pooling keeps each window's
+/// argmax on the device for the backward pass; both backward kernels gather (one thread per
+/// input pixel), so no atomics are needed.
+fn pool_on_device(
+    device: Arc<CudaDevice>,
+    g: Pool2dGeometry,
+    x: &Tensor,
+    kind: PoolKind,
+) -> Tensor {
+    let name = match kind {
+        PoolKind::Max => "max_pool2d",
+        PoolKind::Average => "avg_pool2d",
+    };
+    let mut out = cuda::zeros(&device, g.output_len());
+    let mut argmax = cuda::check(
+        name,
+        device.zeros::<u32>(if kind == PoolKind::Max {
+            g.output_len()
+        } else {
+            1
+        }),
+    );
+    {
+        let xd = cuda::dense(&device, x);
+        let mut args = geometry_args(&g);
+        match kind {
+            PoolKind::Max => args.extend([
+                KernelArg::F32s(&xd),
+                KernelArg::F32sMut(&mut out),
+                KernelArg::U32sMut(&mut argmax),
+            ]),
+            PoolKind::Average => args.extend([
+                KernelArg::I32(1),
+                KernelArg::F32s(&xd),
+                KernelArg::F32sMut(&mut out),
+            ]),
+        }
+        let kernel = format!("{name}_forward");
+        cuda::check(
+            name,
+            device.launch(&kernel, Launch::elements(g.output_len()), &mut args),
+        );
+    }
+    let y = cuda::tensor(&device, out, &[g.batch, g.channels, g.out_h(), g.out_w()]);
+    let input_shape = x.shape().to_vec();
+    Tensor::from_result(&y, name, &[x], move |dy| {
+        let dyd = cuda::dense(&device, dy);
+        let mut dx = cuda::zeros(&device, g.input_len());
+        let mut args = geometry_args(&g);
+        match kind {
+            PoolKind::Max => args.extend([
+                KernelArg::F32s(&dyd),
+                KernelArg::U32s(&argmax),
+                KernelArg::F32sMut(&mut dx),
+            ]),
+            PoolKind::Average => args.extend([
+                KernelArg::I32(1),
+                KernelArg::F32s(&dyd),
+                KernelArg::F32sMut(&mut dx),
+            ]),
+        }
+        let kernel = format!("{name}_backward");
+        cuda::check(
+            name,
+            device.launch(&kernel, Launch::elements(g.input_len()), &mut args),
+        );
+        vec![Some(cuda::tensor(&device, dx, &input_shape))]
+    })
 }

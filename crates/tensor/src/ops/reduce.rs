@@ -6,8 +6,11 @@
 //!   max:              dx = dy at the (first) position of each maximum, 0 elsewhere
 //!   sum_to(shape):    the adjoint of broadcasting, used by every broadcasting backward
 
+use crate::ops::cuda;
 use crate::shape::normalize_axis;
+use crate::tensor::Data;
 use crate::Tensor;
+use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
 use strata_kernels::reduce::{reduce, ReduceOp};
 use strata_kernels::strided::{contiguous_strides, numel};
 
@@ -35,7 +38,11 @@ fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> Vec<usize> {
 }
 
 impl Tensor {
-    fn reduce_raw(&self, op: ReduceOp, axes: &[usize], want_index: bool) -> (Vec<f32>, Vec<u32>) {
+    fn reduce_raw(&self, op: ReduceOp, axes: &[usize], want_index: bool) -> (Data, Vec<u32>) {
+        if let Some(device) = self.cuda() {
+            let (out, index) = self.reduce_on_device(&device, op, axes, want_index);
+            return (cuda::data(&device, out), index);
+        }
         let kept = reduced_shape(self.shape(), axes, false);
         let mut out = crate::pool::take_for_overwrite(numel(&kept));
         let mut index = if want_index {
@@ -52,7 +59,54 @@ impl Tensor {
             &mut out,
             want_index.then_some(index.as_mut_slice()),
         );
-        (out, index)
+        (Data::Host(out), index)
+    }
+
+    /// The CUDA path: the reduced axes are moved last and the view made dense, so each output
+    /// element is one row for `reduce_sum_rows` / `reduce_max_rows` (indices come back to the
+    /// host, as on the CPU path, where only `max`'s backward and `argmax` use them).
+    fn reduce_on_device(
+        &self,
+        device: &CudaDevice,
+        op: ReduceOp,
+        axes: &[usize],
+        want_index: bool,
+    ) -> (DeviceBuffer<f32>, Vec<u32>) {
+        let order: Vec<usize> = (0..self.rank())
+            .filter(|d| !axes.contains(d))
+            .chain(axes.iter().copied())
+            .collect();
+        let permuted = self.detach().permute(&order);
+        let cols: usize = axes.iter().map(|&d| self.shape()[d]).product();
+        let rows = self.numel() / cols.max(1);
+        let x = cuda::dense(device, &permuted);
+        match op {
+            ReduceOp::Sum => (cuda::sum_rows(device, &x, rows, cols), Vec::new()),
+            ReduceOp::Max => {
+                let mut out = cuda::zeros(device, rows);
+                let mut index = cuda::check("max", device.zeros::<u32>(rows));
+                cuda::check(
+                    "max",
+                    device.launch(
+                        "reduce_max_rows",
+                        Launch::rows(rows, 256),
+                        &mut [
+                            KernelArg::F32s(&x),
+                            KernelArg::F32sMut(&mut out),
+                            KernelArg::U32sMut(&mut index),
+                            KernelArg::I32(rows as i32),
+                            KernelArg::I32(cols as i32),
+                        ],
+                    ),
+                );
+                let index = if want_index {
+                    cuda::check("max", device.download(&index))
+                } else {
+                    Vec::new()
+                };
+                (out, index)
+            }
+        }
     }
 
     /// Sum over `axes` (negative counts from the end); `keepdim` keeps them as size 1.
@@ -102,6 +156,7 @@ impl Tensor {
             let kept_shape: Vec<usize> = kept.iter().map(|&d| input_shape[d]).collect();
             let red_shape: Vec<usize> = axes.iter().map(|&d| input_shape[d]).collect();
             let strides = contiguous_strides(&input_shape);
+            let device = dy.device();
             let dy = dy.to_vec();
             let mut dx = vec![0.0; numel(&input_shape)];
             for (o, (&g, &w)) in dy.iter().zip(&winners).enumerate() {
@@ -118,7 +173,11 @@ impl Tensor {
                 }
                 dx[at] += g;
             }
-            vec![Some(Tensor::from_vec(dx, &input_shape))]
+            let dx = Tensor::from_vec(dx, &input_shape);
+            vec![Some(
+                dx.to(device)
+                    .unwrap_or_else(|e| panic!("max backward: {e}")),
+            )]
         })
     }
 
@@ -127,7 +186,9 @@ impl Tensor {
         let axis = normalize_axis("argmax", axis, self.rank());
         let (_, index) = self.reduce_raw(ReduceOp::Max, &[axis], true);
         let shape = reduced_shape(self.shape(), &[axis], keepdim);
-        Tensor::from_vec(index.into_iter().map(|i| i as f32).collect(), &shape)
+        let host = Tensor::from_vec(index.into_iter().map(|i| i as f32).collect(), &shape);
+        host.to(self.device())
+            .unwrap_or_else(|e| panic!("argmax: {e}"))
     }
 
     /// Sums a broadcast gradient back to `shape`: over leading dimensions `shape` lacks and over

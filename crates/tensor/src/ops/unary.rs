@@ -11,12 +11,17 @@
 //!   x + c:    dx = dy;   x · c:  dx = dy · c
 
 use crate::ops::binary::map2;
+use crate::ops::cuda;
 use crate::Tensor;
 use strata_kernels::elementwise::{unary, BinaryOp, UnaryOp};
 
 impl Tensor {
     /// Applies `op` without recording anything.
     pub(crate) fn map(&self, op: UnaryOp) -> Tensor {
+        if let Some(device) = self.cuda() {
+            let out = cuda::map(&device, self, op);
+            return cuda::tensor(&device, out, self.shape());
+        }
         let mut out = crate::pool::take_for_overwrite(self.numel());
         unary(op, self.shape(), self.strided(&self.read()), &mut out);
         Tensor::from_vec(out, self.shape())

@@ -8,7 +8,7 @@
 //!   contiguous                                    dx = dy (a copy only in the forward pass)
 
 use crate::shape::{broadcast_strides, normalize_axis};
-use crate::Tensor;
+use crate::{Device, Tensor};
 use strata_kernels::strided::{contiguous_strides, copy_strided, numel};
 
 impl Tensor {
@@ -112,6 +112,12 @@ impl Tensor {
             "narrow",
             move |dy| {
                 // dx: zeros, with dy written into the narrowed range.
+                // On a CUDA device the scatter goes through host memory: no network here
+                // narrows on its training path, so it has no kernel of its own.
+                let device = dy.device();
+                let dy = dy
+                    .to(Device::Cpu)
+                    .unwrap_or_else(|e| panic!("narrow backward: {e}"));
                 let strides = contiguous_strides(&input_shape);
                 let mut dx = vec![0.0; numel(&input_shape)];
                 let guard = dy.read();
@@ -122,7 +128,11 @@ impl Tensor {
                     start * strides[axis],
                     &strides,
                 );
-                vec![Some(Tensor::from_vec(dx, &input_shape))]
+                let dx = Tensor::from_vec(dx, &input_shape);
+                vec![Some(
+                    dx.to(device)
+                        .unwrap_or_else(|e| panic!("narrow backward: {e}")),
+                )]
             },
         )
     }
