@@ -120,3 +120,224 @@ pub fn measure_gemm(
         naive,
     }
 }
+
+/// One row of `strata bench kernels`: an op on one device, its best time, and the rates.
+#[derive(Clone, Debug)]
+pub struct KernelRow {
+    /// The op and its shape, e.g. `conv2d fwd [100,6,14,14]*[16,6,5,5]`.
+    pub label: String,
+    /// The kernels it launches on a CUDA device.
+    pub kernels: &'static str,
+    /// Best seconds per call.
+    pub seconds: f64,
+    /// Floating-point operations per call, when the op is arithmetic-bound enough to count.
+    pub flops: Option<f64>,
+    /// Bytes a call must read and write at least (each input once, each output once).
+    pub bytes: f64,
+}
+
+impl KernelRow {
+    /// GFLOP/s, when the op counts flops.
+    pub fn gflops(&self) -> Option<f64> {
+        self.flops.map(|f| f / self.seconds / 1e9)
+    }
+    /// GB/s of the minimum traffic.
+    pub fn gbytes_per_second(&self) -> f64 {
+        self.bytes / self.seconds / 1e9
+    }
+}
+
+/// Times the ops behind every kernel family on `device` (tensor-level calls, so what a
+/// training step pays, launch overhead included), each for about `budget`. `small` shrinks
+/// every problem (for the emulated device, whose timings only show that each path runs).
+pub fn measure_kernels(
+    device: strata_tensor::Device,
+    budget: Duration,
+    small: bool,
+) -> Result<Vec<KernelRow>, String> {
+    use strata_kernels::cuda::runtime::CudaDevice;
+    use strata_tensor::{DType, Tensor};
+    let cuda = match device {
+        strata_tensor::Device::Cpu => None,
+        _ => Some(CudaDevice::open(device)?),
+    };
+    let sync = || {
+        if let Some(cuda) = &cuda {
+            cuda.synchronize()
+                .unwrap_or_else(|e| panic!("bench: synchronize: {e}"));
+        }
+    };
+    let mut g = Generator::seed(0);
+    let mut make = |shape: &[usize]| -> Result<Tensor, String> {
+        Tensor::uniform(shape, -1.0, 1.0, &mut g)
+            .to(device)
+            .map_err(|e| e.to_string())
+    };
+    let scale = |big: usize, little: usize| if small { little } else { big };
+    let _guard = strata_tensor::no_grad();
+    let mut rows = Vec::new();
+    let mut time = |label: String,
+                    kernels: &'static str,
+                    flops: Option<f64>,
+                    bytes: f64,
+                    f: &mut dyn FnMut() -> Tensor| {
+        let seconds = best_seconds(budget, || {
+            std::hint::black_box(f());
+            sync();
+        });
+        rows.push(KernelRow {
+            label,
+            kernels,
+            seconds,
+            flops,
+            bytes,
+        });
+    };
+    const F: f64 = 4.0;
+
+    let n = scale(1 << 24, 1 << 12);
+    let (a, b) = (make(&[n])?, make(&[n])?);
+    time(
+        format!("add [{n}]"),
+        "binary_contiguous",
+        Some(n as f64),
+        3.0 * F * n as f64,
+        &mut || a.add(&b),
+    );
+    time(
+        format!("relu [{n}]"),
+        "unary_contiguous",
+        Some(n as f64),
+        2.0 * F * n as f64,
+        &mut || a.relu(),
+    );
+    let (rows_, cols) = (scale(4096, 64), scale(4096, 64));
+    let m = make(&[rows_, cols])?;
+    let bias = make(&[cols])?;
+    time(
+        format!("add bias [{rows_},{cols}]+[{cols}]"),
+        "binary_strided",
+        Some((rows_ * cols) as f64),
+        2.0 * F * (rows_ * cols) as f64,
+        &mut || m.add(&bias),
+    );
+    time(
+        format!("sum rows [{rows_},{cols}]"),
+        "reduce_sum_rows",
+        Some((rows_ * cols) as f64),
+        F * (rows_ * cols) as f64,
+        &mut || m.sum(&[1], false),
+    );
+    let s = scale(1024, 64);
+    let (x, y) = (make(&[s, s])?, make(&[s, s])?);
+    let gemm_flops = 2.0 * (s * s * s) as f64;
+    time(
+        format!("matmul {s}x{s}x{s}"),
+        "sgemm_register_blocked",
+        Some(gemm_flops),
+        3.0 * F * (s * s) as f64,
+        &mut || x.matmul(&y),
+    );
+    for dtype in [DType::F16, DType::BF16] {
+        let (xh, yh) = (x.to_dtype(dtype), y.to_dtype(dtype));
+        let kernel = if dtype == DType::F16 {
+            "hgemm_f16"
+        } else {
+            "hgemm_bf16"
+        };
+        time(
+            format!("matmul {dtype} {s}x{s}x{s}"),
+            kernel,
+            Some(gemm_flops),
+            (2.0 * 2.0 + F) * (s * s) as f64,
+            &mut || xh.matmul(&yh),
+        );
+    }
+    time(
+        format!("to_dtype f16 [{s},{s}]"),
+        "convert_f32_to_f16",
+        None,
+        6.0 * (s * s) as f64,
+        &mut || x.to_dtype(DType::F16),
+    );
+    let batch = scale(100, 4);
+    let (images, weight, conv_bias) = (
+        make(&[batch, 6, 14, 14])?,
+        make(&[16, 6, 5, 5])?,
+        make(&[16])?,
+    );
+    let conv_flops = 2.0 * (batch * 16 * 10 * 10 * 6 * 25) as f64;
+    time(
+        format!("conv2d [{batch},6,14,14]*[16,6,5,5]"),
+        "im2col + sgemm_batched",
+        Some(conv_flops),
+        F * (batch * (6 * 196 + 16 * 100)) as f64,
+        &mut || images.conv2d(&weight, Some(&conv_bias), (1, 1), (0, 0)),
+    );
+    let planes = make(&[batch, 16, 10, 10])?;
+    time(
+        format!("max_pool2d 2x2 [{batch},16,10,10]"),
+        "max_pool2d_forward",
+        None,
+        F * (batch * 16 * 125) as f64,
+        &mut || planes.max_pool2d((2, 2), (2, 2), (0, 0)),
+    );
+    let norm = make(&[scale(128, 8), 32, 14, 14])?;
+    let norm_len = norm.numel() as f64;
+    time(
+        format!("batch_norm train {:?}", norm.shape()),
+        "batch_norm_forward_train",
+        Some(5.0 * norm_len),
+        2.0 * F * norm_len,
+        &mut || norm.batch_norm_train(None, None, 1e-5).0,
+    );
+    let logits = make(&[scale(4096, 64), 10])?;
+    let labels: Vec<u32> = (0..logits.shape()[0] as u32).map(|i| i % 10).collect();
+    time(
+        format!("softmax_cross_entropy {:?}", logits.shape()),
+        "softmax_cross_entropy_forward",
+        None,
+        F * logits.numel() as f64 * 2.0,
+        &mut || logits.softmax_cross_entropy(&labels),
+    );
+    // The fused optimizer steps: parameter, gradient and state read, parameter and state written.
+    use strata_nn::optim::{Adam, Optimizer, Sgd, SgdConfig};
+    let count = scale(1 << 22, 1 << 12);
+    let with_grad = |t: Tensor, grad: Tensor| {
+        let p = t.set_requires_grad(true);
+        p.set_grad(Some(grad));
+        p
+    };
+    let p = with_grad(make(&[count])?, make(&[count])?);
+    let config = SgdConfig {
+        lr: 1e-3,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    let mut sgd = Sgd::with_config(vec![("p".into(), p.clone())], config);
+    time(
+        format!("sgd momentum step [{count}]"),
+        "sgd_step",
+        Some(4.0 * count as f64),
+        5.0 * F * count as f64,
+        &mut || {
+            sgd.step();
+            p.clone()
+        },
+    );
+    let q = with_grad(make(&[count])?, make(&[count])?);
+    let mut adam = Adam::new(vec![("q".into(), q.clone())], 1e-3);
+    time(
+        format!("adam step [{count}]"),
+        "adam_step",
+        Some(12.0 * count as f64),
+        7.0 * F * count as f64,
+        &mut || {
+            adam.step();
+            q.clone()
+        },
+    );
+    Ok(rows)
+}

@@ -217,3 +217,36 @@ fn a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn bench_kernels_runs_every_family_on_the_emulated_device() {
+    let o = strata(&[
+        "bench",
+        "kernels",
+        "--device",
+        "cuda-emu",
+        "--seconds",
+        "0.001",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout).to_string();
+    for kernel in [
+        "binary_contiguous",
+        "binary_strided",
+        "unary_contiguous",
+        "reduce_sum_rows",
+        "sgemm_register_blocked",
+        "hgemm_f16",
+        "hgemm_bf16",
+        "convert_f32_to_f16",
+        "im2col + sgemm_batched",
+        "max_pool2d_forward",
+        "batch_norm_forward_train",
+        "softmax_cross_entropy_forward",
+        "sgd_step",
+        "adam_step",
+    ] {
+        assert!(table.contains(kernel), "no row for {kernel}:\n{table}");
+    }
+    assert!(table.contains("cuda-emu"), "{table}");
+}

@@ -34,7 +34,8 @@ pub struct Args {
     /// Only rows whose label contains this text.
     #[arg(long)]
     only: Option<String>,
-    /// For `gemm`: `cpu`, or `cuda` / `cuda:N` to time the CUDA GEMM ladder on a GPU.
+    /// For `gemm`: `cpu`, or `cuda` / `cuda:N` to time the CUDA GEMM ladder on a GPU. For
+    /// `kernels` and `train`: cpu, cuda, cuda:N or cuda-emu.
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -47,6 +48,9 @@ enum Target {
     Train,
     /// Each layer's forward and backward time in a training step, GFLOP/s and share of peak.
     Layers,
+    /// One op per kernel family on `--device` (cpu, cuda, cuda:N or cuda-emu): time, GFLOP/s
+    /// and GB/s of the minimum memory traffic.
+    Kernels,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -54,6 +58,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         Target::Gemm => bench_gemm(args),
         Target::Train => bench_train(args),
         Target::Layers => bench_layers(args),
+        Target::Kernels => bench_kernels(args),
     }
 }
 
@@ -68,6 +73,53 @@ fn model_names(args: &Args) -> Vec<String> {
     } else {
         args.models.clone()
     }
+}
+
+fn bench_kernels(args: &Args) -> Result<(), String> {
+    use strata::kernels::Device;
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        return Err(format!(
+            "--seconds {}: must be a positive number",
+            args.seconds
+        ));
+    }
+    let device = args
+        .device
+        .parse::<Device>()
+        .map_err(|e| format!("--device: {e}"))?;
+    let emulated = device == Device::CudaEmulated;
+    let rows =
+        strata::bench::measure_kernels(device, Duration::from_secs_f64(args.seconds), emulated)
+            .map_err(|why| format!("strata bench kernels --device {device}: {why}"))?;
+    let on = match strata::kernels::cuda::runtime::CudaDevice::open(device) {
+        Ok(cuda) => format!("{cuda:?}"),
+        Err(_) => format!("cpu, {} threads", rayon::current_num_threads()),
+    };
+    println!(
+        "strata bench kernels on {on}: best of calls over {:.2} s each",
+        args.seconds
+    );
+    if emulated {
+        println!(
+            "(the emulator runs one CUDA thread at a time on the CPU, with small problems: the \
+             times show that every path runs, not how fast a GPU is)"
+        );
+    }
+    println!(
+        "{:<38} {:<30} {:>10} {:>10} {:>9}",
+        "op", "CUDA kernels", "ms", "GFLOP/s", "GB/s"
+    );
+    for row in &rows {
+        println!(
+            "{:<38} {:<30} {:>10.3} {:>10} {:>9.1}",
+            row.label,
+            row.kernels,
+            row.seconds * 1e3,
+            row.gflops().map_or("-".into(), |g| format!("{g:.1}")),
+            row.gbytes_per_second()
+        );
+    }
+    Ok(())
 }
 
 fn bench_layers(args: &Args) -> Result<(), String> {
@@ -149,6 +201,7 @@ fn bench_train(args: &Args) -> Result<(), String> {
     if args.epochs == 0 {
         return Err("--epochs must be at least 1".into());
     }
+    let device = strata::device::resolve(&args.device)?;
     let names: Vec<String> = if args.models.is_empty() {
         zoo()
             .into_iter()
@@ -159,7 +212,7 @@ fn bench_train(args: &Args) -> Result<(), String> {
         args.models.clone()
     };
     println!(
-        "strata bench train: recipe batch size, {} threads, mean of {} epoch(s)",
+        "strata bench train on {device}: recipe batch size, {} threads, mean of {} epoch(s)",
         rayon::current_num_threads(),
         args.epochs
     );
@@ -171,6 +224,8 @@ fn bench_train(args: &Args) -> Result<(), String> {
         let entry = find(name)?;
         let (train, test) = load(&entry, DatasetChoice::default_for(&entry), &args.data, 0)?;
         let model = entry.build(0);
+        strata_nn::ModuleExt::move_to(&model, device)
+            .map_err(|e| format!("moving {name} to {device}: {e}"))?;
         let mut config = TrainConfig::from_recipe(&entry.recipe, 0);
         // dnn3's epochs are single full batches: its whole 1,000-epoch recipe is one row.
         let repeat = if entry.recipe.data == DataKind::Dnn3 {

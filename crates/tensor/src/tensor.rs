@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer};
 use strata_kernels::elementwise::{unary, UnaryOp};
+use strata_kernels::half_precision::HalfFormat;
 use strata_kernels::strided::{contiguous_strides, is_contiguous, numel, Strided};
 use strata_kernels::{DType, Device};
 
@@ -24,6 +25,70 @@ pub(crate) enum Buffer {
         device: Arc<CudaDevice>,
         buffer: DeviceBuffer<f32>,
     },
+    /// f16 or bf16 bits in host memory (see `ops/half.rs`).
+    HostHalf {
+        format: HalfFormat,
+        bits: Vec<u16>,
+    },
+    /// f16 or bf16 bits on a CUDA device.
+    CudaHalf {
+        device: Arc<CudaDevice>,
+        format: HalfFormat,
+        bits: DeviceBuffer<u16>,
+    },
+}
+
+impl Buffer {
+    fn dtype(&self) -> DType {
+        match self {
+            Buffer::Host(_) | Buffer::Cuda { .. } => DType::F32,
+            Buffer::HostHalf { format, .. } | Buffer::CudaHalf { format, .. } => match format {
+                HalfFormat::F16 => DType::F16,
+                HalfFormat::Bf16 => DType::BF16,
+            },
+        }
+    }
+
+    /// The same values placed on `target`: `Err` if the copy or the device fails.
+    fn moved(&self, target: Device) -> Result<Buffer, String> {
+        let cuda = || CudaDevice::open(target);
+        Ok(match (self, target) {
+            (Buffer::Host(values), Device::Cpu) => Buffer::Host(values.clone()),
+            (Buffer::Host(values), _) => {
+                let device = cuda()?;
+                let buffer = device.upload(values)?;
+                Buffer::Cuda { device, buffer }
+            }
+            (Buffer::Cuda { device, buffer }, _) => {
+                Buffer::Host(device.download(buffer)?).moved(target)?
+            }
+            (Buffer::HostHalf { format, bits }, Device::Cpu) => Buffer::HostHalf {
+                format: *format,
+                bits: bits.clone(),
+            },
+            (Buffer::HostHalf { format, bits }, _) => {
+                let device = cuda()?;
+                let bits = device.upload(bits)?;
+                Buffer::CudaHalf {
+                    device,
+                    format: *format,
+                    bits,
+                }
+            }
+            (
+                Buffer::CudaHalf {
+                    device,
+                    format,
+                    bits,
+                },
+                _,
+            ) => Buffer::HostHalf {
+                format: *format,
+                bits: device.download(bits)?,
+            }
+            .moved(target)?,
+        })
+    }
 }
 
 impl Drop for Storage {
@@ -47,7 +112,7 @@ impl std::ops::Deref for HostRead<'_> {
     fn deref(&self) -> &Vec<f32> {
         match &*self.0 {
             Buffer::Host(values) => values,
-            Buffer::Cuda { .. } => unreachable!("HostRead is only made for host storage"),
+            _ => unreachable!("HostRead is only made for f32 host storage"),
         }
     }
 }
@@ -60,15 +125,26 @@ impl std::ops::Deref for DeviceRead<'_> {
     fn deref(&self) -> &DeviceBuffer<f32> {
         match &*self.0 {
             Buffer::Cuda { buffer, .. } => buffer,
-            Buffer::Host(_) => unreachable!("DeviceRead is only made for device storage"),
+            _ => unreachable!("DeviceRead is only made for f32 device storage"),
         }
     }
+}
+
+/// What an op that needs f32 values says when given a 16-bit tensor.
+fn half_message(dtype: DType, shape: &[usize]) -> String {
+    format!(
+        "a tensor of shape {shape:?} stores {dtype}: ops compute in f32, and 16-bit tensors \
+         support to_dtype, to(device), views, to_vec and matmul; convert with \
+         .to_dtype(DType::F32) first"
+    )
 }
 
 /// The values of a new tensor: a host vector, or a buffer on a CUDA device.
 pub(crate) enum Data {
     Host(Vec<f32>),
     Cuda(Arc<CudaDevice>, DeviceBuffer<f32>),
+    HostHalf(HalfFormat, Vec<u16>),
+    CudaHalf(Arc<CudaDevice>, HalfFormat, DeviceBuffer<u16>),
 }
 
 impl From<Vec<f32>> for Data {
@@ -82,6 +158,8 @@ impl Data {
         match self {
             Data::Host(v) => v.len(),
             Data::Cuda(_, b) => b.len(),
+            Data::HostHalf(_, bits) => bits.len(),
+            Data::CudaHalf(_, _, bits) => bits.len(),
         }
     }
 
@@ -89,6 +167,12 @@ impl Data {
         match self {
             Data::Host(values) => Buffer::Host(values),
             Data::Cuda(device, buffer) => Buffer::Cuda { device, buffer },
+            Data::HostHalf(format, bits) => Buffer::HostHalf { format, bits },
+            Data::CudaHalf(device, format, bits) => Buffer::CudaHalf {
+                device,
+                format,
+                bits,
+            },
         }
     }
 
@@ -296,9 +380,9 @@ impl Tensor {
         is_contiguous(&self.0.shape, &self.0.strides)
     }
 
-    /// Element type; always [`DType::F32`] for now.
+    /// Element type of the storage: f32, or f16/bf16 after [`Tensor::to_dtype`].
     pub fn dtype(&self) -> DType {
-        DType::F32
+        self.lock_read().dtype()
     }
 
     /// Where the data lives and the ops on it run.
@@ -306,7 +390,7 @@ impl Tensor {
         self.cuda().map_or(Device::Cpu, |device| device.device())
     }
 
-    fn lock_read(&self) -> RwLockReadGuard<'_, Buffer> {
+    pub(crate) fn lock_read(&self) -> RwLockReadGuard<'_, Buffer> {
         self.0
             .storage
             .buffer
@@ -325,8 +409,8 @@ impl Tensor {
     /// The CUDA device holding this tensor, or `None` for a host tensor.
     pub(crate) fn cuda(&self) -> Option<Arc<CudaDevice>> {
         match &*self.lock_read() {
-            Buffer::Host(_) => None,
-            Buffer::Cuda { device, .. } => Some(device.clone()),
+            Buffer::Host(_) | Buffer::HostHalf { .. } => None,
+            Buffer::Cuda { device, .. } | Buffer::CudaHalf { device, .. } => Some(device.clone()),
         }
     }
 
@@ -339,21 +423,7 @@ impl Tensor {
             return Ok(());
         }
         let mut guard = self.lock_write();
-        let values = match &*guard {
-            Buffer::Host(values) => values.clone(),
-            Buffer::Cuda { device, buffer } => device.download(buffer).map_err(DeviceError)?,
-        };
-        *guard = match device {
-            Device::Cpu => Buffer::Host(values),
-            _ => {
-                let cuda = CudaDevice::open(device).map_err(DeviceError)?;
-                let buffer = cuda.upload(&values).map_err(DeviceError)?;
-                Buffer::Cuda {
-                    device: cuda,
-                    buffer,
-                }
-            }
-        };
+        *guard = guard.moved(device).map_err(DeviceError)?;
         drop(guard);
         self.set_grad(None);
         Ok(())
@@ -376,6 +446,11 @@ impl Tensor {
         let source = self.device();
         if source == device {
             return Ok(self.clone());
+        }
+        if self.dtype() != DType::F32 {
+            // 16-bit storage moves whole, layout kept; it is not part of autograd.
+            let moved = self.lock_read().moved(device).map_err(DeviceError)?;
+            return Ok(self.with_layout_over(moved));
         }
         let moved = match device {
             Device::Cpu => Tensor::from_vec(self.to_vec(), self.shape()),
@@ -411,6 +486,26 @@ impl Tensor {
 
     // ----- data -------------------------------------------------------------------------
 
+    /// A leaf with this tensor's shape, strides and offset over a new storage holding `buffer`
+    /// (for elementwise transforms of a whole storage: moves and dtype conversions).
+    pub(crate) fn with_layout_over(&self, buffer: Buffer) -> Tensor {
+        Tensor::make(
+            Arc::new(Storage {
+                buffer: RwLock::new(buffer),
+            }),
+            self.shape().to_vec(),
+            self.strides().to_vec(),
+            self.offset(),
+            false,
+            None,
+        )
+    }
+
+    /// `data` as a storage buffer.
+    pub(crate) fn buffer_of(data: Data) -> Buffer {
+        data.into_buffer()
+    }
+
     /// A contiguous tensor of `shape` over `data` (host or device), not in the graph.
     pub(crate) fn from_data(data: Data, shape: &[usize]) -> Tensor {
         assert_eq!(
@@ -432,15 +527,16 @@ impl Tensor {
     /// tensor on a CUDA device: every op checks the device before it reads.
     pub(crate) fn read(&self) -> HostRead<'_> {
         let guard = self.lock_read();
-        if let Buffer::Cuda { device, .. } = &*guard {
-            panic!(
+        match &*guard {
+            Buffer::Host(_) => HostRead(guard),
+            Buffer::Cuda { device, .. } => panic!(
                 "a host kernel was asked to read a tensor of shape {:?} that lives on {}; \
                  move it with .to(Device::Cpu) first",
                 self.shape(),
                 device.device()
-            );
+            ),
+            half => panic!("{}", half_message(half.dtype(), self.shape())),
         }
-        HostRead(guard)
     }
 
     /// Read access to the whole device buffer (the layout says which elements are this
@@ -504,6 +600,9 @@ impl Tensor {
     /// Runs `f` on the elements as one contiguous row-major slice, copying only if needed.
     /// A tensor on a CUDA device is first copied to the host.
     pub fn with_contiguous<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
+        if self.dtype() != DType::F32 {
+            return self.to_dtype(DType::F32).with_contiguous(f);
+        }
         if self.cuda().is_some() {
             return f(&crate::ops::cuda::download(self));
         }
@@ -576,6 +675,9 @@ impl Tensor {
         let n = self.numel();
         match &mut *self.lock_write() {
             Buffer::Host(data) => f(&mut data[self.0.offset..self.0.offset + n]),
+            half @ (Buffer::HostHalf { .. } | Buffer::CudaHalf { .. }) => {
+                panic!("{}", half_message(half.dtype(), self.shape()))
+            }
             Buffer::Cuda { device, buffer } => {
                 let mut values = device
                     .download(buffer)

@@ -262,6 +262,15 @@ impl CudaDevice {
         Ok(DeviceBuffer { repr })
     }
 
+    /// Waits until every launch and copy queued on this device has finished (the emulator
+    /// finishes each launch before returning, so there it has nothing to wait for).
+    pub fn synchronize(&self) -> Result<(), String> {
+        match &self.backend {
+            Backend::Gpu(gpu) => gpu.synchronize(),
+            Backend::Emulated => Ok(()),
+        }
+    }
+
     fn foreign(&self) -> String {
         format!(
             "{}: a buffer of another device was passed to it",

@@ -45,6 +45,9 @@ impl Tensor {
     /// Panics naming both shapes if either is not at least 2-D or the inner sizes differ.
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         let (a, b) = (self, other);
+        if a.dtype() != crate::DType::F32 || b.dtype() != crate::DType::F32 {
+            return a.matmul_half(b);
+        }
         assert!(
             a.rank() >= 2 && b.rank() >= 2,
             "matmul: needs operands of at least 2 dimensions, got shapes {:?} and {:?}",

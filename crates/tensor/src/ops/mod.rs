@@ -8,6 +8,7 @@ mod binary;
 mod conv;
 pub(crate) mod cuda;
 mod dropout;
+mod half;
 mod log_softmax;
 mod loss;
 mod matmul;
