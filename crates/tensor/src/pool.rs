@@ -36,6 +36,14 @@ struct Idle {
 }
 
 impl Pool {
+    fn new() -> Pool {
+        Pool {
+            by_len: HashMap::new(),
+            bytes: 0,
+            clock: 0,
+        }
+    }
+
     /// Drops the idle buffers of the least recently used lengths other than `keep` until
     /// `needed` more bytes fit; false if they cannot.
     fn make_room(&mut self, needed: usize, keep: usize) -> bool {
@@ -64,16 +72,15 @@ static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 pub(crate) fn take_for_overwrite(len: usize) -> Vec<f32> {
     if len >= MIN_LEN {
         let mut guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(pool) = guard.as_mut() {
-            pool.clock += 1;
-            let now = pool.clock;
-            if let Some(idle) = pool.by_len.get_mut(&len) {
-                idle.last_used = now;
-                if let Some(buffer) = idle.buffers.pop() {
-                    pool.bytes -= len * 4;
-                    return buffer;
-                }
-            }
+        let pool = guard.get_or_insert_with(Pool::new);
+        pool.clock += 1;
+        let now = pool.clock;
+        // Asking for a length is what makes the pool keep buffers of it (see `recycle`).
+        let idle = pool.by_len.entry(len).or_default();
+        idle.last_used = now;
+        if let Some(buffer) = idle.buffers.pop() {
+            pool.bytes -= len * 4;
+            return buffer;
         }
     }
     vec![0.0; len]
@@ -87,14 +94,14 @@ pub(crate) fn recycle(buffer: Vec<f32>) {
         return;
     }
     let mut guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let pool = guard.get_or_insert_with(|| Pool {
-        by_len: HashMap::new(),
-        bytes: 0,
-        clock: 0,
-    });
+    let pool = guard.get_or_insert_with(Pool::new);
     pool.clock += 1;
     let now = pool.clock;
-    let idle = pool.by_len.entry(len).or_default();
+    // Only lengths that ops have asked for: a buffer no op will take (a data loader's input
+    // batch, say) would sit here until the per-length cap, growing memory epoch after epoch.
+    let Some(idle) = pool.by_len.get_mut(&len) else {
+        return;
+    };
     idle.last_used = now;
     if idle.buffers.len() >= MAX_PER_LEN || !pool.make_room(len * 4, len) {
         return;
@@ -133,7 +140,7 @@ mod tests {
     fn a_recycled_buffer_comes_back_for_its_length_only() {
         let _turn = serial();
         let len = MIN_LEN + 12_345;
-        let mut buffer = vec![0.0f32; len];
+        let mut buffer = take_for_overwrite(len);
         buffer[7] = 3.5;
         let address = buffer.as_ptr();
         recycle(buffer);
@@ -150,6 +157,8 @@ mod tests {
     fn the_pool_stays_within_its_bounds() {
         let _turn = serial();
         let len = MIN_LEN + 777;
+        drop(take_for_overwrite(len));
+        drop(take_for_overwrite(len + 1));
         for _ in 0..MAX_PER_LEN + 10 {
             recycle(vec![0.0; len]);
         }
@@ -169,6 +178,8 @@ mod tests {
         // Fill the budget with one length, then give back buffers of another: the old
         // length's buffers make room for them.
         let (old, new) = (MAX_BYTES / 4 / MAX_PER_LEN + 1, MIN_LEN + 4242);
+        drop(take_for_overwrite(old));
+        drop(take_for_overwrite(new));
         for _ in 0..MAX_PER_LEN {
             recycle(vec![0.0; old]);
         }
@@ -176,5 +187,20 @@ mod tests {
         let (kept_new, bytes) = idle(new);
         assert_eq!(kept_new, 1, "no room was made for a new length");
         assert!(idle(old).0 < MAX_PER_LEN && bytes <= MAX_BYTES);
+    }
+
+    #[test]
+    fn lengths_no_op_asks_for_are_not_kept() {
+        let _turn = serial();
+        // An input batch made by a data loader is dropped after its step; no op output has
+        // its length, so keeping it would only grow memory.
+        let len = MIN_LEN + 9_191;
+        for _ in 0..4 {
+            recycle(vec![0.0; len]);
+        }
+        assert_eq!(idle(len).0, 0);
+        drop(take_for_overwrite(len));
+        recycle(vec![0.0; len]);
+        assert_eq!(idle(len).0, 1);
     }
 }
