@@ -7,8 +7,9 @@
 //! tiles), so bit-identity is not expected, but any wrong kernel, launch or gradient shows up
 //! as a difference many orders of magnitude larger.
 
+use std::path::PathBuf;
 use strata_kernels::cuda::runtime::CudaDevice;
-use strata_models::data::ImageDataset;
+use strata_models::data::{load_mnist_dir, Dataset, ImageDataset};
 use strata_models::nn::{Device, Generator, Module, ModuleExt};
 use strata_models::train::{TrainConfig, Trainer};
 use strata_models::zoo;
@@ -25,11 +26,11 @@ fn synthetic(name: &str, count: usize, seed: u64) -> ImageDataset {
 }
 
 /// Per-step training losses, test loss and the final parameters of `network` trained on
-/// `device` for one epoch over `train_count` examples in batches of `batch`.
+/// `device` for one epoch over `train` in batches of `batch`, tested on `test`.
 fn train_on(
     device: Device,
     network: &str,
-    train_count: usize,
+    (train, test): (&dyn Dataset, &dyn Dataset),
     batch: usize,
 ) -> (Vec<f32>, f32, Vec<Vec<f32>>) {
     let entry = zoo::find(network).unwrap();
@@ -39,13 +40,9 @@ fn train_on(
     config.epochs = 1;
     config.batch_size = batch;
     config.eval_batch_size = batch;
-    let (train, test) = (
-        synthetic("train", train_count, 1),
-        synthetic("test", batch, 2),
-    );
     let mut trainer = Trainer::new(&model, config);
     let mut losses = Losses(Vec::new());
-    let report = trainer.run_epoch(&train, &test, &mut losses).unwrap();
+    let report = trainer.run_epoch(train, test, &mut losses).unwrap();
     let params = model
         .parameters()
         .iter()
@@ -70,9 +67,23 @@ fn relative(a: f32, b: f32) -> f32 {
 }
 
 fn compare(device: Device, network: &str, train_count: usize, batch: usize, tolerance: f32) {
-    let (cpu_losses, cpu_test, cpu_params) = train_on(Device::Cpu, network, train_count, batch);
-    let (dev_losses, dev_test, dev_params) = train_on(device, network, train_count, batch);
-    assert_eq!(cpu_losses.len(), train_count.div_ceil(batch));
+    let (train, test) = (
+        synthetic("train", train_count, 1),
+        synthetic("test", batch, 2),
+    );
+    compare_on(device, network, (&train, &test), batch, tolerance);
+}
+
+fn compare_on(
+    device: Device,
+    network: &str,
+    data: (&dyn Dataset, &dyn Dataset),
+    batch: usize,
+    tolerance: f32,
+) {
+    let (cpu_losses, cpu_test, cpu_params) = train_on(Device::Cpu, network, data, batch);
+    let (dev_losses, dev_test, dev_params) = train_on(device, network, data, batch);
+    assert_eq!(cpu_losses.len(), data.0.len().div_ceil(batch));
     for (step, (d, c)) in dev_losses.iter().zip(&cpu_losses).enumerate() {
         assert!(
             relative(*d, *c) <= tolerance,
@@ -126,7 +137,23 @@ fn a_full_mnist_mlp_epoch_on_a_gpu_matches_the_cpu() {
         Err(why) => println!("skipped: no usable GPU here ({why})"),
         Ok(gpu) => {
             println!("running on {gpu:?}");
-            compare(Device::Cuda(0), "mnist_mlp", 6_400, 64, 1e-3);
+            // A full epoch of real MNIST when it is there (`make data`), else synthetic images.
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mnist");
+            match load_mnist_dir(&dir, "mnist") {
+                Ok((train, test)) => {
+                    let entry = zoo::find("mnist_mlp").unwrap();
+                    let (mean, std) = entry.recipe.normalization.mean_std();
+                    let (train, test) = (
+                        train.with_normalization(mean, std),
+                        test.with_normalization(mean, std),
+                    );
+                    compare_on(Device::Cuda(0), "mnist_mlp", (&train, &test), 64, 5e-3);
+                }
+                Err(e) => {
+                    println!("MNIST not available ({e}): synthetic images instead");
+                    compare(Device::Cuda(0), "mnist_mlp", 6_400, 64, 1e-3);
+                }
+            }
             compare(Device::Cuda(0), "lenet5", 2_000, 100, 1e-3);
             compare(Device::Cuda(0), "journey_final", 512, 128, 1e-3);
         }
