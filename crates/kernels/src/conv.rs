@@ -198,6 +198,12 @@ fn valid_range(
 /// im2col of one image into `cols`, whose rows are `ld` apart (`ld >= oh*ow`), so several
 /// images can be laid side by side for one wide GEMM.
 fn im2col_ld(g: &Conv2dGeometry, image: &[f32], cols: &mut [f32], ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if narrow_rows(g) {
+        // SAFETY: AVX-512F is present (checked by `narrow_rows`); `im2col_narrow_avx512`
+        // indexes `image` and `cols` exactly as the loop below does.
+        return unsafe { im2col_narrow_avx512(g, image, cols, ld) };
+    }
     let (h, w) = (g.in_h, g.in_w);
     let (oh, ow) = (g.out_h(), g.out_w());
     let (sh, sw, ph, pw) = (g.stride_h, g.stride_w, g.pad_h, g.pad_w);
@@ -224,6 +230,62 @@ fn im2col_ld(g: &Conv2dGeometry, image: &[f32], cols: &mut [f32], ld: usize) {
                             *d = src[(lo + ox) * sw + kj - pw];
                         }
                     }
+                }
+                r += 1;
+            }
+        }
+    }
+}
+
+/// Whether a layer's output rows fit one AVX-512 register (at most 16 wide, stride 1), so
+/// im2col can move each row segment with one masked load and one masked store. (col2im
+/// stays scalar: its read-add-write of image rows that the previous segment just stored
+/// stalls on masked stores, which the CPU cannot forward to the next load.)
+/// Row segments of 7 to 16 floats are too short for `memcpy`/`memset`, whose call overhead
+/// was most of im2col's time on CNN3L's 14x14 layer.
+#[cfg(target_arch = "x86_64")]
+fn narrow_rows(g: &Conv2dGeometry) -> bool {
+    g.stride_w == 1 && g.out_w() <= 16 && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// The lanes `lo..hi` of a 16-lane mask.
+#[cfg(target_arch = "x86_64")]
+fn lane_mask(lo: usize, hi: usize) -> u16 {
+    (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+}
+
+/// [`im2col_ld`] for [`narrow_rows`] geometries: each output row segment is one masked load
+/// (lanes over the padding read as zero, and are never touched in memory) and one masked store.
+///
+/// # Safety
+/// The CPU must support AVX-512F; the geometry must satisfy [`narrow_rows`]; `image` and
+/// `cols` must be sized as for [`im2col_ld`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn im2col_narrow_avx512(g: &Conv2dGeometry, image: &[f32], cols: &mut [f32], ld: usize) {
+    use std::arch::x86_64::*;
+    let (h, w) = (g.in_h, g.in_w);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (sh, ph, pw) = (g.stride_h, g.pad_h, g.pad_w);
+    let row_mask = lane_mask(0, ow);
+    let mut r = 0;
+    for plane in image.chunks_exact(h * w) {
+        for ki in 0..g.kernel_h {
+            for kj in 0..g.kernel_w {
+                let row = &mut cols[r * ld..r * ld + oh * ow];
+                let (lo, hi) = valid_range(kj, pw, 1, w, ow);
+                let valid = lane_mask(lo, hi);
+                for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
+                    let iy = oy * sh + ki;
+                    let v = if iy < ph || iy - ph >= h || lo == hi {
+                        _mm512_setzero_ps()
+                    } else {
+                        // Lane ox reads src[ox + kj - pw]; only lanes lo..hi, which are in
+                        // range, are loaded.
+                        let src = plane.as_ptr().add((iy - ph) * w);
+                        _mm512_maskz_loadu_ps(valid, src.wrapping_add(kj).wrapping_sub(pw))
+                    };
+                    _mm512_mask_storeu_ps(dst.as_mut_ptr(), row_mask, v);
                 }
                 r += 1;
             }
@@ -543,8 +605,12 @@ fn dot_products_portable(m: usize, n: usize, len: usize, a: &[f32], b: &[f32], c
     }
 }
 
-/// [`dot_products`] with AVX-512: 2 rows of `A` by 4 rows of `B` per pass, eight accumulators
-/// of sixteen lanes sharing six loads per step.
+/// [`dot_products`] with AVX-512: 4 rows of `A` by 4 rows of `B` per pass, sixteen
+/// accumulators of sixteen lanes sharing eight loads per step. The four rows of `B` (the
+/// larger operand, im2col rows) stay in L1 while every row of `A` passes over them, so `B` is
+/// read from memory once; `A` (a few filters' gradients) stays in L2. Each output is still one
+/// sequential sum over `len` in sixteen lanes, reduced once: the blocking does not change
+/// the result.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; `a`, `b`, `c` must hold `m·len`, `n·len`, `m·n` floats.
@@ -555,40 +621,34 @@ unsafe fn dot_products_avx512(m: usize, n: usize, len: usize, a: &[f32], b: &[f3
     let full = len / 16 * 16;
     // Lanes past `len` in the last step are masked off (read as zero).
     let tail_mask: __mmask16 = ((1u32 << (len - full)) - 1) as __mmask16;
-    for i0 in (0..m).step_by(2) {
-        for j0 in (0..n).step_by(4) {
-            // Ragged edges repeat the last row; only valid outputs are stored.
-            let ra = [i0, (i0 + 1).min(m - 1)];
-            let rb = [
-                j0,
-                (j0 + 1).min(n - 1),
-                (j0 + 2).min(n - 1),
-                (j0 + 3).min(n - 1),
-            ];
-            let pa = ra.map(|r| a.as_ptr().add(r * len));
-            let pb = rb.map(|r| b.as_ptr().add(r * len));
-            let mut acc = [[_mm512_setzero_ps(); 4]; 2];
+    // Ragged edges repeat the last row; only valid outputs are stored.
+    let rows = |first: usize, count: usize| [0, 1, 2, 3].map(|d| (first + d).min(count - 1));
+    for j0 in (0..n).step_by(4) {
+        let pb = rows(j0, n).map(|r| b.as_ptr().add(r * len));
+        for i0 in (0..m).step_by(4) {
+            let pa = rows(i0, m).map(|r| a.as_ptr().add(r * len));
+            let mut acc = [[_mm512_setzero_ps(); 4]; 4];
             let mut q = 0;
             while q < full {
-                let av = pa.map(|p| _mm512_loadu_ps(p.add(q)));
                 let bv = pb.map(|p| _mm512_loadu_ps(p.add(q)));
-                for r in 0..2 {
+                for r in 0..4 {
+                    let av = _mm512_loadu_ps(pa[r].add(q));
                     for s in 0..4 {
-                        acc[r][s] = _mm512_fmadd_ps(av[r], bv[s], acc[r][s]);
+                        acc[r][s] = _mm512_fmadd_ps(av, bv[s], acc[r][s]);
                     }
                 }
                 q += 16;
             }
             if full < len {
-                let av = pa.map(|p| _mm512_maskz_loadu_ps(tail_mask, p.add(q)));
                 let bv = pb.map(|p| _mm512_maskz_loadu_ps(tail_mask, p.add(q)));
-                for r in 0..2 {
+                for r in 0..4 {
+                    let av = _mm512_maskz_loadu_ps(tail_mask, pa[r].add(q));
                     for s in 0..4 {
-                        acc[r][s] = _mm512_fmadd_ps(av[r], bv[s], acc[r][s]);
+                        acc[r][s] = _mm512_fmadd_ps(av, bv[s], acc[r][s]);
                     }
                 }
             }
-            for r in 0..(m - i0).min(2) {
+            for r in 0..(m - i0).min(4) {
                 for s in 0..(n - j0).min(4) {
                     c[(i0 + r) * n + j0 + s] = _mm512_reduce_add_ps(acc[r][s]);
                 }
