@@ -326,3 +326,46 @@ fn avg_pool_backward_short_grad_input_panics() {
     let g = geom(1, 1, 4, 4, (2, 2), (2, 2), (0, 0));
     avg_pool2d_backward(&g, true, &[0.0; 4], &mut [0.0; 15]);
 }
+
+/// The 2x2 stride-2 tiling has its own vectorised path: against the window-by-window rule
+/// (first maximum in reading order, the first NaN wins and stays) on widths below, at and
+/// above one 16-lane register, odd widths (the last column unused), ties and NaNs.
+#[test]
+fn max_pool_2x2_fast_path_matches_the_window_rule() {
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    for w in [2, 3, 5, 14, 24, 28, 31, 32, 33, 34, 47, 64] {
+        let h = 6;
+        let g = geom(2, 3, h, w, (2, 2), (2, 2), (0, 0));
+        let mut x = random(&mut rng, g.input_len());
+        for (i, v) in x.iter_mut().enumerate() {
+            match i % 23 {
+                3 => *v = f32::NAN,
+                7 | 8 => *v = 0.5, // ties inside a tile
+                _ => {}
+            }
+        }
+        let (mut y, mut am) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
+        max_pool2d_forward(&g, &x, &mut y, &mut am);
+        let hw = h * w;
+        for (o, (&v, &i)) in y.iter().zip(&am).enumerate() {
+            let (plane, within) = (o / (g.out_h() * g.out_w()), o % (g.out_h() * g.out_w()));
+            let (oy, ox) = (within / g.out_w(), within % g.out_w());
+            let mut best: Option<(f32, usize)> = None;
+            for (iy, ix) in window(&g, oy, ox) {
+                let j = iy * w + ix;
+                let c = x[plane * hw + j];
+                best = match best {
+                    None => Some((c, j)),
+                    Some((b, _)) if (c > b) || (c.is_nan() && !b.is_nan()) => Some((c, j)),
+                    keep => keep,
+                };
+            }
+            let (want, want_i) = best.unwrap();
+            assert_eq!(
+                (v.to_bits(), i as usize),
+                (want.to_bits(), want_i),
+                "width {w}, output {o}"
+            );
+        }
+    }
+}
