@@ -14,8 +14,8 @@
 //!
 //! Statistics are accumulated in f64 with two passes (mean, then squared deviations): a
 //! one-pass f32 `Σx² - (Σx)²/m` cancels catastrophically when the mean is large relative to
-//! the spread. Each channel's sums run in one task in a fixed order, so they are bit-identical
-//! at any thread count. Channels' elements are strided across the batch, so the per-element
+//! the spread. Each channel's sums run in one task in a fixed order (a few channels per task,
+//! side by side), so they are bit-identical at any thread count. Channels' elements are strided across the batch, so the per-element
 //! pass afterwards runs in parallel over contiguous `(n, c)` planes instead.
 
 use rayon::prelude::*;
@@ -27,15 +27,19 @@ fn check_len(kernel: &str, what: &str, actual: usize, expected: usize) {
     );
 }
 
+/// Channels whose sums one task runs side by side (independent f64 chains).
+const CHANNEL_GROUP: usize = 4;
+
+/// The channels of group `group`: `CHANNEL_GROUP` consecutive ones, the last repeated where
+/// fewer than that remain.
+fn group_channels(group: usize, c: usize) -> [usize; CHANNEL_GROUP] {
+    std::array::from_fn(|k| (group * CHANNEL_GROUP + k).min(c - 1))
+}
+
 /// Planes per rayon task, so that 1-D batch norm (planes of one element) is not split into
 /// one task per element.
 fn min_planes(spatial: usize) -> usize {
     (4096 / spatial.max(1)).max(1)
-}
-
-/// Offsets of channel `ci`'s `n` planes: the channel's data is strided across the batch.
-fn channel_planes(n: usize, c: usize, spatial: usize, ci: usize) -> impl Iterator<Item = usize> {
-    (0..n).map(move |ni| (ni * c + ci) * spatial)
 }
 
 /// Applies `y = (x - shift[c]) * scale[c] + bias[c]` over `[n, c, spatial]`, parallel over
@@ -109,31 +113,51 @@ pub fn batch_norm_forward_train(
         "{NAME}: no elements per channel (n {n} x spatial {spatial}) to take statistics over"
     );
 
-    let stats: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ci| {
-            let mut sum = 0.0f64;
-            for off in channel_planes(n, c, spatial, ci) {
-                sum += input[off..off + spatial]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>();
+    // Channels in groups of CHANNEL_GROUP per task: their sums are independent chains, so
+    // running them side by side keeps the adder busy instead of waiting on each f64 add in
+    // turn. Each channel's own additions happen in exactly the order of a one-channel loop
+    // (per plane from -0.0, as `Iterator::sum` does, then plane by plane), so the statistics
+    // do not depend on the grouping or the thread count.
+    let mut stats = vec![(0.0f64, 0.0f64); c];
+    stats
+        .par_chunks_mut(CHANNEL_GROUP)
+        .enumerate()
+        .for_each(|(group, out)| {
+            // A short last group repeats its last channel (computed, not stored), so every
+            // group runs the same fixed-size loops, which keep the chains in registers.
+            let channel = group_channels(group, c);
+            let mut sum = [0.0f64; CHANNEL_GROUP];
+            for ni in 0..n {
+                let planes = channel.map(|ci| &input[(ni * c + ci) * spatial..][..spatial]);
+                let mut plane = [-0.0f64; CHANNEL_GROUP];
+                for j in 0..spatial {
+                    for k in 0..CHANNEL_GROUP {
+                        plane[k] += planes[k][j] as f64;
+                    }
+                }
+                for k in 0..CHANNEL_GROUP {
+                    sum[k] += plane[k];
+                }
             }
-            let mean = sum / m as f64;
-            let mut sq = 0.0f64;
-            for off in channel_planes(n, c, spatial, ci) {
-                sq += input[off..off + spatial]
-                    .iter()
-                    .map(|&v| {
-                        let d = v as f64 - mean;
-                        d * d
-                    })
-                    .sum::<f64>();
+            let mean = sum.map(|s| s / m as f64);
+            let mut sq = [0.0f64; CHANNEL_GROUP];
+            for ni in 0..n {
+                let planes = channel.map(|ci| &input[(ni * c + ci) * spatial..][..spatial]);
+                let mut plane = [-0.0f64; CHANNEL_GROUP];
+                for j in 0..spatial {
+                    for k in 0..CHANNEL_GROUP {
+                        let d = planes[k][j] as f64 - mean[k];
+                        plane[k] += d * d;
+                    }
+                }
+                for k in 0..CHANNEL_GROUP {
+                    sq[k] += plane[k];
+                }
             }
-            let var = sq / m as f64;
-            (mean, var)
-        })
-        .collect();
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = (mean[k], sq[k] / m as f64);
+            }
+        });
 
     let (gm, bt) = gamma_beta(c, gamma, beta);
     let mut scale = vec![0.0f32; c];
@@ -215,25 +239,33 @@ pub fn batch_norm_backward(
     }
     let m = n * spatial;
 
-    // Σ dy and Σ dy*xhat per channel, f64, one task per channel.
-    let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ci| {
-            let (mean, invstd) = (save_mean[ci] as f64, save_invstd[ci] as f64);
-            let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
-            for off in channel_planes(n, c, spatial, ci) {
-                for (&dy, &x) in grad_output[off..off + spatial]
-                    .iter()
-                    .zip(&input[off..off + spatial])
-                {
-                    let dy = dy as f64;
-                    sdy += dy;
-                    sdyx += dy * (x as f64 - mean) * invstd;
+    // Σ dy and Σ dy*xhat per channel in f64, CHANNEL_GROUP channels per task as in the
+    // forward pass: each channel's chain runs in element order, side by side with its
+    // neighbours'.
+    let mut sums = vec![(0.0f64, 0.0f64); c];
+    sums.par_chunks_mut(CHANNEL_GROUP)
+        .enumerate()
+        .for_each(|(group, out)| {
+            let channel = group_channels(group, c);
+            let mean = channel.map(|ci| save_mean[ci] as f64);
+            let invstd = channel.map(|ci| save_invstd[ci] as f64);
+            let (mut sdy, mut sdyx) = ([0.0f64; CHANNEL_GROUP], [0.0f64; CHANNEL_GROUP]);
+            for ni in 0..n {
+                let at = channel.map(|ci| (ni * c + ci) * spatial);
+                let dys = at.map(|a| &grad_output[a..][..spatial]);
+                let xs = at.map(|a| &input[a..][..spatial]);
+                for j in 0..spatial {
+                    for k in 0..CHANNEL_GROUP {
+                        let dy = dys[k][j] as f64;
+                        sdy[k] += dy;
+                        sdyx[k] += dy * (xs[k][j] as f64 - mean[k]) * invstd[k];
+                    }
                 }
             }
-            (sdy, sdyx)
-        })
-        .collect();
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = (sdy[k], sdyx[k]);
+            }
+        });
 
     if let Some(dg) = grad_gamma {
         for (d, s) in dg.iter_mut().zip(&sums) {
