@@ -293,9 +293,76 @@ unsafe fn im2col_narrow_avx512(g: &Conv2dGeometry, image: &[f32], cols: &mut [f3
     }
 }
 
+/// Whether col2im can gather instead of scatter: input and output rows each fit one AVX-512
+/// register and both strides are 1, so every output position maps to one tap per kernel row.
+#[cfg(target_arch = "x86_64")]
+fn narrow_gather(g: &Conv2dGeometry) -> bool {
+    g.stride_h == 1
+        && g.stride_w == 1
+        && g.in_w <= 16
+        && g.out_w() <= 16
+        && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// [`col2im_ld`] for [`narrow_gather`] geometries, as a gather: each image row is one register
+/// that collects its `kh·kw` shifted column segments (one masked load and one masked add
+/// each) and is stored once. A pixel receives its terms in the scalar loop's order (kernel row,
+/// then kernel column, added to what the image held), so the sums are bit-identical; the
+/// scatter's read-add-write of short rows is what this avoids.
+///
+/// # Safety
+/// The CPU must support AVX-512F; the geometry must satisfy [`narrow_gather`]; `cols` and
+/// `image` must be sized as for [`col2im_ld`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn col2im_gather_avx512(g: &Conv2dGeometry, cols: &[f32], ld: usize, image: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (h, w) = (g.in_h, g.in_w);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (ph, pw) = (g.pad_h, g.pad_w);
+    let (kh, kw) = (g.kernel_h, g.kernel_w);
+    assert!(cols.len() >= (g.in_channels * kh * kw - 1) * ld + oh * ow);
+    assert!(image.len() >= g.in_channels * h * w);
+    let row_mask = lane_mask(0, w);
+    // Lanes (image columns) that kernel column kj reaches: ix = ox + kj - pw, 0 <= ox < ow.
+    let reach: Vec<(u16, usize)> = (0..kw)
+        .map(|kj| {
+            let lo = kj.saturating_sub(pw);
+            let hi = (ow + kj).saturating_sub(pw).min(w);
+            (lane_mask(lo.min(hi), hi), kj)
+        })
+        .collect();
+    for ci in 0..g.in_channels {
+        for iy in 0..h {
+            let dst = image.as_mut_ptr().add((ci * h + iy) * w);
+            let mut acc = _mm512_maskz_loadu_ps(row_mask, dst);
+            for ki in 0..kh {
+                // Output row oy = iy + ph - ki reads this image row through kernel row ki.
+                let Some(oy) = (iy + ph).checked_sub(ki).filter(|&oy| oy < oh) else {
+                    continue;
+                };
+                let row = (ci * kh + ki) * kw;
+                for &(mask, kj) in &reach {
+                    // Lane ix takes segment element ox = ix + pw - kj.
+                    let segment = cols.as_ptr().add((row + kj) * ld + oy * ow);
+                    let v = _mm512_maskz_loadu_ps(mask, segment.wrapping_add(pw).wrapping_sub(kj));
+                    acc = _mm512_mask_add_ps(acc, mask, acc, v);
+                }
+            }
+            _mm512_mask_storeu_ps(dst, row_mask, acc);
+        }
+    }
+}
+
 /// Adjoint of [`im2col_ld`]: adds every column entry back to the pixel it was copied from.
 #[inline(always)]
 fn col2im_ld(g: &Conv2dGeometry, cols: &[f32], ld: usize, image: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if narrow_gather(g) {
+        // SAFETY: AVX-512F is present (checked by `narrow_gather`); the gather reads `cols` and
+        // writes `image` only where the loop below does.
+        return unsafe { col2im_gather_avx512(g, cols, ld, image) };
+    }
     let (h, w) = (g.in_h, g.in_w);
     let (oh, ow) = (g.out_h(), g.out_w());
     let (sh, sw, ph, pw) = (g.stride_h, g.stride_w, g.pad_h, g.pad_w);

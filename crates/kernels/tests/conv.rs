@@ -451,3 +451,73 @@ fn kernel_larger_than_input_panics() {
 fn zero_stride_panics() {
     geom(1, 1, 4, 4, 1, 3, 3, (1, 0), (0, 0)).out_w();
 }
+
+/// im2col and col2im have AVX-512 paths for layers at most 16 wide (a masked row copy, and a
+/// gather of each image row): both must equal the element-by-element definitions bit for bit,
+/// col2im adding each pixel's terms in (kernel row, kernel column) order onto what the image
+/// held, for every padding a 5x5 kernel allows and widths at and around 16.
+#[test]
+fn narrow_im2col_and_col2im_equal_the_scalar_definitions_bit_for_bit() {
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    for (h, w, k, pad) in [
+        (14, 14, 5, 2),
+        (12, 12, 5, 0),
+        (9, 16, 3, 1),
+        (8, 15, 5, 1),
+        (6, 20, 5, 2),
+        (7, 3, 3, 1),
+    ] {
+        let g = Conv2dGeometry {
+            batch: 1,
+            in_channels: 3,
+            in_h: h,
+            in_w: w,
+            out_channels: 1,
+            kernel_h: k,
+            kernel_w: k,
+            stride_h: 1,
+            stride_w: 1,
+            pad_h: pad,
+            pad_w: pad,
+        };
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let image = random(&mut rng, g.input_len());
+        let mut cols = vec![f32::NAN; 3 * k * k * oh * ow];
+        im2col(&g, &image, &mut cols);
+        let mut want_image = random(&mut rng, g.input_len());
+        let mut got_image = want_image.clone();
+        let dcols = random(&mut rng, cols.len());
+        for ci in 0..3 {
+            for ki in 0..k {
+                for kj in 0..k {
+                    let r = (ci * k + ki) * k + kj;
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let (iy, ix) = (
+                                (oy + ki) as isize - pad as isize,
+                                (ox + kj) as isize - pad as isize,
+                            );
+                            let inside =
+                                iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                            let at = (ci * h + iy.max(0) as usize) * w + ix.max(0) as usize;
+                            let want = if inside { image[at] } else { 0.0 };
+                            let got = cols[r * oh * ow + oy * ow + ox];
+                            assert_eq!(got.to_bits(), want.to_bits(), "im2col {h}x{w} k{k} p{pad}");
+                            if inside {
+                                want_image[at] += dcols[r * oh * ow + oy * ow + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        col2im(&g, &dcols, &mut got_image);
+        for (i, (a, b)) in got_image.iter().zip(&want_image).enumerate() {
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "col2im {h}x{w} k{k} p{pad} pixel {i}"
+            );
+        }
+    }
+}
