@@ -130,6 +130,8 @@ pub fn batch_norm_forward_train(
             for ni in 0..n {
                 let planes = channel.map(|ci| &input[(ni * c + ci) * spatial..][..spatial]);
                 let mut plane = [-0.0f64; CHANNEL_GROUP];
+                // Element j of every plane in turn: the chains advance together.
+                #[allow(clippy::needless_range_loop)]
                 for j in 0..spatial {
                     for k in 0..CHANNEL_GROUP {
                         plane[k] += planes[k][j] as f64;
@@ -144,6 +146,7 @@ pub fn batch_norm_forward_train(
             for ni in 0..n {
                 let planes = channel.map(|ci| &input[(ni * c + ci) * spatial..][..spatial]);
                 let mut plane = [-0.0f64; CHANNEL_GROUP];
+                #[allow(clippy::needless_range_loop)]
                 for j in 0..spatial {
                     for k in 0..CHANNEL_GROUP {
                         let d = planes[k][j] as f64 - mean[k];
