@@ -102,7 +102,37 @@ pub fn reduce(
         return;
     }
 
+    // Reducing trailing axes of contiguous data (a row sum, an argmax over classes): each
+    // output's elements are one contiguous run, walked in the same order as below.
+    let trailing = (shape.len() - axes.len()..shape.len()).all(|d| is_reduced[d]);
+    let rows = (trailing && src.is_contiguous(shape))
+        .then(|| &src.data[src.offset..src.offset + out_len * red_count]);
     let reduce_one = |o: usize| -> (f32, u32) {
+        if let Some(rows) = rows {
+            let row = &rows[o * red_count..(o + 1) * red_count];
+            return match op {
+                ReduceOp::Sum => {
+                    let mut acc = 0f64;
+                    for &x in row {
+                        acc += x as f64;
+                    }
+                    (acc as f32, 0)
+                }
+                ReduceOp::Max => {
+                    let (mut best, mut best_index) = (f32::NEG_INFINITY, u32::MAX);
+                    for (j, &v) in row.iter().enumerate() {
+                        if v > best || v.is_nan() || best_index == u32::MAX {
+                            best = v;
+                            best_index = j as u32;
+                            if v.is_nan() {
+                                break;
+                            }
+                        }
+                    }
+                    (best, best_index)
+                }
+            };
+        }
         // Offset of output element `o` in the input.
         let mut rest = o;
         let mut base = src.offset;
@@ -237,5 +267,66 @@ mod tests {
             None,
         );
         assert_eq!(out, [1.0, 3.0, 2.0, 4.0]);
+    }
+
+    #[test]
+    fn the_contiguous_trailing_path_equals_the_strided_walk_bit_for_bit() {
+        // x [4, 5, 6] row-major, and the same values stored as [6, 5, 4] read through strides:
+        // the first takes the contiguous fast path, the second the general walk.
+        let (a, b, c) = (4, 5, 6);
+        let value = |i: usize, j: usize, k: usize| -> f32 {
+            let n = (i * 31 + j * 17 + k * 7) % 23;
+            if n == 5 {
+                f32::NAN
+            } else {
+                (n as f32 - 11.0) * 0.37
+            }
+        };
+        let mut row_major = vec![0.0; a * b * c];
+        let mut transposed = vec![0.0; a * b * c];
+        for i in 0..a {
+            for j in 0..b {
+                for k in 0..c {
+                    row_major[(i * b + j) * c + k] = value(i, j, k);
+                    transposed[(k * b + j) * a + i] = value(i, j, k);
+                }
+            }
+        }
+        let (fast_strides, walk_strides) = ([b * c, c, 1], [1, a, a * b]);
+        let fast = Strided::new(&row_major, 0, &fast_strides);
+        let walk = Strided::new(&transposed, 0, &walk_strides);
+        for (op, axes) in [
+            (ReduceOp::Sum, vec![2]),
+            (ReduceOp::Sum, vec![1, 2]),
+            (ReduceOp::Max, vec![2]),
+            (ReduceOp::Max, vec![1, 2]),
+        ] {
+            let kept: usize = (0..3)
+                .filter(|d| !axes.contains(d))
+                .map(|d| [a, b, c][d])
+                .product();
+            let (mut out1, mut out2) = (vec![0.0; kept], vec![0.0; kept]);
+            let (mut i1, mut i2) = (vec![0u32; kept], vec![0u32; kept]);
+            let want_index = op == ReduceOp::Max;
+            reduce(
+                op,
+                &[a, b, c],
+                fast,
+                &axes,
+                &mut out1,
+                want_index.then_some(&mut i1[..]),
+            );
+            reduce(
+                op,
+                &[a, b, c],
+                walk,
+                &axes,
+                &mut out2,
+                want_index.then_some(&mut i2[..]),
+            );
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out1), bits(&out2), "{op:?} over {axes:?}");
+            assert_eq!(i1, i2, "{op:?} over {axes:?}");
+        }
     }
 }
