@@ -83,10 +83,7 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
             args.seconds
         ));
     }
-    let device = args
-        .device
-        .parse::<Device>()
-        .map_err(|e| format!("--device: {e}"))?;
+    let device = strata::device::resolve(&args.device)?;
     let emulated = device == Device::CudaEmulated;
     let rows =
         strata::bench::measure_kernels(device, Duration::from_secs_f64(args.seconds), emulated)
