@@ -95,3 +95,20 @@ fn a_missing_gpu_is_an_error_that_says_why() {
     assert!(err.starts_with("cuda:63: "), "{err}");
     assert!(CudaDevice::open(Device::Cpu).is_err());
 }
+
+#[test]
+fn empty_buffers_and_oversized_launches_are_handled() {
+    let device = emulated();
+    let empty = device.upload::<f32>(&[]).unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(device.download(&empty).unwrap(), Vec::<f32>::new());
+    assert_eq!(device.zeros::<u32>(0).unwrap().len(), 0);
+    // The 32-bit index limit is checked before a launch is built, naming the op.
+    use strata_kernels::cuda::runtime::check_int_sizes;
+    assert!(check_int_sizes("relu", &[1 << 20]).is_ok());
+    let err = check_int_sizes("relu", &[10, 1 << 31]).unwrap_err();
+    assert!(
+        err.contains("relu on CUDA") && err.contains("2147483648"),
+        "{err}"
+    );
+}

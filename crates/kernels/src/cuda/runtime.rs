@@ -30,6 +30,9 @@ impl Element for u16 {}
 /// A buffer of `T` in a device's memory (host memory for the emulator).
 pub struct DeviceBuffer<T: Element> {
     repr: Repr<T>,
+    /// Elements the buffer holds. A GPU allocation is never empty (`cuMemAlloc` refuses zero
+    /// bytes), so an empty buffer is backed by one unused element.
+    len: usize,
 }
 
 enum Repr<T: Element> {
@@ -40,10 +43,7 @@ enum Repr<T: Element> {
 impl<T: Element> DeviceBuffer<T> {
     /// Number of elements.
     pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Gpu(s) => s.len(),
-            Repr::Emulated(v) => v.len(),
-        }
+        self.len
     }
 
     /// `true` for a buffer of no elements.
@@ -136,6 +136,20 @@ impl Launch {
     }
 }
 
+/// Most kernels index with 32-bit `int`s and walk grid-stride loops of up to 65,535 blocks
+/// of 256 threads, so a buffer must stay that far below 2^31 elements for every index to
+/// fit. `Err` names `op` and the first size over the limit.
+pub fn check_int_sizes(op: &str, sizes: &[usize]) -> Result<(), String> {
+    const LIMIT: usize = i32::MAX as usize - 65_535 * 256;
+    match sizes.iter().find(|&&n| n > LIMIT) {
+        None => Ok(()),
+        Some(n) => Err(format!(
+            "{op} on CUDA: a buffer of {n} elements; the kernels index with 32-bit ints and \
+             take at most {LIMIT}"
+        )),
+    }
+}
+
 /// Where a kernel is declared and its parameters' C types, for every `kernels/*.cu` kernel.
 fn signatures() -> &'static HashMap<String, (&'static str, Vec<String>)> {
     static SIGNATURES: OnceLock<HashMap<String, (&'static str, Vec<String>)>> = OnceLock::new();
@@ -207,6 +221,9 @@ impl CudaDevice {
 
     /// A new buffer holding a copy of `values`.
     pub fn upload<T: Element>(&self, values: &[T]) -> Result<DeviceBuffer<T>, String> {
+        if values.is_empty() {
+            return self.zeros(0);
+        }
         let repr = match &self.backend {
             Backend::Gpu(gpu) => Repr::Gpu(
                 gpu.stream()
@@ -215,7 +232,10 @@ impl CudaDevice {
             ),
             Backend::Emulated => Repr::Emulated(values.to_vec()),
         };
-        Ok(DeviceBuffer { repr })
+        Ok(DeviceBuffer {
+            repr,
+            len: values.len(),
+        })
     }
 
     /// A new buffer of `len` zeros.
@@ -223,22 +243,26 @@ impl CudaDevice {
         let repr = match &self.backend {
             Backend::Gpu(gpu) => Repr::Gpu(
                 gpu.stream()
-                    .alloc_zeros(len)
+                    .alloc_zeros(len.max(1))
                     .map_err(|e| copy_error(&format!("allocating {len} elements"), e))?,
             ),
             Backend::Emulated => Repr::Emulated(vec![T::default(); len]),
         };
-        Ok(DeviceBuffer { repr })
+        Ok(DeviceBuffer { repr, len })
     }
 
     /// The buffer's elements, copied to the host (waits for the work queued before it).
     pub fn download<T: Element>(&self, buffer: &DeviceBuffer<T>) -> Result<Vec<T>, String> {
         match &buffer.repr {
             Repr::Gpu(slice) => match &self.backend {
-                Backend::Gpu(gpu) => gpu
-                    .stream()
-                    .clone_dtoh(slice)
-                    .map_err(|e| copy_error("device-to-host copy", e)),
+                Backend::Gpu(gpu) => {
+                    let mut values = gpu
+                        .stream()
+                        .clone_dtoh(slice)
+                        .map_err(|e| copy_error("device-to-host copy", e))?;
+                    values.truncate(buffer.len);
+                    Ok(values)
+                }
                 Backend::Emulated => Err(self.foreign()),
             },
             Repr::Emulated(values) => Ok(values.clone()),
@@ -259,7 +283,10 @@ impl CudaDevice {
             (Backend::Emulated, Repr::Emulated(values)) => Repr::Emulated(values.clone()),
             _ => return Err(self.foreign()),
         };
-        Ok(DeviceBuffer { repr })
+        Ok(DeviceBuffer {
+            repr,
+            len: buffer.len,
+        })
     }
 
     /// Waits until every launch and copy queued on this device has finished (the emulator

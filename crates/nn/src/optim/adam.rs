@@ -151,6 +151,7 @@ impl Optimizer for Adam {
 fn adam_on_device(config: &AdamConfig, parameter: &Tensor, grad: &Tensor, m: &Moments) {
     let grad = device_gradient(parameter, grad);
     let n = parameter.numel();
+    strata_kernels::cuda::runtime::check_int_sizes("adam", &[n]).unwrap_or_else(|e| panic!("{e}"));
     let c = *config;
     let t = m.step as i32;
     let bias1 = 1.0 - c.beta1.powi(t);

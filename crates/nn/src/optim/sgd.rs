@@ -124,6 +124,7 @@ fn sgd_on_device(
 ) {
     let grad = device_gradient(parameter, grad);
     let n = parameter.numel();
+    strata_kernels::cuda::runtime::check_int_sizes("sgd", &[n]).unwrap_or_else(|e| panic!("{e}"));
     let c = *config;
     parameter.update_on_device(|device, param| {
         grad.with_device_buffer(|_, grad| {

@@ -145,6 +145,7 @@ impl Tensor {
         eps: f32,
     ) -> (Tensor, BatchNormStatistics) {
         const OP: &str = "batch_norm";
+        cuda::check_sizes(OP, &[self.numel()]);
         for p in gamma.iter().chain(beta.iter()) {
             cuda::device_of(OP, &[self, p]);
         }

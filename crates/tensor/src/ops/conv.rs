@@ -201,6 +201,7 @@ fn conv2d_on_device(
         g.out_h() * g.out_w(),
     );
     let out_shape = [n, cout, g.out_h(), g.out_w()];
+    cuda::check_sizes("conv2d", &[g.input_len(), g.output_len(), n * k * p]);
     let y = {
         let (xd, wd) = (cuda::dense(&device, x), cuda::dense(&device, w));
         let cols = im2col_on_device(&device, &g, &xd, (p, k * p));

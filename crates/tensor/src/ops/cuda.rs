@@ -30,6 +30,14 @@ pub(crate) fn device_of(op: &str, tensors: &[&Tensor]) -> Option<Arc<CudaDevice>
     tensors[0].cuda()
 }
 
+/// Panics, naming `op`, when a buffer is too large for the kernels' 32-bit indices.
+pub(crate) fn check_sizes(op: &str, sizes: &[usize]) {
+    check(
+        op,
+        strata_kernels::cuda::runtime::check_int_sizes(op, sizes),
+    );
+}
+
 /// Unwraps a device result, panicking with the op's name and the driver's message.
 pub(crate) fn check<T>(op: &str, result: Result<T, String>) -> T {
     result.unwrap_or_else(|e| panic!("{op}: {e}"))
@@ -319,6 +327,10 @@ pub(crate) fn gemm(
             .into_iter()
             .all(fits),
         "matmul on CUDA: an operand has 2^31 elements or more (the kernels index with int)"
+    );
+    assert!(
+        m.div_ceil(128) <= 65_535,
+        "matmul on CUDA: {m} rows need more than 65,535 row tiles of 128 (the grid's y limit)"
     );
     let i = |x: usize| KernelArg::I32(x as i32);
     let result = if batch == 1 {

@@ -28,6 +28,7 @@ impl Tensor {
         if let Some(device) = self.cuda() {
             // The same Philox stream on the device: the mask equals the CPU's bit for bit.
             let n = self.numel();
+            cuda::check_sizes("dropout", &[n]);
             let mut mask = cuda::zeros(&device, n);
             cuda::check(
                 "dropout",

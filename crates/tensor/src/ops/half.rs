@@ -59,6 +59,7 @@ impl Tensor {
             None => Data::HostHalf(format, self.with_contiguous(|v| format.narrow(v))),
             Some(device) => {
                 let n = self.numel();
+                cuda::check_sizes("to_dtype", &[n]);
                 let x = cuda::dense(&device, self);
                 let mut bits = cuda::check("to_dtype", device.zeros::<u16>(n));
                 let launched = device.launch(
@@ -83,6 +84,7 @@ impl Tensor {
         let widened = match &*self.lock_read() {
             Buffer::HostHalf { bits, .. } => Data::Host(format.widen(bits)),
             Buffer::CudaHalf { device, bits, .. } => {
+                cuda::check_sizes("to_dtype", &[bits.len()]);
                 let mut out = cuda::zeros(device, bits.len());
                 let launched = device.launch(
                     &name,
@@ -159,6 +161,11 @@ impl Tensor {
                     a.offset() == 0 && b.offset() == 0,
                     "matmul: the CUDA half-precision GEMM reads operands from the start of \
                      their storage; this view starts at an offset (convert it with to_dtype)"
+                );
+                cuda::check_sizes("matmul", &[ba.len(), bb.len(), m * n]);
+                assert!(
+                    m.div_ceil(16) <= 65_535,
+                    "matmul on CUDA: {m} rows need more than 65,535 row tiles of 16"
                 );
                 let mut c = cuda::zeros(&device, m * n);
                 let i = |v: usize| KernelArg::I32(v as i32);

@@ -44,6 +44,7 @@ impl Tensor {
     /// `log_softmax_backward`, one block per row.
     fn log_softmax_on_device(&self, device: Arc<CudaDevice>, rows: usize, cols: usize) -> Tensor {
         const OP: &str = "log_softmax";
+        cuda::check_sizes(OP, &[rows * cols]);
         let mut out = cuda::zeros(&device, rows * cols);
         {
             let x = cuda::dense(&device, self);

@@ -86,6 +86,7 @@ impl Tensor {
         labels: &[u32],
     ) -> Tensor {
         const OP: &str = "softmax_cross_entropy";
+        cuda::check_sizes(OP, &[rows * classes]);
         let labels = Arc::new(cuda::check(OP, device.upload(labels)));
         let mut probs = cuda::zeros(&device, rows * classes);
         let mut row_loss = cuda::zeros(&device, rows);

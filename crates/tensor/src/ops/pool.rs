@@ -136,6 +136,7 @@ fn pool_on_device(
         PoolKind::Max => "max_pool2d",
         PoolKind::Average => "avg_pool2d",
     };
+    cuda::check_sizes(name, &[g.input_len(), g.output_len()]);
     let mut out = cuda::zeros(&device, g.output_len());
     let mut argmax = cuda::check(
         name,
