@@ -36,6 +36,34 @@ fn group_channels(group: usize, c: usize) -> [usize; CHANNEL_GROUP] {
     std::array::from_fn(|k| (group * CHANNEL_GROUP + k).min(c - 1))
 }
 
+/// `Σ term(k, x)` over channel `channel[k]`'s elements, for the group's channels side by side:
+/// each plane summed from -0.0 in element order (as `Iterator::sum` does), then the planes
+/// added in batch order.
+#[inline(always)]
+fn grouped_sums(
+    input: &[f32],
+    (n, c, spatial): (usize, usize, usize),
+    channel: [usize; CHANNEL_GROUP],
+    term: impl Fn(usize, f64) -> f64,
+) -> [f64; CHANNEL_GROUP] {
+    let mut total = [0.0f64; CHANNEL_GROUP];
+    for ni in 0..n {
+        let planes = channel.map(|ci| &input[(ni * c + ci) * spatial..][..spatial]);
+        let mut plane = [-0.0f64; CHANNEL_GROUP];
+        // Element j of every plane in turn: the chains advance together.
+        #[allow(clippy::needless_range_loop)]
+        for j in 0..spatial {
+            for k in 0..CHANNEL_GROUP {
+                plane[k] += term(k, planes[k][j] as f64);
+            }
+        }
+        for k in 0..CHANNEL_GROUP {
+            total[k] += plane[k];
+        }
+    }
+    total
+}
+
 /// Planes per rayon task, so that 1-D batch norm (planes of one element) is not split into
 /// one task per element.
 fn min_planes(spatial: usize) -> usize {
@@ -126,37 +154,12 @@ pub fn batch_norm_forward_train(
             // A short last group repeats its last channel (computed, not stored), so every
             // group runs the same fixed-size loops, which keep the chains in registers.
             let channel = group_channels(group, c);
-            let mut sum = [0.0f64; CHANNEL_GROUP];
-            for ni in 0..n {
-                let planes = channel.map(|ci| &input[(ni * c + ci) * spatial..][..spatial]);
-                let mut plane = [-0.0f64; CHANNEL_GROUP];
-                // Element j of every plane in turn: the chains advance together.
-                #[allow(clippy::needless_range_loop)]
-                for j in 0..spatial {
-                    for k in 0..CHANNEL_GROUP {
-                        plane[k] += planes[k][j] as f64;
-                    }
-                }
-                for k in 0..CHANNEL_GROUP {
-                    sum[k] += plane[k];
-                }
-            }
+            let sum = grouped_sums(input, (n, c, spatial), channel, |_, v| v);
             let mean = sum.map(|s| s / m as f64);
-            let mut sq = [0.0f64; CHANNEL_GROUP];
-            for ni in 0..n {
-                let planes = channel.map(|ci| &input[(ni * c + ci) * spatial..][..spatial]);
-                let mut plane = [-0.0f64; CHANNEL_GROUP];
-                #[allow(clippy::needless_range_loop)]
-                for j in 0..spatial {
-                    for k in 0..CHANNEL_GROUP {
-                        let d = planes[k][j] as f64 - mean[k];
-                        plane[k] += d * d;
-                    }
-                }
-                for k in 0..CHANNEL_GROUP {
-                    sq[k] += plane[k];
-                }
-            }
+            let sq = grouped_sums(input, (n, c, spatial), channel, |k, v| {
+                let d = v - mean[k];
+                d * d
+            });
             for (k, o) in out.iter_mut().enumerate() {
                 *o = (mean[k], sq[k] / m as f64);
             }

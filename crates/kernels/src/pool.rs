@@ -237,9 +237,9 @@ unsafe fn max_pool_2x2_avx512(
     use std::arch::x86_64::*;
     let oh = y.len() / ow.max(1);
     assert!(x.len() >= 2 * oh * in_w && in_w >= 2 * ow && argmax.len() == y.len());
+    // Lane l's even column 2l: both the permute pattern and each tile's first index offset.
     let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
-    let lane_twice = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let first = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
     // Even and odd columns of the 2n floats starting at `p`.
     let split = |p: *const f32, n: usize| {
@@ -257,7 +257,7 @@ unsafe fn max_pool_2x2_avx512(
             let n = (ow - ox0).min(16);
             let (te, to) = split(x.as_ptr().add(top + 2 * ox0), n);
             let (be, bo) = split(x.as_ptr().add(bottom + 2 * ox0), n);
-            let start = _mm512_add_epi32(_mm512_set1_epi32((top + 2 * ox0) as i32), lane_twice);
+            let start = _mm512_add_epi32(_mm512_set1_epi32((top + 2 * ox0) as i32), evens);
             let (mut best, mut best_i) = (te, start);
             for (v, offset) in [(to, 1), (be, in_w), (bo, in_w + 1)] {
                 let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best);
