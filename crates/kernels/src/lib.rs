@@ -18,6 +18,7 @@ pub mod device;
 pub mod dropout;
 pub mod dtype;
 pub mod elementwise;
+pub mod fused_mlp;
 pub mod gemm;
 pub mod half_precision;
 pub mod optim;

@@ -35,7 +35,7 @@ pub fn reduce(
     src: Strided<'_>,
     axes: &[usize],
     out: &mut [f32],
-    argmax: Option<&mut [u32]>,
+    mut argmax: Option<&mut [u32]>,
 ) {
     src.check_bounds("reduce", shape);
     let mut is_reduced = vec![false; shape.len()];
@@ -107,6 +107,13 @@ pub fn reduce(
     let trailing = (shape.len() - axes.len()..shape.len()).all(|d| is_reduced[d]);
     let rows = (trailing && src.is_contiguous(shape))
         .then(|| &src.data[src.offset..src.offset + out_len * red_count]);
+    // The maximum of many short rows (an argmax over a few classes): sixteen rows at a time.
+    if let (Some(rows), ReduceOp::Max, Some(idx)) = (rows, op, argmax.as_deref_mut()) {
+        if (1..=16).contains(&red_count) && out_len >= 16 {
+            max_of_short_rows(rows, red_count, out, idx);
+            return;
+        }
+    }
     let reduce_one = |o: usize| -> (f32, u32) {
         if let Some(rows) = rows {
             let row = &rows[o * red_count..(o + 1) * red_count];
@@ -118,19 +125,7 @@ pub fn reduce(
                     }
                     (acc as f32, 0)
                 }
-                ReduceOp::Max => {
-                    let (mut best, mut best_index) = (f32::NEG_INFINITY, u32::MAX);
-                    for (j, &v) in row.iter().enumerate() {
-                        if v > best || v.is_nan() || best_index == u32::MAX {
-                            best = v;
-                            best_index = j as u32;
-                            if v.is_nan() {
-                                break;
-                            }
-                        }
-                    }
-                    (best, best_index)
-                }
+                ReduceOp::Max => max_of_row(row),
             };
         }
         // Offset of output element `o` in the input.
@@ -213,9 +208,111 @@ pub fn reduce(
     }
 }
 
+/// The maximum of a contiguous row and its first index; the first NaN wins.
+fn max_of_row(row: &[f32]) -> (f32, u32) {
+    let (mut best, mut best_index) = (f32::NEG_INFINITY, u32::MAX);
+    for (j, &v) in row.iter().enumerate() {
+        if v > best || v.is_nan() || best_index == u32::MAX {
+            best = v;
+            best_index = j as u32;
+            if v.is_nan() {
+                break;
+            }
+        }
+    }
+    (best, best_index)
+}
+
+/// [`max_of_row`] of each row of `width` values in `rows`, into `out` and `index`.
+fn max_of_short_rows(rows: &[f32], width: usize, out: &mut [f32], index: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && width <= 16 {
+        assert!(rows.len() >= out.len() * width && index.len() == out.len());
+        // SAFETY: AVX-512F is present; the lengths were checked just above.
+        return unsafe { max_of_short_rows_avx512(rows, width, out, index) };
+    }
+    for (o, (v, i)) in out.iter_mut().zip(index.iter_mut()).enumerate() {
+        (*v, *i) = max_of_row(&rows[o * width..(o + 1) * width]);
+    }
+}
+
+/// Sixteen rows per step, one row per lane, a column of the rows per gather: the same choice
+/// as [`max_of_row`] lane by lane.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `rows` must hold `out.len() * width` values, `index` as many as
+/// `out`, and `width <= 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn max_of_short_rows_avx512(rows: &[f32], width: usize, out: &mut [f32], index: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let offsets = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(width as i32),
+    );
+    for block in (0..out.len()).step_by(16) {
+        let valid = (out.len() - block).min(16);
+        let lanes = ((1u32 << valid) - 1) as __mmask16;
+        let base = rows.as_ptr().wrapping_add(block * width);
+        let column = |j: usize| {
+            _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), lanes, offsets, base.wrapping_add(j))
+        };
+        let mut best = column(0);
+        let mut best_index = _mm512_setzero_si512();
+        // A lane whose best is NaN has its answer.
+        let mut settled = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(best, best);
+        for j in 1..width {
+            let v = column(j);
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            let take = !settled & (_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best) | nan);
+            best = _mm512_mask_mov_ps(best, take, v);
+            best_index = _mm512_mask_mov_epi32(best_index, take, _mm512_set1_epi32(j as i32));
+            settled |= take & nan;
+        }
+        _mm512_mask_storeu_ps(out.as_mut_ptr().add(block), lanes, best);
+        _mm512_mask_storeu_epi32(index.as_mut_ptr().add(block).cast(), lanes, best_index);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_rows_pick_the_first_maximum_and_the_first_nan_as_one_row_at_a_time_does() {
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1.0,
+            1.0,
+        ];
+        let mut state = 12345u32;
+        for width in 1..=16 {
+            for rows in [1, 15, 16, 17, 40] {
+                let data: Vec<f32> = (0..rows * width)
+                    .map(|_| {
+                        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        let pick = (state >> 16) as usize % 12;
+                        specials.get(pick).copied().unwrap_or((pick % 3) as f32)
+                    })
+                    .collect();
+                let (mut out, mut index) = (vec![0.0; rows], vec![0; rows]);
+                max_of_short_rows(&data, width, &mut out, &mut index);
+                for r in 0..rows {
+                    let (v, i) = max_of_row(&data[r * width..(r + 1) * width]);
+                    assert_eq!(
+                        (out[r].to_bits(), index[r]),
+                        (v.to_bits(), i),
+                        "width {width}, row {:?}",
+                        &data[r * width..(r + 1) * width]
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn sums_and_maxima_over_axes() {

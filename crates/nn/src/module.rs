@@ -51,6 +51,18 @@ pub trait Module: Send + Sync {
     fn is_max_pool(&self) -> bool {
         false
     }
+
+    /// A fully connected layer's weight `[out, in]` and bias. A
+    /// [`Sequential`](crate::layers::Sequential) runs consecutive such layers, with the ReLUs
+    /// between them, as one [`Tensor::dense_chain`], which fuses narrow chains into one kernel.
+    fn dense_parameters(&self) -> Option<(Tensor, Option<Tensor>)> {
+        None
+    }
+
+    /// True for ReLU (see [`Module::dense_parameters`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
 }
 
 /// Conveniences every module gets.

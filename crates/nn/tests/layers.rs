@@ -247,3 +247,68 @@ fn relu_then_max_pool_matches_the_layers_applied_in_order_bit_for_bit() {
         }
     }
 }
+
+/// `Sequential` runs consecutive Linear layers, with the ReLUs between them, as one
+/// `dense_chain`: on dnn3's narrow widths a fused kernel, which agrees with the layers applied
+/// one after the other to rounding; a Tanh ends the chain, and a wide layer is the composed
+/// chain, bit for bit.
+#[test]
+fn linear_relu_chains_run_as_one_op_and_match_the_layers_in_order() {
+    let g = &mut Generator::seed(3);
+    let model = Sequential::new(vec![
+        Box::new(Linear::new(3, 5, g)),
+        Box::new(ReLU),
+        Box::new(Linear::new(5, 5, g)),
+        Box::new(ReLU),
+        Box::new(Linear::new(5, 4, g)),
+        Box::new(Tanh),
+        Box::new(Linear::new(4, 30, g)),
+        Box::new(ReLU),
+        Box::new(Linear::new(30, 2, g)),
+    ]);
+    let x = Tensor::normal(&[500, 3], 0.0, 1.0, g);
+    let run = |in_order: bool| {
+        model.zero_grad();
+        let y = if in_order {
+            let mut h = x.clone();
+            for (_, child) in &model.children() {
+                h = child.forward(&h);
+            }
+            h
+        } else {
+            model.forward(&x)
+        };
+        let op = y.op_name();
+        let weights = Tensor::normal(y.shape(), 0.0, 1.0, &mut Generator::seed(4));
+        y.mul(&weights).sum_all().backward();
+        let mut all = vec![y.to_vec()];
+        all.extend(
+            model
+                .parameters()
+                .iter()
+                .map(|(_, p)| p.grad().unwrap().to_vec()),
+        );
+        (op, all)
+    };
+    let ((chain_op, chained), (_, in_order)) = (run(false), run(true));
+    // The wide chain at the end is composed: its last op is the bias add.
+    assert_eq!(chain_op, Some("add"));
+    let narrow = Sequential::new(vec![
+        Box::new(Linear::new(3, 5, g)),
+        Box::new(ReLU),
+        Box::new(Linear::new(5, 2, g)),
+    ]);
+    assert_eq!(narrow.forward(&x).op_name(), Some("dense_chain"));
+    let names: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
+    for (k, (a, b)) in chained.iter().zip(&in_order).enumerate() {
+        let what = if k == 0 { "output" } else { &names[k - 1] };
+        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (u, v) in a.iter().zip(b) {
+            assert!((u - v).abs() <= 2e-5 * scale, "{what}: {u} vs {v}");
+        }
+        // The wide chain after the Tanh (parameters 6..) is composed exactly as the layers are.
+        if k >= 7 {
+            assert_eq!(a, b, "{what} differs from the layers in order");
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! error of the central difference grows only as ε². Inputs should keep away from kinks (ReLU
 //! at 0, ties in max) by more than ε.
 
+use crate::ops::DenseStage;
 use crate::{no_grad, Generator, Tensor};
 use std::fmt;
 
@@ -184,6 +185,35 @@ fn away_from_zero(shape: &[usize], gap: f32, generator: &mut Generator) -> Tenso
 
 fn positive(shape: &[usize], generator: &mut Generator) -> Tensor {
     Tensor::uniform(shape, 0.5, 2.0, generator).set_requires_grad(true)
+}
+
+/// A bias `[out]` for `x · wᵀ` (`x` `[n, in]`, `w` `[out, in]`) that keeps every
+/// pre-activation at least 0.1 from ReLU's kink, so that no central difference straddles it:
+/// for each output, the value of -0.9, -0.8, ..., 0.9 farthest from every row's `-(x · wᵀ)`.
+fn bias_clear_of_relu_kink(x: &Tensor, w: &Tensor) -> Tensor {
+    let products = x.matmul(&w.t());
+    let (rows, outputs) = (products.shape()[0], products.shape()[1]);
+    let p = products.to_vec();
+    let bias: Vec<f32> = (0..outputs)
+        .map(|o| {
+            let clearance = |b: f32| {
+                (0..rows)
+                    .map(|r| (p[r * outputs + o] + b).abs())
+                    .fold(f32::INFINITY, f32::min)
+            };
+            (-9..=9)
+                .map(|k| k as f32 / 10.0)
+                .max_by(|&a, &b| clearance(a).total_cmp(&clearance(b)))
+                .unwrap()
+        })
+        .collect();
+    for o in 0..outputs {
+        let clearance = (0..rows)
+            .map(|r| (p[r * outputs + o] + bias[o]).abs())
+            .fold(f32::INFINITY, f32::min);
+        assert!(clearance >= 0.1, "no bias clears the kink by 0.1");
+    }
+    Tensor::from_vec(bias, &[outputs]).set_requires_grad(true)
 }
 
 /// Distinct values spaced by more than 2ε in random order, so max/max-pool winners are stable.
@@ -457,6 +487,51 @@ pub fn op_catalogue(seed: u64) -> Vec<OpCase> {
             "mse_loss",
             Box::new(|t| t[0].mse_loss(&t[1])),
             vec![leaf(&[3, 4], g), leaf(&[3, 4], g)],
+        ),
+        {
+            let (x, w0, w1, b1) = (
+                leaf(&[4, 3], g),
+                leaf(&[5, 3], g),
+                leaf(&[2, 5], g),
+                leaf(&[2], g),
+            );
+            let b0 = bias_clear_of_relu_kink(&x, &w0);
+            case(
+                "dense_chain (fused: 3 -> 5 -> 2, ReLU between)",
+                Box::new(|t| {
+                    t[0].dense_chain(&[
+                        DenseStage {
+                            weight: &t[1],
+                            bias: Some(&t[2]),
+                            relu: true,
+                        },
+                        DenseStage {
+                            weight: &t[3],
+                            bias: Some(&t[4]),
+                            relu: false,
+                        },
+                    ])
+                }),
+                vec![x, w0, b0, w1, b1],
+            )
+        },
+        case(
+            "dense_chain (composed: 20 wide, no bias)",
+            Box::new(|t| {
+                t[0].dense_chain(&[
+                    DenseStage {
+                        weight: &t[1],
+                        bias: None,
+                        relu: true,
+                    },
+                    DenseStage {
+                        weight: &t[2],
+                        bias: None,
+                        relu: true,
+                    },
+                ])
+            }),
+            vec![leaf(&[3, 20], g), leaf(&[4, 20], g), leaf(&[2, 4], g)],
         ),
         case(
             "batch_norm (train, 2-d)",

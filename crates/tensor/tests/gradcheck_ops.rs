@@ -44,6 +44,7 @@ const DIFFERENTIABLE_OPS: &[&str] = &[
     "softmax_cross_entropy",
     "nll_loss",
     "mse_loss",
+    "dense_chain",
     "batch_norm",
     "dropout",
 ];

@@ -26,6 +26,10 @@ impl Module for ReLU {
     fn commutes_with_max_pool(&self) -> bool {
         true
     }
+
+    fn is_relu(&self) -> bool {
+        true
+    }
 }
 
 impl Module for Tanh {

@@ -9,13 +9,29 @@
 //! mse:  prediction and target of one shape [..]
 //!   L = (1/M) Σ (p - t)²,  dp = 2 (p - t) · dL / M,  dt = -dp
 
-use crate::ops::binary::map2;
 use crate::ops::cuda;
 use crate::Tensor;
 use std::sync::Arc;
 use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
-use strata_kernels::elementwise::BinaryOp;
 use strata_kernels::softmax_ce::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
+
+/// `Σ d²` in f64, over eight running sums (element `i` into sum `i mod 8`, added pairwise at
+/// the end): a fixed order that vectorises, where one running sum would wait on every add.
+fn sum_of_squares(values: &[f32]) -> f64 {
+    strata_kernels::simd::widest(|| {
+        let mut sums = [0f64; 8];
+        let mut rows = values.chunks_exact(8);
+        for row in &mut rows {
+            for (s, &d) in sums.iter_mut().zip(row) {
+                *s += d as f64 * d as f64;
+            }
+        }
+        for (s, &d) in sums.iter_mut().zip(rows.remainder()) {
+            *s += d as f64 * d as f64;
+        }
+        ((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7]))
+    })
+}
 
 fn check_class_input(op: &str, x: &Tensor, labels: &[u32]) -> (usize, usize) {
     assert_eq!(
@@ -177,16 +193,20 @@ impl Tensor {
             self.shape(),
             target.shape()
         );
-        let diff = map2(self, target, BinaryOp::Sub).to_vec();
+        let diff: Vec<f32> = self.with_contiguous(|p| {
+            target.with_contiguous(|t| p.iter().zip(t).map(|(&p, &t)| p - t).collect())
+        });
         let count = diff.len().max(1);
-        let loss =
-            (diff.iter().map(|&d| (d as f64) * (d as f64)).sum::<f64>() / count as f64) as f32;
+        let loss = (sum_of_squares(&diff) / count as f64) as f32;
         let shape = self.shape().to_vec();
+        let target_needs_grad = target.requires_grad();
         Tensor::from_op(vec![loss], &[], "mse_loss", &[self, target], move |dl| {
             let scale = 2.0 * dl.item() / count as f32;
-            let dp = Tensor::from_vec(diff.iter().map(|&d| d * scale).collect(), &shape);
-            let dt = dp.neg();
-            vec![Some(dp), Some(dt)]
+            let dp: Vec<f32> =
+                strata_kernels::simd::widest(|| diff.iter().map(|&d| d * scale).collect());
+            let dt = target_needs_grad
+                .then(|| Tensor::from_vec(dp.iter().map(|&d| -d).collect(), &shape));
+            vec![Some(Tensor::from_vec(dp, &shape)), dt]
         })
     }
 }

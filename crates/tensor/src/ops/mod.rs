@@ -7,6 +7,7 @@ mod batch_norm;
 mod binary;
 mod conv;
 pub(crate) mod cuda;
+mod dense_chain;
 mod dropout;
 mod half;
 mod log_softmax;
@@ -18,3 +19,4 @@ mod unary;
 mod view;
 
 pub use batch_norm::BatchNormStatistics;
+pub use dense_chain::DenseStage;
