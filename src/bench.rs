@@ -300,6 +300,34 @@ pub fn measure_kernels(
         F * logits.numel() as f64 * 2.0,
         &mut || logits.softmax_cross_entropy(&labels),
     );
+    // dnn3's network as one chain: the fused kernel on the CPU, a GEMM, bias add and ReLU per
+    // layer on a device.
+    let chain_rows = scale(7000, 64);
+    let chain_input = make(&[chain_rows, 3])?;
+    let widths = [3usize, 5, 5, 5, 3];
+    let mut chain_parameters = Vec::new();
+    for w in widths.windows(2) {
+        chain_parameters.push((make(&[w[1], w[0]])?, make(&[w[1]])?));
+    }
+    let chain_flops: usize = widths.windows(2).map(|w| 2 * w[0] * w[1]).sum();
+    time(
+        format!("dense_chain 3-5-5-5-3 [{chain_rows},3]"),
+        "sgemm + bias + relu per layer",
+        Some((chain_rows * chain_flops) as f64),
+        F * (chain_rows * (widths[0] + widths[4])) as f64,
+        &mut || {
+            let stages: Vec<strata_tensor::ops::DenseStage> = chain_parameters
+                .iter()
+                .enumerate()
+                .map(|(l, (weight, bias))| strata_tensor::ops::DenseStage {
+                    weight,
+                    bias: Some(bias),
+                    relu: l + 1 < chain_parameters.len(),
+                })
+                .collect();
+            chain_input.dense_chain(&stages)
+        },
+    );
     // The fused optimizer steps: parameter, gradient and state read, parameter and state written.
     use strata_nn::optim::{Adam, Optimizer, Sgd, SgdConfig};
     let count = scale(1 << 22, 1 << 12);
