@@ -93,14 +93,16 @@ impl Sequential {
 }
 
 impl Module for Sequential {
-    /// Applies the children in order, with two shortcuts that give the same results:
+    /// Applies the children in order, with two shortcuts:
     ///
     /// - consecutive fully connected layers, with the ReLUs between them, run as one
     ///   [`Tensor::dense_chain`]: on a narrow chain (dnn3's widths 3 and 5) one fused kernel
-    ///   instead of five ops per layer, forward and back;
+    ///   instead of five ops per layer, forward and back, equal to the layers one by one up
+    ///   to rounding; a chain with a wider layer is the layers' own ops, bit for bit;
     /// - a ReLU directly followed by max pooling runs after it (see
-    ///   [`Module::commutes_with_max_pool`]): on LeNet-5's first layer that is one pass over
-    ///   117,600 values per image batch of 100 instead of 470,400, forward and back.
+    ///   [`Module::commutes_with_max_pool`]), with the same values and gradients: on LeNet-5's
+    ///   first layer that is one pass over 117,600 values per image batch of 100 instead of
+    ///   470,400, forward and back.
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.clone();
         let mut i = 0;
