@@ -119,7 +119,7 @@ fn check_chain(layers: &[DenseLayer], x_len: usize, rows: usize) {
 /// Width of the vectors the chunk loops are written in; `CHUNK_ROWS` is a multiple.
 const LANES: usize = 16;
 const BLOCKS: usize = CHUNK_ROWS / LANES;
-/// Running sums per dot product in `accumulate_dots`.
+/// Running sums per dot product in `accumulate_dots`; divides `BLOCKS`.
 const DOT_SUMS: usize = 4;
 
 /// The few loops the chunk passes are made of, once in plain Rust and once in AVX-512. Both
@@ -218,12 +218,16 @@ impl ChunkMath for Portable {
     #[inline(always)]
     fn accumulate_dots(g: &Column, columns: &[Column], sums: &mut [LaneSums]) {
         for (lanes, column) in sums.iter_mut().zip(columns) {
+            // Block b goes to running sum b mod 4: four blocks per step, fixed indices.
             let mut partial = [[0.0f32; LANES]; DOT_SUMS];
-            let blocks = g.chunks_exact(LANES).zip(column.chunks_exact(LANES));
-            for (b, (g, h)) in blocks.enumerate() {
-                let s = &mut partial[b % DOT_SUMS];
-                for k in 0..LANES {
-                    s[k] = g[k].mul_add(h[k], s[k]);
+            let steps = g
+                .chunks_exact(LANES * DOT_SUMS)
+                .zip(column.chunks_exact(LANES * DOT_SUMS));
+            for (g, h) in steps {
+                for (j, s) in partial.iter_mut().enumerate() {
+                    for k in 0..LANES {
+                        s[k] = g[j * LANES + k].mul_add(h[j * LANES + k], s[k]);
+                    }
                 }
             }
             for k in 0..LANES {
