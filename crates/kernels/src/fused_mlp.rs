@@ -80,8 +80,8 @@ pub struct DenseGradients<'a> {
 fn check_chain(layers: &[DenseLayer], x_len: usize, rows: usize) {
     assert!(!layers.is_empty(), "fused_mlp: no layers");
     assert_eq!(
-        x_len,
-        rows * layers[0].inputs,
+        Some(x_len),
+        rows.checked_mul(layers[0].inputs),
         "fused_mlp: input holds {x_len} values, not {rows} rows of {}",
         layers[0].inputs
     );
@@ -577,7 +577,13 @@ fn backward_chunk<M: ChunkMath>(
         let (done, rest) = h.split_at_mut(l + 1);
         layer_forward::<M>(layer, done[l], rest[0]);
     }
-    // Zero rows past `rows` keep every gradient below exactly zero there.
+    // Rows past `rows` hold the network at x = 0, which may overflow where no real row does:
+    // zero them, so that with their zero `dy` they add exactly nothing (0 · inf would be NaN).
+    if rows < CHUNK_ROWS {
+        for column in h[1..].iter_mut().flat_map(|boundary| boundary.iter_mut()) {
+            column[rows..].fill(0.0);
+        }
+    }
     M::load_columns(dy, widths[layers.len()], rows, g);
     let mut offset = grads.len();
     for (l, layer) in layers.iter().enumerate().rev() {
@@ -1099,18 +1105,66 @@ mod tests {
         ];
         for &(widths, rows) in shapes {
             let last = widths.len() - 1;
-            let net = Net::new(widths, &vec![true; last], &vec![true; last], 21);
-            let x = values(rows * widths[0], 22);
-            let dy = values(rows * widths[last], 23);
-            let run = |path: Path| net.run(path, &x, &dy, rows, true);
-            let plain = run(Path::Plain);
-            for &path in &paths[1..] {
-                assert!(
-                    run(path) == plain,
-                    "{path:?} differs from the plain loops on {widths:?}"
-                );
+            // Every layer with bias and ReLU, then alternating ones without either.
+            let alternate: Vec<bool> = (0..last).map(|l| l % 2 == 1).collect();
+            let not_alternate: Vec<bool> = alternate.iter().map(|&b| !b).collect();
+            for (bias, relu) in [
+                (vec![true; last], vec![true; last]),
+                (alternate, not_alternate),
+            ] {
+                let net = Net::new(widths, &bias, &relu, 21);
+                let x = values(rows * widths[0], 22);
+                let dy = values(rows * widths[last], 23);
+                let run = |path: Path| net.run(path, &x, &dy, rows, true);
+                let plain = run(Path::Plain);
+                for &path in &paths[1..] {
+                    assert!(
+                        run(path) == plain,
+                        "{path:?} differs from the plain loops on {widths:?}, bias {bias:?}"
+                    );
+                }
             }
         }
+    }
+
+    /// The rows that pad a partial chunk carry the network at x = 0, which can overflow where
+    /// the real rows do not; they must add nothing to the gradients (0 · inf would be NaN).
+    #[test]
+    fn padding_rows_add_nothing_even_where_they_overflow() {
+        fn layer<'a>(weight: &'a [f32], bias: Option<&'a [f32]>) -> DenseLayer<'a> {
+            DenseLayer {
+                weight,
+                bias,
+                inputs: 1,
+                outputs: 1,
+                relu: false,
+            }
+        }
+        let layers = [
+            layer(&[1.0], Some(&[3e38])),
+            layer(&[2.0], None),
+            layer(&[0.5], None),
+        ];
+        // The real row: x = -3e38 gives 0 at every layer.
+        let (x, dy) = ([-3e38f32], [1.0f32]);
+        let (mut d0, mut db0, mut d1, mut d2) = ([f32::NAN], [f32::NAN], [f32::NAN], [f32::NAN]);
+        let mut grads = [
+            DenseGradients {
+                weight: &mut d0,
+                bias: Some(&mut db0),
+            },
+            DenseGradients {
+                weight: &mut d1,
+                bias: None,
+            },
+            DenseGradients {
+                weight: &mut d2,
+                bias: None,
+            },
+        ];
+        fused_mlp_backward(&layers, &x, &dy, 1, &mut grads, None);
+        // dW0 = (dy · 0.5 · 2) · x, db0 = 1, and h1 = h2 = 0 for the real row.
+        assert_eq!((d0[0], db0[0], d1[0], d2[0]), (-3e38, 1.0, 0.0, 0.0));
     }
 
     #[test]

@@ -110,7 +110,16 @@ pub fn reduce(
     // The maximum of many short rows (an argmax over a few classes): sixteen rows at a time.
     if let (Some(rows), ReduceOp::Max, Some(idx)) = (rows, op, argmax.as_deref_mut()) {
         if (1..=16).contains(&red_count) && out_len >= 16 {
-            max_of_short_rows(rows, red_count, out, idx);
+            // Rows are independent: large inputs split into blocks of whole rows.
+            const BLOCK_ROWS: usize = 1 << 12;
+            if numel(shape) >= PARALLEL_THRESHOLD * 16 {
+                out.par_chunks_mut(BLOCK_ROWS)
+                    .zip(idx.par_chunks_mut(BLOCK_ROWS))
+                    .zip(rows.par_chunks(BLOCK_ROWS * red_count))
+                    .for_each(|((out, idx), rows)| max_of_short_rows(rows, red_count, out, idx));
+            } else {
+                max_of_short_rows(rows, red_count, out, idx);
+            }
             return;
         }
     }
@@ -225,9 +234,11 @@ fn max_of_row(row: &[f32]) -> (f32, u32) {
 
 /// [`max_of_row`] of each row of `width` values in `rows`, into `out` and `index`.
 fn max_of_short_rows(rows: &[f32], width: usize, out: &mut [f32], index: &mut [u32]) {
+    assert!(
+        (1..=16).contains(&width) && rows.len() >= out.len() * width && index.len() == out.len()
+    );
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") && width <= 16 {
-        assert!(rows.len() >= out.len() * width && index.len() == out.len());
+    if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is present; the lengths were checked just above.
         return unsafe { max_of_short_rows_avx512(rows, width, out, index) };
     }
@@ -241,7 +252,7 @@ fn max_of_short_rows(rows: &[f32], width: usize, out: &mut [f32], index: &mut [u
 ///
 /// # Safety
 /// The CPU must have AVX-512F; `rows` must hold `out.len() * width` values, `index` as many as
-/// `out`, and `width <= 16`.
+/// `out`, and `1 <= width <= 16`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn max_of_short_rows_avx512(rows: &[f32], width: usize, out: &mut [f32], index: &mut [u32]) {
