@@ -27,6 +27,9 @@ pub mod reduce;
 pub mod simd;
 pub mod softmax_ce;
 pub mod strided;
+#[cfg(test)]
+#[allow(dead_code)] // each op folder's tests use the helpers they need
+pub(crate) mod test_support;
 
 pub use device::Device;
 pub use dtype::DType;
