@@ -1,24 +1,22 @@
 //! Reverse-mode automatic differentiation.
 //!
-//! Every op that receives an input requiring a gradient records a [`Node`]: its inputs and a
-//! closure mapping the output's gradient to one gradient per input. `backward()` sorts the
-//! graph topologically (inputs before the ops that use them), then walks it from the loss
-//! backwards, summing the gradients that reach each tensor from all its uses, and stores the
-//! totals in the leaves. This is micrograd's algorithm, with tensors instead of scalars.
+//! Every op that receives an input requiring a gradient records a [`Node`] in its output: its
+//! inputs and a closure mapping the output's gradient to one gradient per input.
+//! `backward()` sorts the graph topologically (inputs before the ops that use them), then
+//! walks it from the loss backwards, summing the gradients that reach each tensor from all its
+//! uses, and stores the totals in the leaves. This is micrograd's algorithm, with tensors
+//! instead of scalars.
+//!
+//! Reading order: grad mode, how an op's output is linked into the graph (`from_op`,
+//! `from_result` and `view_of`, all through `link`), a tensor's gradient state, then
+//! `backward()` and the topological walk.
 
-use crate::tensor::Tensor;
+use crate::tensor::layout::Layout;
+use crate::tensor::storage::Storage;
+use crate::tensor::{Data, Node, Tensor};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-
-/// One recorded op: the tensors it read and how its gradient flows back into them.
-pub(crate) struct Node {
-    pub(crate) op: &'static str,
-    pub(crate) inputs: Vec<Tensor>,
-    /// `grad_output -> [grad_input_0, grad_input_1, ...]`; `None` where an input needs none.
-    #[allow(clippy::type_complexity)]
-    pub(crate) backward: Box<dyn Fn(&Tensor) -> Vec<Option<Tensor>> + Send + Sync>,
-}
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -57,6 +55,148 @@ impl Drop for NoGradGuard {
         GRAD_ENABLED.with(|g| g.set(self.previous));
     }
 }
+
+// ----- graph construction ---------------------------------------------------------------
+
+impl Tensor {
+    /// Builds the output of a differentiable op: a fresh contiguous tensor, linked into the
+    /// graph when grad mode is on and any input requires a gradient.
+    pub(crate) fn from_op(
+        data: impl Into<Data>,
+        shape: &[usize],
+        op: &'static str,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Tensor) -> Vec<Option<Tensor>> + Send + Sync + 'static,
+    ) -> Tensor {
+        let data = data.into();
+        let layout = Layout::contiguous(shape);
+        assert_eq!(
+            data.len(),
+            layout.numel(),
+            "{op}: produced a wrong-sized buffer"
+        );
+        let storage = data.into_storage();
+        Tensor::link(storage, layout, op, inputs, backward)
+    }
+
+    /// Links a freshly computed, untracked tensor `result` into the graph as the output of `op`,
+    /// sharing its storage (so a backward pass may keep `result` as the saved output for free).
+    pub(crate) fn from_result(
+        result: &Tensor,
+        op: &'static str,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Tensor) -> Vec<Option<Tensor>> + Send + Sync + 'static,
+    ) -> Tensor {
+        Tensor::link(
+            result.0.storage.clone(),
+            result.0.layout.clone(),
+            op,
+            inputs,
+            backward,
+        )
+    }
+
+    /// Builds a view of `base` (same storage, new layout), linked into the graph like `from_op`.
+    pub(crate) fn view_of(
+        base: &Tensor,
+        shape: Vec<usize>,
+        strides: Vec<usize>,
+        offset: usize,
+        op: &'static str,
+        backward: impl Fn(&Tensor) -> Vec<Option<Tensor>> + Send + Sync + 'static,
+    ) -> Tensor {
+        let layout = Layout {
+            shape,
+            strides,
+            offset,
+        };
+        Tensor::link(base.0.storage.clone(), layout, op, &[base], backward)
+    }
+
+    /// The one place a graph node is made: `storage` under `layout` becomes the output of
+    /// `op`, tracked when grad mode is on and any input requires a gradient.
+    fn link(
+        storage: Arc<Storage>,
+        layout: Layout,
+        op: &'static str,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Tensor) -> Vec<Option<Tensor>> + Send + Sync + 'static,
+    ) -> Tensor {
+        let tracked = is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+        let node = tracked.then(|| {
+            Arc::new(Node {
+                op,
+                inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+                backward: Box::new(backward),
+            })
+        });
+        Tensor::make(storage, layout, tracked, node)
+    }
+}
+
+// ----- a tensor's gradient state ---------------------------------------------------------
+
+impl Tensor {
+    /// Whether gradients flow to or through this tensor.
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad
+    }
+
+    /// A leaf sharing this tensor's storage, that does (or does not) collect a gradient.
+    pub fn set_requires_grad(self, requires_grad: bool) -> Tensor {
+        Tensor::make(
+            self.0.storage.clone(),
+            self.0.layout.clone(),
+            requires_grad,
+            None,
+        )
+    }
+
+    /// The same data cut out of the graph: no gradient flows back through the result.
+    pub fn detach(&self) -> Tensor {
+        self.clone().set_requires_grad(false)
+    }
+
+    /// True for tensors not produced by a differentiable op.
+    pub fn is_leaf(&self) -> bool {
+        self.0.op.is_none()
+    }
+
+    /// Name of the op that produced this tensor (`None` for leaves).
+    pub fn op_name(&self) -> Option<&'static str> {
+        self.0.op
+    }
+
+    /// The gradient accumulated by `backward()` in a leaf that requires it.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0
+            .grad
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the accumulated gradient (e.g. after clipping); `None` clears it.
+    pub fn set_grad(&self, grad: Option<Tensor>) {
+        if let Some(g) = &grad {
+            assert_eq!(
+                g.shape(),
+                self.shape(),
+                "set_grad: gradient shape {:?} differs from tensor shape {:?}",
+                g.shape(),
+                self.shape()
+            );
+        }
+        *self.0.grad.lock().unwrap_or_else(|p| p.into_inner()) = grad;
+    }
+
+    /// Clears the accumulated gradient.
+    pub fn zero_grad(&self) {
+        self.set_grad(None);
+    }
+}
+
+// ----- the backward pass ----------------------------------------------------------------
 
 impl Tensor {
     /// Back-propagates from this one-element tensor, accumulating `d self / d leaf` into the

@@ -1,34 +1,21 @@
-//! What the CUDA paths of the ops share: finding the device of an op's operands, moving
-//! values, dense operands, and launchers for the elementwise, GEMM and row-reduction kernels
-//! that several ops build on. Each op's own kernels are launched in its file, beside its CPU
-//! path; the kernels and their launch rules are in `kernels/*.cu`.
+//! Launch glue the CUDA paths of several ops share: the elementwise, GEMM and row-reduction
+//! kernels, and kernel-argument helpers. Each op's own kernels are launched in its file,
+//! beside its CPU path; the kernels and their launch rules are in `kernels/*.cu`. The
+//! device-buffer helpers (allocation, copies, dense operands, the operands' device) live with
+//! the storage and are re-exported here, so an op's CUDA path reaches all it needs as `cuda::`.
 //!
 //! A failed launch or copy (out of device memory, a driver error) panics with the op's name,
 //! as a shape error does on the CPU: ops return tensors, not `Result`s.
 
-use crate::tensor::{Data, DeviceRead};
+use crate::tensor::layout::kernel_layout;
+pub(crate) use crate::tensor::storage::{
+    check, data, dense, device_of, ints, tensor, upload, zeros,
+};
 use crate::Tensor;
-use std::sync::Arc;
 use strata_kernels::cuda::ops::{binary_code, unary_code};
 use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
 use strata_kernels::elementwise::{BinaryOp, UnaryOp};
 use strata_kernels::strided::{is_contiguous, numel};
-
-/// The elementwise kernels' limit on dimensions (`MAX_DIMS` in kernels/elementwise.cu).
-const MAX_DIMS: usize = 6;
-
-/// The CUDA device all of `tensors` live on, or `None` when they are all on the host. Panics,
-/// naming `op`, when they are on different devices.
-pub(crate) fn device_of(op: &str, tensors: &[&Tensor]) -> Option<Arc<CudaDevice>> {
-    let first = tensors[0].device();
-    if let Some(other) = tensors.iter().find(|t| t.device() != first) {
-        panic!(
-            "{op}: operands are on {first} and {}; move them to one device with .to(device)",
-            other.device()
-        );
-    }
-    tensors[0].cuda()
-}
 
 /// Panics, naming `op`, when a buffer is too large for the kernels' 32-bit indices.
 pub(crate) fn check_sizes(op: &str, sizes: &[usize]) {
@@ -38,83 +25,9 @@ pub(crate) fn check_sizes(op: &str, sizes: &[usize]) {
     );
 }
 
-/// Unwraps a device result, panicking with the op's name and the driver's message.
-pub(crate) fn check<T>(op: &str, result: Result<T, String>) -> T {
-    result.unwrap_or_else(|e| panic!("{op}: {e}"))
-}
-
-/// A contiguous host tensor copied onto `device`.
-pub(crate) fn upload(device: &Arc<CudaDevice>, host: &Tensor) -> Tensor {
-    let buffer = host.with_contiguous(|values| check("upload", device.upload(values)));
-    Tensor::from_data(Data::Cuda(device.clone(), buffer), host.shape())
-}
-
-/// A device tensor's elements in row-major order, on the host.
-pub(crate) fn download(t: &Tensor) -> Vec<f32> {
-    let device = t.cuda().expect("download: a host tensor");
-    let dense = dense(&device, t);
-    let mut values = check("download", device.download(&dense));
-    values.truncate(t.numel());
-    values
-}
-
-/// A new tensor of `shape` over `buffer`, on `device`.
-pub(crate) fn tensor(
-    device: &Arc<CudaDevice>,
-    buffer: DeviceBuffer<f32>,
-    shape: &[usize],
-) -> Tensor {
-    Tensor::from_data(Data::Cuda(device.clone(), buffer), shape)
-}
-
-/// `Data` for `Tensor::from_op`.
-pub(crate) fn data(device: &Arc<CudaDevice>, buffer: DeviceBuffer<f32>) -> Data {
-    Data::Cuda(device.clone(), buffer)
-}
-
-/// A new device buffer of `len` zeros (every output is allocated zeroed: kernels that
-/// accumulate rely on it, and the others overwrite it).
-pub(crate) fn zeros(device: &CudaDevice, len: usize) -> DeviceBuffer<f32> {
-    check("alloc", device.zeros(len))
-}
-
 /// Sizes as `int` kernel arguments, in order.
 pub(crate) fn int_args<'a>(values: &[usize]) -> Vec<KernelArg<'a>> {
     values.iter().map(|&v| KernelArg::I32(v as i32)).collect()
-}
-
-/// Small index arrays (shapes, strides) as a device buffer of ints.
-pub(crate) fn ints(device: &CudaDevice, values: &[usize]) -> DeviceBuffer<i32> {
-    let ints: Vec<i32> = values
-        .iter()
-        .map(|&v| i32::try_from(v).expect("a shape or stride beyond 2^31 on CUDA"))
-        .collect();
-    check("upload", device.upload(&ints))
-}
-
-/// A tensor's elements as one dense row-major buffer starting at element 0: the tensor's own
-/// buffer when it already is one, else a copy.
-pub(crate) enum Dense<'a> {
-    Borrowed(DeviceRead<'a>),
-    Owned(DeviceBuffer<f32>),
-}
-
-impl std::ops::Deref for Dense<'_> {
-    type Target = DeviceBuffer<f32>;
-    fn deref(&self) -> &DeviceBuffer<f32> {
-        match self {
-            Dense::Borrowed(guard) => guard,
-            Dense::Owned(buffer) => buffer,
-        }
-    }
-}
-
-pub(crate) fn dense<'a>(device: &CudaDevice, t: &'a Tensor) -> Dense<'a> {
-    if t.offset() == 0 && is_contiguous(t.shape(), t.strides()) {
-        Dense::Borrowed(t.device_buffer())
-    } else {
-        Dense::Owned(map(device, t, UnaryOp::Identity))
-    }
 }
 
 /// `out[i] = op(t[i])` over `t`'s shape, row-major, by `unary_contiguous` or `unary_strided`.
@@ -213,48 +126,6 @@ pub(crate) fn binary(
     };
     check("binary", result);
     out
-}
-
-/// The shape and operand strides as the strided kernels take them: dimensions of size 1
-/// dropped and neighbours that step alike in every operand merged, so any view of up to
-/// `MAX_DIMS` effective dimensions fits; a scalar becomes one dimension of size 1.
-fn kernel_layout(op: &str, shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
-    let mut out_shape: Vec<usize> = Vec::new();
-    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
-    for d in 0..shape.len() {
-        if shape[d] == 1 {
-            continue;
-        }
-        let mergeable = !out_shape.is_empty()
-            && strides
-                .iter()
-                .zip(&out_strides)
-                .all(|(s, o)| *o.last().unwrap() == s[d] * shape[d]);
-        if mergeable {
-            *out_shape.last_mut().unwrap() *= shape[d];
-            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
-                *o.last_mut().unwrap() = s[d];
-            }
-        } else {
-            out_shape.push(shape[d]);
-            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
-                o.push(s[d]);
-            }
-        }
-    }
-    if out_shape.is_empty() {
-        out_shape.push(1);
-        for o in out_strides.iter_mut() {
-            o.push(0);
-        }
-    }
-    assert!(
-        out_shape.len() <= MAX_DIMS,
-        "{op}: a view of {} dimensions that do not merge; the CUDA kernels take at most \
-         {MAX_DIMS} (shape {shape:?})",
-        out_shape.len()
-    );
-    (out_shape, out_strides)
 }
 
 /// `out[r] = Σ_c x[r, c]` for a dense `[rows, cols]` buffer (`reduce_sum_rows`).

@@ -15,6 +15,7 @@ mod loss;
 mod matmul;
 mod pool;
 mod reduce;
+mod to_device;
 mod unary;
 mod view;
 

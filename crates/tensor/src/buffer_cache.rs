@@ -7,7 +7,7 @@
 //! kernels overwrite their whole output take it from here: next step, the same sizes come back
 //! without being zeroed.
 //!
-//! The pool is bounded (per length and in total), so memory stays flat whatever the sizes;
+//! The cache is bounded (per length and in total), so memory stays flat whatever the sizes;
 //! when it is full, the lengths used longest ago make room (one program often trains several
 //! networks in turn, and the last one's sizes are the ones that matter).
 
@@ -21,7 +21,7 @@ const MAX_PER_LEN: usize = 32;
 /// At most this many idle bytes in all.
 const MAX_BYTES: usize = 256 << 20;
 
-struct Pool {
+struct BufferCache {
     by_len: HashMap<usize, Idle>,
     bytes: usize,
     /// Counts takes and recycles: the time in "least recently used".
@@ -35,9 +35,9 @@ struct Idle {
     last_used: u64,
 }
 
-impl Pool {
-    fn new() -> Pool {
-        Pool {
+impl BufferCache {
+    fn new() -> BufferCache {
+        BufferCache {
             by_len: HashMap::new(),
             bytes: 0,
             clock: 0,
@@ -65,21 +65,23 @@ impl Pool {
     }
 }
 
-static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+static CACHE: Mutex<Option<BufferCache>> = Mutex::new(None);
 
 /// A buffer of exactly `len` floats whose contents are unspecified (initialised, but
 /// whatever an earlier tensor left there): only for outputs a kernel overwrites entirely.
 pub(crate) fn take_for_overwrite(len: usize) -> Vec<f32> {
     if len >= MIN_LEN {
-        let mut guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let pool = guard.get_or_insert_with(Pool::new);
-        pool.clock += 1;
-        let now = pool.clock;
-        // Asking for a length is what makes the pool keep buffers of it (see `recycle`).
-        let idle = pool.by_len.entry(len).or_default();
+        let mut guard = CACHE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cache = guard.get_or_insert_with(BufferCache::new);
+        cache.clock += 1;
+        let now = cache.clock;
+        // Asking for a length is what makes the cache keep buffers of it (see `recycle`).
+        let idle = cache.by_len.entry(len).or_default();
         idle.last_used = now;
         if let Some(buffer) = idle.buffers.pop() {
-            pool.bytes -= len * 4;
+            cache.bytes -= len * 4;
             return buffer;
         }
     }
@@ -93,32 +95,36 @@ pub(crate) fn recycle(buffer: Vec<f32>) {
     if len < MIN_LEN || buffer.capacity() != len {
         return;
     }
-    let mut guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let pool = guard.get_or_insert_with(Pool::new);
-    pool.clock += 1;
-    let now = pool.clock;
+    let mut guard = CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cache = guard.get_or_insert_with(BufferCache::new);
+    cache.clock += 1;
+    let now = cache.clock;
     // Only lengths that ops have asked for: a buffer no op will take (a data loader's input
     // batch, say) would sit here until the per-length cap, growing memory epoch after epoch.
-    let Some(idle) = pool.by_len.get_mut(&len) else {
+    let Some(idle) = cache.by_len.get_mut(&len) else {
         return;
     };
     idle.last_used = now;
-    if idle.buffers.len() >= MAX_PER_LEN || !pool.make_room(len * 4, len) {
+    if idle.buffers.len() >= MAX_PER_LEN || !cache.make_room(len * 4, len) {
         return;
     }
-    let idle = pool.by_len.entry(len).or_default();
+    let idle = cache.by_len.entry(len).or_default();
     idle.buffers.push(buffer);
-    pool.bytes += len * 4;
+    cache.bytes += len * 4;
 }
 
-/// Idle buffers of length `len` and idle bytes in all, held by the pool now.
+/// Idle buffers of length `len` and idle bytes in all, held by the cache now.
 #[cfg(test)]
 pub(crate) fn idle(len: usize) -> (usize, usize) {
-    let guard = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    guard.as_ref().map_or((0, 0), |pool| {
+    let guard = CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    guard.as_ref().map_or((0, 0), |cache| {
         (
-            pool.by_len.get(&len).map_or(0, |idle| idle.buffers.len()),
-            pool.bytes,
+            cache.by_len.get(&len).map_or(0, |idle| idle.buffers.len()),
+            cache.bytes,
         )
     })
 }
@@ -127,7 +133,7 @@ pub(crate) fn idle(len: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    /// The pool is one per process: these tests take turns with it.
+    /// The cache is one per process: these tests take turns with it.
     static SERIAL: Mutex<()> = Mutex::new(());
 
     fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -154,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_stays_within_its_bounds() {
+    fn the_cache_stays_within_its_bounds() {
         let _turn = serial();
         let len = MIN_LEN + 777;
         drop(take_for_overwrite(len));
@@ -173,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_pool_drops_the_least_recently_used_lengths_for_new_ones() {
+    fn a_full_cache_drops_the_least_recently_used_lengths_for_new_ones() {
         let _turn = serial();
         // Fill the budget with one length, then give back buffers of another: the old
         // length's buffers make room for them.
