@@ -5,17 +5,20 @@
 //! within a relative tolerance; a real GPU runs the same comparisons in
 //! `tests/cuda_gpu_training.rs` at the workspace root when one is present.
 
+use approx::abs_diff_eq;
 use strata_tensor::{Device, Generator, Tensor};
 
 const EMU: Device = Device::CudaEmulated;
 
-/// Largest |a - b| / max(1, |b|) over the elements.
-fn worst_relative(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f32::max)
+/// Asserts |got - want| <= tolerance · max(1, |want|) for every element.
+fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: element counts differ");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            abs_diff_eq!(g, w, epsilon = tolerance * w.abs().max(1.0)),
+            "{what}: element {i} is {g} on the device and {w} on the CPU (tolerance {tolerance:e})"
+        );
+    }
 }
 
 fn random(shape: &[usize], seed: u64) -> Tensor {
@@ -52,17 +55,9 @@ fn same_on_device(
     };
     let (y_cpu, g_cpu) = run(Device::Cpu);
     let (y_emu, g_emu) = run(EMU);
-    let e = worst_relative(&y_emu, &y_cpu);
-    assert!(
-        e <= tolerance,
-        "{what}: forward differs by {e:e} (tolerance {tolerance:e})"
-    );
+    assert_close(&format!("{what}: forward"), &y_emu, &y_cpu, tolerance);
     for (i, (a, b)) in g_emu.iter().zip(&g_cpu).enumerate() {
-        let e = worst_relative(a, b);
-        assert!(
-            e <= tolerance,
-            "{what}: gradient of input {i} differs by {e:e} (tolerance {tolerance:e})"
-        );
+        assert_close(&format!("{what}: gradient of input {i}"), a, b, tolerance);
     }
 }
 
@@ -235,8 +230,8 @@ fn batch_norm_and_dropout_match_the_cpu() {
     );
     let (_, stats_cpu) = x.batch_norm_train(None, None, 1e-5);
     let (_, stats_emu) = x.to(EMU).unwrap().batch_norm_train(None, None, 1e-5);
-    assert!(worst_relative(&stats_emu.mean, &stats_cpu.mean) < 1e-5);
-    assert!(worst_relative(&stats_emu.var, &stats_cpu.var) < 1e-4);
+    assert_close("batch mean", &stats_emu.mean, &stats_cpu.mean, 1e-5);
+    assert_close("batch variance", &stats_emu.var, &stats_cpu.var, 1e-4);
     // The device draws the CPU's mask (same Philox stream): exactly the same output.
     same_on_device("dropout", vec![random(&[5, 37], 24)], 0.0, |t| {
         t[0].dropout(0.3, true, &mut Generator::seed(7))

@@ -1,5 +1,6 @@
 //! User-defined differentiable ops join the graph like built-in ones.
 
+use approx::assert_abs_diff_eq;
 use strata_tensor::gradcheck::{gradcheck, GradcheckOptions};
 use strata_tensor::{no_grad, Context, Function, Generator, Tensor};
 
@@ -60,7 +61,7 @@ fn a_user_op_matches_its_closed_form_and_passes_gradcheck() {
     let y = Tensor::apply(Softplus, &[&x]);
     assert_eq!(y.op_name(), Some("softplus"));
     for (v, out) in x.to_vec().iter().zip(y.to_vec()) {
-        assert!((out - (1.0 + v.exp()).ln()).abs() < 1e-6);
+        assert_abs_diff_eq!(out, (1.0 + v.exp()).ln(), epsilon = 1e-6);
     }
     let report = gradcheck(
         |t| Tensor::apply(Softplus, &[&t[0]]),

@@ -2,6 +2,7 @@
 //! kernel (narrow chains) agrees to rounding, values and every gradient; wide chains take the
 //! composed path and agree bit for bit.
 
+use approx::abs_diff_eq;
 use strata_tensor::ops::DenseStage;
 use strata_tensor::{Generator, Tensor};
 
@@ -95,7 +96,7 @@ fn narrow_chains_run_fused_and_agree_with_the_composed_layers() {
             let scale = c.iter().fold(1f32, |m, v| m.max(v.abs()));
             for (i, (a, b)) in f.iter().zip(c).enumerate() {
                 assert!(
-                    (a - b).abs() <= 2e-5 * scale,
+                    abs_diff_eq!(a, b, epsilon = 2e-5 * scale),
                     "{widths:?} x {rows}: tensor {k} element {i}: fused {a} vs composed {b}"
                 );
             }

@@ -3,6 +3,7 @@
 //! `strata gradcheck` runs too). The list below names every op that must be covered: an op
 //! missing from the catalogue fails here by name.
 
+use approx::assert_abs_diff_eq;
 use strata_tensor::gradcheck::{gradcheck, op_catalogue, GradcheckOptions};
 use strata_tensor::Tensor;
 
@@ -114,5 +115,5 @@ fn gradcheck_catches_a_wrong_gradient() {
         &GradcheckOptions::default(),
     );
     let failure = result.expect_err("a half-size gradient must be caught");
-    assert!((failure.analytic * 2.0 - failure.numeric).abs() < 1e-2);
+    assert_abs_diff_eq!(failure.analytic * 2.0, failure.numeric, epsilon = 1e-2);
 }

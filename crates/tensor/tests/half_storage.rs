@@ -2,6 +2,7 @@
 //! bit with the `half` crate, layouts survive conversion and moves, the 16-bit GEMM matches
 //! the f32 GEMM of the rounded values, and f32-only ops refuse 16-bit tensors by name.
 
+use approx::abs_diff_eq;
 use strata_kernels::half_precision::HalfFormat;
 use strata_tensor::{DType, Device, Generator, Tensor};
 
@@ -93,7 +94,7 @@ fn the_16_bit_gemm_equals_the_f32_gemm_of_the_rounded_values() {
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         for (d, w) in device.iter().zip(&want) {
             assert!(
-                (d - w).abs() <= 1e-5 * scale,
+                abs_diff_eq!(d, w, epsilon = 1e-5 * scale),
                 "{dtype} on {EMU}: {d} vs {w}"
             );
         }

@@ -1,5 +1,6 @@
 //! Course examples with known answers, through the tensor API.
 
+use approx::assert_abs_diff_eq;
 use strata_tensor::Tensor;
 
 fn course_input() -> Tensor {
@@ -91,5 +92,5 @@ fn max_pool_of_the_course_example() {
 #[test]
 fn softmax_cross_entropy_of_uniform_logits_is_log_classes() {
     let loss = Tensor::zeros(&[4, 3]).softmax_cross_entropy(&[0, 1, 2, 1]);
-    assert!((loss.item() - 3f32.ln()).abs() < 1e-6);
+    assert_abs_diff_eq!(loss.item(), 3f32.ln(), epsilon = 1e-6);
 }
