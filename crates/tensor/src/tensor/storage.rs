@@ -30,7 +30,7 @@ pub(crate) enum Buffer {
         device: Arc<CudaDevice>,
         buffer: DeviceBuffer<f32>,
     },
-    /// f16 or bf16 bits in host memory (see `ops/half.rs`).
+    /// f16 or bf16 bits in host memory (see [`Tensor::to_dtype`]).
     HostHalf {
         format: HalfFormat,
         bits: Vec<u16>,
