@@ -2,10 +2,10 @@
 //! padded leading dimensions, arbitrary strides, alpha and beta, each against an f64 triple
 //! loop written here and against `gemm_naive`.
 
+use super::{gemm, gemm_batched, gemm_naive, sgemm, Transpose};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use strata_kernels::gemm::{gemm, gemm_batched, gemm_naive, sgemm, Transpose};
 
 fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
