@@ -113,7 +113,7 @@ impl Net {
 }
 
 fn close(got: f32, want: f64, scale: f64) -> bool {
-    (got as f64 - want).abs() <= 1e-5 * scale.max(1.0)
+    approx::abs_diff_eq!(got as f64, want, epsilon = 1e-5 * scale.max(1.0))
 }
 
 fn check(widths: &[usize], bias: &[bool], relu: &[bool], rows: usize, seed: u64) {

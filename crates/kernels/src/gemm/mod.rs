@@ -274,9 +274,6 @@ pub fn gemm_batched(
             rs: rsb,
             cs: csb,
         };
-        // SAFETY: `check_len` proved that every index `i*bsc + r*rsc + j*csc` (r < m, j < n) is
-        // inside `c`, and `may_overlap` proved no two (i, r, j) share an index, so the callee
-        // (and concurrent callees for other `i`) write disjoint in-bounds locations.
         let product = Product {
             m,
             n,
@@ -289,6 +286,9 @@ pub fn gemm_batched(
             rsc,
             csc,
         };
+        // SAFETY: `check_len` proved that every index `i*bsc + r*rsc + j*csc` (r < m, j < n) is
+        // inside `c`, and `may_overlap` proved no two (i, r, j) share an index, so the callee
+        // (and concurrent callees for other `i`) write disjoint in-bounds locations.
         unsafe { gemm_unchecked(kernel, product, parallel) };
     };
     let threads = rayon::current_num_threads();

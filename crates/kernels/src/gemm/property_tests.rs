@@ -53,7 +53,7 @@ fn check(
             let (g, w) = (got(i, j) as f64, want[i * n + j]);
             prop_assert!(g.is_finite(), "{}: ({}, {}) is {}", what, i, j, g);
             prop_assert!(
-                (g - w).abs() <= bound,
+                approx::abs_diff_eq!(g, w, epsilon = bound),
                 "{}: ({}, {}): got {}, want {} (bound {})",
                 what,
                 i,

@@ -104,7 +104,7 @@ fn every_kernel_matches_naive() {
                 );
                 for (g, w) in got.iter().zip(&want) {
                     assert!(
-                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        approx::abs_diff_eq!(g, w, epsilon = 1e-4 * (1.0 + w.abs())),
                         "{} {m}x{n}x{k}",
                         kern.name
                     );
@@ -185,7 +185,7 @@ fn assert_close(got: &[f32], want: &[f32], k: usize, what: &str) {
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(g.is_finite(), "{what}: element {i} is {g}");
         assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
+            approx::abs_diff_eq!(g, w, epsilon = tol * (1.0 + w.abs())),
             "{what}: element {i}: got {g}, want {w}"
         );
     }
