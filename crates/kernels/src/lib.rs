@@ -14,11 +14,11 @@
 pub mod batchnorm;
 pub mod conv;
 pub mod cuda;
+pub mod dense_chain;
 pub mod device;
 pub mod dropout;
 pub mod dtype;
 pub mod elementwise;
-pub mod fused_mlp;
 pub mod gemm;
 pub mod half_precision;
 pub mod optim;

@@ -11,6 +11,8 @@
 
 use super::device::{probe, DriverStatus};
 use super::nvrtc::{compile_cached, Target};
+/// The GEMM ladder lives with the rest of the GEMM, in `gemm/cuda.rs`.
+pub use crate::gemm::cuda::GemmKernel;
 use crate::half_precision::HalfFormat;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
@@ -160,7 +162,12 @@ impl Gpu {
         b: &CudaSlice<f32>,
         c: &mut CudaSlice<f32>,
     ) -> Result<(), String> {
-        let config = kernel.launch(shape.0, shape.1);
+        let launch = kernel.launch(shape.0, shape.1);
+        let config = LaunchConfig {
+            grid_dim: launch.grid.into(),
+            block_dim: launch.block.into(),
+            shared_mem_bytes: 0,
+        };
         self.launch_gemm(("gemm.cu", kernel.name()), config, shape, a, b, c)
     }
 
@@ -246,49 +253,5 @@ impl Gpu {
         unsafe { launch.launch(config) }
             .map(|_| ())
             .map_err(|e| driver(&format!("launching {name}"), e))
-    }
-}
-
-/// The rungs of the GEMM ladder in `kernels/gemm.cu`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GemmKernel {
-    /// One thread per element of C, operands from global memory.
-    Naive,
-    /// 32x32 tiles staged in shared memory.
-    Tiled,
-    /// 128x128 tiles, each thread an 8x8 block of C in registers (the default).
-    RegisterBlocked,
-}
-
-impl GemmKernel {
-    /// Every rung, slowest first.
-    pub const LADDER: [GemmKernel; 3] = [
-        GemmKernel::Naive,
-        GemmKernel::Tiled,
-        GemmKernel::RegisterBlocked,
-    ];
-
-    /// The `__global__` function's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            GemmKernel::Naive => "sgemm_naive",
-            GemmKernel::Tiled => "sgemm_tiled",
-            GemmKernel::RegisterBlocked => "sgemm_register_blocked",
-        }
-    }
-
-    /// The launch the kernel's comment in `kernels/gemm.cu` prescribes for an `m x n` C.
-    pub fn launch(self, m: usize, n: usize) -> LaunchConfig {
-        let blocks = |len: usize, tile: usize| len.div_ceil(tile) as u32;
-        let (grid_dim, block_dim) = match self {
-            GemmKernel::Naive => ((blocks(n, 16), blocks(m, 16), 1), (16, 16, 1)),
-            GemmKernel::Tiled => ((blocks(n, 32), blocks(m, 32), 1), (32, 32, 1)),
-            GemmKernel::RegisterBlocked => ((blocks(n, 128), blocks(m, 128), 1), (256, 1, 1)),
-        };
-        LaunchConfig {
-            grid_dim,
-            block_dim,
-            shared_mem_bytes: 0,
-        }
     }
 }

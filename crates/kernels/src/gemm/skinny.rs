@@ -16,7 +16,8 @@
 //! `KC` slices, as in the packed kernels, and it is stored by the same
 //! `alpha * ab + beta * c`: switching between this path and the packed one changes no bits.
 
-use super::{blocks, store_scalar, CPtr, Operand, KC, PAR_THRESHOLD};
+use super::blocked::blocks;
+use super::{store_scalar, CPtr, Operand, Product, KC, PAR_THRESHOLD};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
@@ -36,28 +37,16 @@ const ROWS_PER_TASK: usize = 512;
 /// # Safety
 /// As `gemm_unchecked`: every `c + i*rsc + j*csc` (i < m, j < n) valid, distinct and ours for
 /// the call; `a`, `b` cover their `m x k`, `k x n` index ranges. AVX-512F must be available.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn avx512_skinny(
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Operand,
-    b: Operand,
-    beta: f32,
-    c: CPtr,
-    rsc: usize,
-    csc: usize,
-    parallel: bool,
-) {
+pub(super) unsafe fn avx512_skinny(p: Product, parallel: bool) {
+    let (m, n, k, a, b) = (p.m, p.n, p.k, p.a, p.b);
     let out = Out {
-        c,
-        rsc,
-        csc,
+        c: p.c,
+        rsc: p.rsc,
+        csc: p.csc,
         n,
-        alpha,
-        beta,
+        alpha: p.alpha,
+        beta: p.beta,
     };
     if k <= LANES {
         let work = m.saturating_mul(n).saturating_mul(k);

@@ -154,115 +154,21 @@ pub(crate) fn sum_rows(
     out
 }
 
-/// One operand of [`gemm`]: a buffer, the element where the first matrix starts, and its
-/// batch, row and column strides.
-pub(crate) struct Operand<'a> {
-    pub buffer: &'a DeviceBuffer<f32>,
-    pub batch_stride: usize,
-    pub row_stride: usize,
-    pub col_stride: usize,
-}
-
-impl<'a> Operand<'a> {
-    pub(crate) fn new(
-        buffer: &'a DeviceBuffer<f32>,
-        batch_stride: usize,
-        row_stride: usize,
-        col_stride: usize,
-    ) -> Operand<'a> {
-        Operand {
-            buffer,
-            batch_stride,
-            row_stride,
-            col_stride,
-        }
-    }
-}
+/// One operand of [`gemm`]: a buffer and its batch, row and column strides.
+pub(crate) use strata_kernels::gemm::cuda::DeviceOperand as Operand;
 
 /// `C_b = A_b · B_b` for `b < batch`, into a new dense `[batch, m, n]` buffer, by
-/// `sgemm_register_blocked` (one matrix) or `sgemm_batched`. The operands start at element 0
-/// of their buffers (callers pass dense buffers or views at offset 0).
+/// `strata_kernels::gemm::cuda::sgemm`. The operands start at element 0 of their buffers
+/// (callers pass dense buffers or views at offset 0).
 pub(crate) fn gemm(
     device: &CudaDevice,
-    (batch, m, n, k): (usize, usize, usize, usize),
+    shape: (usize, usize, usize, usize),
     a: Operand,
     b: Operand,
 ) -> DeviceBuffer<f32> {
+    let (batch, m, n, _) = shape;
     let mut c = zeros(device, batch * m * n);
-    if m == 0 || n == 0 || batch == 0 {
-        return c;
-    }
-    let fits = |x: usize| i32::try_from(x).is_ok();
-    assert!(
-        [a.buffer.len(), b.buffer.len(), batch * m * n]
-            .into_iter()
-            .all(fits),
-        "matmul on CUDA: an operand has 2^31 elements or more (the kernels index with int)"
-    );
-    assert!(
-        m.div_ceil(128) <= 65_535,
-        "matmul on CUDA: {m} rows need more than 65,535 row tiles of 128 (the grid's y limit)"
-    );
-    let i = |x: usize| KernelArg::I32(x as i32);
-    let result = if batch == 1 {
-        let blocks = |len: usize| len.div_ceil(128) as u32;
-        device.launch(
-            "sgemm_register_blocked",
-            Launch {
-                grid: [blocks(n), blocks(m), 1],
-                block: [256, 1, 1],
-            },
-            &mut [
-                i(m),
-                i(n),
-                i(k),
-                KernelArg::F32(1.0),
-                KernelArg::F32s(a.buffer),
-                i(a.row_stride),
-                i(a.col_stride),
-                KernelArg::F32s(b.buffer),
-                i(b.row_stride),
-                i(b.col_stride),
-                KernelArg::F32(0.0),
-                KernelArg::F32sMut(&mut c),
-                i(n),
-                i(1),
-            ],
-        )
-    } else {
-        let blocks = |len: usize| len.div_ceil(128) as u32;
-        assert!(
-            batch <= 65_535,
-            "matmul on CUDA: a batch of {batch} matrices exceeds 65,535"
-        );
-        device.launch(
-            "sgemm_batched",
-            Launch {
-                grid: [blocks(n), blocks(m), batch as u32],
-                block: [256, 1, 1],
-            },
-            &mut [
-                i(batch),
-                i(m),
-                i(n),
-                i(k),
-                KernelArg::F32(1.0),
-                KernelArg::F32s(a.buffer),
-                i(a.batch_stride),
-                i(a.row_stride),
-                i(a.col_stride),
-                KernelArg::F32s(b.buffer),
-                i(b.batch_stride),
-                i(b.row_stride),
-                i(b.col_stride),
-                KernelArg::F32(0.0),
-                KernelArg::F32sMut(&mut c),
-                i(m * n),
-                i(n),
-                i(1),
-            ],
-        )
-    };
-    check("matmul", result);
+    let result = strata_kernels::gemm::cuda::sgemm(device, shape, a, b, &mut c);
+    check("matmul on CUDA", result);
     c
 }

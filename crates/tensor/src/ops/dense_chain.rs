@@ -7,13 +7,13 @@
 //!           db_l = Σ_rows g   [o_l];  g = g · W_l   [N, i_l]  (dx at the end)
 //! ```
 //!
-//! When every width is at most `strata_kernels::fused_mlp::MAX_WIDTH` and the tensors are f32
+//! When every width is at most `strata_kernels::dense_chain::MAX_WIDTH` and the tensors are f32
 //! on the CPU, one fused kernel runs the whole chain, forward and back (it recomputes the
 //! activations instead of keeping them). Otherwise the chain is composed of `matmul`, `add` and
 //! `relu`, exactly as `Linear` and `ReLU` layers compute it one at a time.
 
 use crate::{DType, Tensor};
-use strata_kernels::fused_mlp::{self, DenseGradients, DenseLayer, MAX_WIDTH};
+use strata_kernels::dense_chain::{self, DenseGradients, DenseLayer, MAX_WIDTH};
 
 /// One layer of [`Tensor::dense_chain`].
 #[derive(Clone, Copy, Debug)]
@@ -70,7 +70,7 @@ impl Tensor {
         let mut out = crate::pool::take_for_overwrite(rows * out_width);
         self.with_contiguous(|x| {
             let layers = dense_layers(&shapes, &weights, &biases);
-            fused_mlp::fused_mlp_forward(&layers, x, rows, &mut out);
+            dense_chain::forward(&layers, x, rows, &mut out);
         });
 
         let mut inputs: Vec<&Tensor> = vec![self];
@@ -99,14 +99,7 @@ impl Tensor {
                 .collect();
             x.with_contiguous(|x| {
                 dy.with_contiguous(|dy| {
-                    fused_mlp::fused_mlp_backward(
-                        &layers,
-                        x,
-                        dy,
-                        rows,
-                        &mut grads,
-                        dx.as_deref_mut(),
-                    )
+                    dense_chain::backward(&layers, x, dy, rows, &mut grads, dx.as_deref_mut())
                 })
             });
             let mut result = vec![dx.map(|dx| Tensor::from_vec(dx, x.shape()))];
@@ -176,7 +169,7 @@ fn fusable(x: &Tensor, stages: &[DenseStage]) -> bool {
     let tensors = std::iter::once(x)
         .chain(stages.iter().map(|s| s.weight))
         .chain(stages.iter().filter_map(|s| s.bias));
-    fused_mlp::available()
+    dense_chain::available()
         && x.shape()[0] > 0
         && (1..=MAX_WIDTH).contains(&x.shape()[1])
         && stages

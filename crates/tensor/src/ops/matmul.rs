@@ -48,26 +48,7 @@ impl Tensor {
         if a.dtype() != crate::DType::F32 || b.dtype() != crate::DType::F32 {
             return a.matmul_half(b);
         }
-        assert!(
-            a.rank() >= 2 && b.rank() >= 2,
-            "matmul: needs operands of at least 2 dimensions, got shapes {:?} and {:?}",
-            a.shape(),
-            b.shape()
-        );
-        let (m, k) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
-        let (k2, n) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
-        assert_eq!(
-            k,
-            k2,
-            "matmul: shapes {:?} and {:?} do not chain (inner sizes {k} and {k2})",
-            a.shape(),
-            b.shape()
-        );
-        let batch_shape = broadcast_shapes(
-            "matmul",
-            &a.shape()[..a.rank() - 2],
-            &b.shape()[..b.rank() - 2],
-        );
+        let (m, n, k, batch_shape) = product_shape(a, b);
         let batch = numel(&batch_shape);
         let mut out_shape = batch_shape.clone();
         out_shape.extend([m, n]);
@@ -80,94 +61,151 @@ impl Tensor {
                 .map(strata_kernels::elementwise::UnaryOp::Identity),
             _ => t.clone(),
         };
-        let (a_start, b_start) = (from_start(a), from_start(b));
-
-        // Broadcast each operand to the batch shape, falling back to a contiguous copy only when
-        // its batch dimensions cannot be stepped with one stride.
-        let prepare = |t: &Tensor| -> (Tensor, usize) {
-            let mut full = batch_shape.clone();
-            full.extend_from_slice(&t.shape()[t.rank() - 2..]);
-            let strides = broadcast_strides("matmul", t.shape(), t.strides(), &full);
-            let nb = batch_shape.len();
-            match collapsed_batch_stride(&full[..nb], &strides[..nb]) {
-                Some(s) => (t.clone(), s),
-                None => {
-                    let copy = t.expand(&full).contiguous();
-                    (copy, full[nb] * full[nb + 1])
-                }
-            }
-        };
-        let (a_op, a_batch_stride) = prepare(&a_start);
-        let (b_op, b_batch_stride) = prepare(&b_start);
-        let matrix_strides = |t: &Tensor| (t.strides()[t.rank() - 2], t.strides()[t.rank() - 1]);
-        let (ra, ca) = matrix_strides(&a_op);
-        let (rb, cb) = matrix_strides(&b_op);
-        let out: Data = if let Some(device) = &device {
-            let (ga, gb) = (a_op.device_buffer(), b_op.device_buffer());
-            let c = cuda::gemm(
-                device,
-                (batch, m, n, k),
-                cuda::Operand::new(&ga, a_batch_stride, ra, ca),
-                cuda::Operand::new(&gb, b_batch_stride, rb, cb),
-            );
-            cuda::data(device, c)
-        } else {
-            // beta = 0 below: the GEMM overwrites every element.
-            let mut out = crate::pool::take_for_overwrite(numel(&out_shape));
-            let (ga, gb) = (a_op.read(), b_op.read());
-            let sa = &ga[a_op.offset()..];
-            let sb = &gb[b_op.offset()..];
-            if batch == 1 {
-                gemm(m, n, k, 1.0, sa, ra, ca, sb, rb, cb, 0.0, &mut out, n, 1);
-            } else {
-                gemm_batched(
-                    batch,
-                    m,
-                    n,
-                    k,
-                    1.0,
-                    sa,
-                    a_batch_stride,
-                    ra,
-                    ca,
-                    sb,
-                    b_batch_stride,
-                    rb,
-                    cb,
-                    0.0,
-                    &mut out,
-                    m * n,
-                    n,
-                    1,
+        let a_op = Operand::new(&from_start(a), &batch_shape);
+        let b_op = Operand::new(&from_start(b), &batch_shape);
+        let shape = (batch, m, n, k);
+        let out: Data = match &device {
+            Some(device) => {
+                let (ga, gb) = (a_op.t.device_buffer(), b_op.t.device_buffer());
+                let c = cuda::gemm(
+                    device,
+                    shape,
+                    cuda::Operand::new(&ga, a_op.batch_stride, a_op.rs, a_op.cs),
+                    cuda::Operand::new(&gb, b_op.batch_stride, b_op.rs, b_op.cs),
                 );
+                cuda::data(device, c)
             }
-            Data::Host(out)
+            None => Data::Host(host_product(shape, &a_op, &b_op)),
         };
         let (a_saved, b_saved) = (a.clone(), b.clone());
         Tensor::from_op(out, &out_shape, "matmul", &[a, b], move |dc| {
-            vec![
-                a_saved.requires_grad().then(|| {
-                    // For a transposed operand (Linear's Wᵀ) compute the gradient already
-                    // transposed, dAᵀ = B·dCᵀ, so it lands in the layout of the stored tensor
-                    // and reaches the parameter without a transposing copy.
-                    let da = if is_transposed_contiguous(&a_saved) {
-                        b_saved.matmul(&dc.transpose(-1, -2)).transpose(-1, -2)
-                    } else {
-                        dc.matmul(&b_saved.transpose(-1, -2))
-                    };
-                    da.sum_to(a_saved.shape())
-                }),
-                b_saved.requires_grad().then(|| {
-                    let db = if is_transposed_contiguous(&b_saved) {
-                        dc.transpose(-1, -2).matmul(&a_saved).transpose(-1, -2)
-                    } else {
-                        a_saved.transpose(-1, -2).matmul(dc)
-                    };
-                    db.sum_to(b_saved.shape())
-                }),
-            ]
+            matmul_backward(&a_saved, &b_saved, dc)
         })
     }
+}
+
+/// `(m, n, k, batch shape)` of `a · b`; panics naming both shapes if either is not at least
+/// 2-D, the inner sizes differ, or the batch dimensions do not broadcast.
+fn product_shape(a: &Tensor, b: &Tensor) -> (usize, usize, usize, Vec<usize>) {
+    assert!(
+        a.rank() >= 2 && b.rank() >= 2,
+        "matmul: needs operands of at least 2 dimensions, got shapes {:?} and {:?}",
+        a.shape(),
+        b.shape()
+    );
+    let (m, k) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
+    let (k2, n) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
+    assert_eq!(
+        k,
+        k2,
+        "matmul: shapes {:?} and {:?} do not chain (inner sizes {k} and {k2})",
+        a.shape(),
+        b.shape()
+    );
+    let batch_shape = broadcast_shapes(
+        "matmul",
+        &a.shape()[..a.rank() - 2],
+        &b.shape()[..b.rank() - 2],
+    );
+    (m, n, k, batch_shape)
+}
+
+/// One operand of the batched GEMM: a tensor whose matrices are `batch_stride` elements apart,
+/// with row and column strides `rs`, `cs`.
+struct Operand {
+    t: Tensor,
+    batch_stride: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl Operand {
+    /// `t` broadcast to the batch shape, falling back to a contiguous copy only when its batch
+    /// dimensions cannot be stepped with one stride.
+    fn new(t: &Tensor, batch_shape: &[usize]) -> Operand {
+        let mut full = batch_shape.to_vec();
+        full.extend_from_slice(&t.shape()[t.rank() - 2..]);
+        let strides = broadcast_strides("matmul", t.shape(), t.strides(), &full);
+        let nb = batch_shape.len();
+        let (t, batch_stride) = match collapsed_batch_stride(&full[..nb], &strides[..nb]) {
+            Some(s) => (t.clone(), s),
+            None => {
+                let copy = t.expand(&full).contiguous();
+                (copy, full[nb] * full[nb + 1])
+            }
+        };
+        let (rs, cs) = (t.strides()[t.rank() - 2], t.strides()[t.rank() - 1]);
+        Operand {
+            t,
+            batch_stride,
+            rs,
+            cs,
+        }
+    }
+}
+
+/// The product of host operands into a new dense `[batch, m, n]` vector.
+fn host_product(
+    (batch, m, n, k): (usize, usize, usize, usize),
+    a: &Operand,
+    b: &Operand,
+) -> Vec<f32> {
+    // beta = 0 below: the GEMM overwrites every element.
+    let mut out = crate::pool::take_for_overwrite(batch * m * n);
+    let (ga, gb) = (a.t.read(), b.t.read());
+    let sa = &ga[a.t.offset()..];
+    let sb = &gb[b.t.offset()..];
+    let (ra, ca, rb, cb) = (a.rs, a.cs, b.rs, b.cs);
+    if batch == 1 {
+        gemm(m, n, k, 1.0, sa, ra, ca, sb, rb, cb, 0.0, &mut out, n, 1);
+    } else {
+        gemm_batched(
+            batch,
+            m,
+            n,
+            k,
+            1.0,
+            sa,
+            a.batch_stride,
+            ra,
+            ca,
+            sb,
+            b.batch_stride,
+            rb,
+            cb,
+            0.0,
+            &mut out,
+            m * n,
+            n,
+            1,
+        );
+    }
+    out
+}
+
+/// `[dA, dB]` from `dC`, each summed over the batch dimensions its operand was broadcast over.
+fn matmul_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Vec<Option<Tensor>> {
+    vec![
+        a.requires_grad().then(|| {
+            // For a transposed operand (Linear's Wᵀ) compute the gradient already
+            // transposed, dAᵀ = B·dCᵀ, so it lands in the layout of the stored tensor
+            // and reaches the parameter without a transposing copy.
+            let da = if is_transposed_contiguous(a) {
+                b.matmul(&dc.transpose(-1, -2)).transpose(-1, -2)
+            } else {
+                dc.matmul(&b.transpose(-1, -2))
+            };
+            da.sum_to(a.shape())
+        }),
+        b.requires_grad().then(|| {
+            let db = if is_transposed_contiguous(b) {
+                dc.transpose(-1, -2).matmul(a).transpose(-1, -2)
+            } else {
+                a.transpose(-1, -2).matmul(dc)
+            };
+            db.sum_to(b.shape())
+        }),
+    ]
 }
 
 /// Whether swapping the last two dimensions of `t` gives contiguous data (`t` is a transposed

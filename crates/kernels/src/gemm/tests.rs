@@ -1,14 +1,180 @@
-//! Integration tests for `strata_kernels::gemm`: the blocked GEMM against the naive triple
-//! loop (which accumulates in f64), over edge sizes, transposes, strides, alpha/beta, batches,
-//! thread counts and bad arguments.
+//! The GEMM against the naive triple loop (which accumulates in f64) over edge sizes,
+//! transposes, strides, alpha/beta, batches, thread counts and bad arguments; every compiled
+//! micro-kernel (not only the selected one); and the skinny kernels bit for bit against the
+//! packed ones.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use strata_kernels::gemm::*;
+use super::*;
+use crate::simd::Isa;
+
+/// Every micro-kernel this CPU runs, narrowest first.
+fn kernels() -> Vec<Kernel> {
+    Isa::available().into_iter().map(kernel_for).collect()
+}
 
 fn random(len: usize, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+    crate::test_support::random(len, -1.0, 1.0, seed)
+}
+
+/// `A` (`m x k`) and `B` (`k x n`) as operands, each row-major or stored transposed.
+fn operands<'a>(
+    a: &'a [f32],
+    b: &'a [f32],
+    (m, n, k): (usize, usize, usize),
+    t: bool,
+) -> (Operand<'a>, Operand<'a>) {
+    let (rsa, csa) = if t { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if t { (1, k) } else { (n, 1) };
+    (
+        Operand {
+            data: a,
+            rs: rsa,
+            cs: csa,
+        },
+        Operand {
+            data: b,
+            rs: rsb,
+            cs: csb,
+        },
+    )
+}
+
+/// `c0` after `C = alpha * A B + beta * C` by `kernel`, with C's strides `(rsc, csc)`.
+#[allow(clippy::too_many_arguments)]
+fn run_kernel(
+    kernel: Kernel,
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    (a, b): (Operand, Operand),
+    beta: f32,
+    c0: &[f32],
+    (rsc, csc): (usize, usize),
+    parallel: bool,
+) -> Vec<f32> {
+    let mut c = c0.to_vec();
+    assert!(c.len() > (m - 1) * rsc + (n - 1) * csc);
+    let product = Product {
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        beta,
+        c: CPtr(c.as_mut_ptr()),
+        rsc,
+        csc,
+    };
+    // SAFETY: `c` covers every element (asserted) and the tests' (rsc, csc) do not overlap.
+    unsafe { gemm_unchecked(kernel, product, parallel) };
+    c
+}
+
+/// Every kernel (not only the selected one) against the naive loop, including edge
+/// tiles of every height and width and a column-major C.
+#[test]
+fn every_kernel_matches_naive() {
+    for kern in kernels() {
+        for &(m, n, k) in &[(1, 1, 1), (15, 33, 17), (29, 47, 300), (6, 100, 25)] {
+            for &(rsc, csc) in &[(n, 1), (1, m), (2 * n + 1, 2)] {
+                let a = random(m * k, 1);
+                let b = random(k * n, 2);
+                let len = (m - 1) * rsc + (n - 1) * csc + 1;
+                let c0 = random(len, 3);
+                let mut want = c0.clone();
+                gemm_naive(m, n, k, 0.5, &a, k, 1, &b, 1, k, 2.0, &mut want, rsc, csc);
+                let b_t = Operand {
+                    data: &b,
+                    rs: 1,
+                    cs: k,
+                };
+                let a_rows = Operand {
+                    data: &a,
+                    rs: k,
+                    cs: 1,
+                };
+                let got = run_kernel(
+                    kern,
+                    (m, n, k),
+                    0.5,
+                    (a_rows, b_t),
+                    2.0,
+                    &c0,
+                    (rsc, csc),
+                    true,
+                );
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        approx::abs_diff_eq!(g, w, epsilon = 1e-4 * (1.0 + w.abs())),
+                        "{} {m}x{n}x{k}",
+                        kern.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The skinny kernels change no bits: every skinny shape (short k, short m, long k cut into
+/// KC slices, ragged row groups), with transposed and strided operands, row- and
+/// column-major C and beta 0 or not, equals the packed kernels exactly.
+#[test]
+fn skinny_products_equal_the_packed_kernels_bit_for_bit() {
+    let Some(with) = kernels().into_iter().find(|k| k.skinny.is_some()) else {
+        eprintln!("SKIPPED: no skinny kernels on this CPU");
+        return;
+    };
+    let without = Kernel {
+        skinny: None,
+        ..with
+    };
+    let shapes = [
+        (7000, 5, 3),
+        (7000, 3, 5),
+        (13, 16, 16),
+        (1, 1, 1),
+        (5, 3, 7000),
+        (16, 9, 600),
+        (3, 16, 257),
+        (9, 1, 17),
+        (1 << 18, 16, 1), // large enough to be split over threads
+    ];
+    for &(m, n, k) in &shapes {
+        #[cfg(target_arch = "x86_64")]
+        assert!(skinny::applies(m, n, k), "{m}x{n}x{k} is not skinny");
+        for transposed in [false, true] {
+            for &(rsc, csc, beta) in &[(n, 1, 0.0), (1, m, 0.5), (n + 3, 1, 1.0)] {
+                let a = random(m * k, 11);
+                // B with a stride between columns when transposed: k*n + 5 values.
+                let b = random(k * n + 5, 12);
+                let ops = operands(&a, &b, (m, n, k), transposed);
+                let c0 = random((m - 1) * rsc + (n - 1) * csc + 1, 13);
+                let run = |kern, parallel| {
+                    run_kernel(kern, (m, n, k), 0.75, ops, beta, &c0, (rsc, csc), parallel)
+                };
+                let packed = run(without, false);
+                for parallel in [false, true] {
+                    let got = run(with, parallel);
+                    let same = got
+                        .iter()
+                        .zip(&packed)
+                        .all(|(g, p)| g.to_bits() == p.to_bits());
+                    assert!(
+                        same,
+                        "{m}x{n}x{k} transposed={transposed} C ({rsc},{csc}) beta {beta}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn overlap_check() {
+    assert!(!may_overlap(&[(3, 4), (4, 1)]));
+    assert!(!may_overlap(&[(3, 1), (4, 3)]));
+    assert!(may_overlap(&[(3, 1), (4, 2)]));
+    assert!(may_overlap(&[(3, 0), (1, 1)]));
+    assert!(!may_overlap(&[(1, 0), (5, 1)]));
 }
 
 /// Asserts `got` is within a relative tolerance of `want`, scaled by the size of the sum.
@@ -19,7 +185,7 @@ fn assert_close(got: &[f32], want: &[f32], k: usize, what: &str) {
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(g.is_finite(), "{what}: element {i} is {g}");
         assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
+            approx::abs_diff_eq!(g, w, epsilon = tol * (1.0 + w.abs())),
             "{what}: element {i}: got {g}, want {w}"
         );
     }
@@ -288,22 +454,37 @@ fn selected_kernel_is_named() {
     );
 }
 
-#[test]
-#[should_panic(expected = "gemm")]
-fn short_a_panics() {
-    let mut c = vec![0.0; 4];
+/// A 2x2x3 product with operands of `a_len`, 6 and `c_len` elements (6, 6 and 4 fit).
+fn small_product(a_len: usize, c_len: usize) {
+    let mut c = vec![0.0; c_len];
     gemm(
-        2, 2, 3, 1.0, &[0.0; 5], 3, 1, &[0.0; 6], 2, 1, 0.0, &mut c, 2, 1,
+        2,
+        2,
+        3,
+        1.0,
+        &vec![0.0; a_len],
+        3,
+        1,
+        &[0.0; 6],
+        2,
+        1,
+        0.0,
+        &mut c,
+        2,
+        1,
     );
 }
 
 #[test]
 #[should_panic(expected = "gemm")]
+fn short_a_panics() {
+    small_product(5, 4);
+}
+
+#[test]
+#[should_panic(expected = "gemm")]
 fn short_c_panics() {
-    let mut c = vec![0.0; 3];
-    gemm(
-        2, 2, 3, 1.0, &[0.0; 6], 3, 1, &[0.0; 6], 2, 1, 0.0, &mut c, 2, 1,
-    );
+    small_product(6, 3);
 }
 
 #[test]

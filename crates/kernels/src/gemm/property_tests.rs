@@ -2,10 +2,10 @@
 //! padded leading dimensions, arbitrary strides, alpha and beta, each against an f64 triple
 //! loop written here and against `gemm_naive`.
 
+use super::{gemm, gemm_batched, gemm_naive, sgemm, Transpose};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use strata_kernels::gemm::{gemm, gemm_batched, gemm_naive, sgemm, Transpose};
 
 fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
@@ -53,7 +53,7 @@ fn check(
             let (g, w) = (got(i, j) as f64, want[i * n + j]);
             prop_assert!(g.is_finite(), "{}: ({}, {}) is {}", what, i, j, g);
             prop_assert!(
-                (g - w).abs() <= bound,
+                approx::abs_diff_eq!(g, w, epsilon = bound),
                 "{}: ({}, {}): got {}, want {} (bound {})",
                 what,
                 i,
