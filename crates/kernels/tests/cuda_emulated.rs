@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
 use strata_kernels::cuda::emu::{self, run_emulated, Guarded, DEFAULT_TIMEOUT};
-use strata_kernels::cuda::ops::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
+use strata_kernels::elementwise::cuda::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
 use strata_kernels::elementwise::{self, binary_scalar, BinaryOp, UnaryOp};
 use strata_kernels::reduce::{reduce, ReduceOp};
 use strata_kernels::strided::{contiguous_strides, numel, Strided};

@@ -9,13 +9,10 @@
 use crate::tensor::{Data, DeviceRead};
 use crate::Tensor;
 use std::sync::Arc;
-use strata_kernels::cuda::ops::{binary_code, unary_code};
 use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
+use strata_kernels::elementwise::cuda::{self as elementwise, View};
 use strata_kernels::elementwise::{BinaryOp, UnaryOp};
 use strata_kernels::strided::{is_contiguous, numel};
-
-/// The elementwise kernels' limit on dimensions (`MAX_DIMS` in kernels/elementwise.cu).
-const MAX_DIMS: usize = 6;
 
 /// The CUDA device all of `tensors` live on, or `None` when they are all on the host. Panics,
 /// naming `op`, when they are on different devices.
@@ -83,15 +80,6 @@ pub(crate) fn int_args<'a>(values: &[usize]) -> Vec<KernelArg<'a>> {
     values.iter().map(|&v| KernelArg::I32(v as i32)).collect()
 }
 
-/// Small index arrays (shapes, strides) as a device buffer of ints.
-pub(crate) fn ints(device: &CudaDevice, values: &[usize]) -> DeviceBuffer<i32> {
-    let ints: Vec<i32> = values
-        .iter()
-        .map(|&v| i32::try_from(v).expect("a shape or stride beyond 2^31 on CUDA"))
-        .collect();
-    check("upload", device.upload(&ints))
-}
-
 /// A tensor's elements as one dense row-major buffer starting at element 0: the tensor's own
 /// buffer when it already is one, else a copy.
 pub(crate) enum Dense<'a> {
@@ -119,42 +107,17 @@ pub(crate) fn dense<'a>(device: &CudaDevice, t: &'a Tensor) -> Dense<'a> {
 
 /// `out[i] = op(t[i])` over `t`'s shape, row-major, by `unary_contiguous` or `unary_strided`.
 pub(crate) fn map(device: &CudaDevice, t: &Tensor, op: UnaryOp) -> DeviceBuffer<f32> {
-    let n = t.numel();
-    let mut out = zeros(device, n);
-    let (code, p) = unary_code(op);
+    let mut out = zeros(device, t.numel());
     let source = t.device_buffer();
-    let result = if t.offset() == 0 && is_contiguous(t.shape(), t.strides()) {
-        device.launch(
-            "unary_contiguous",
-            Launch::elements(n),
-            &mut [
-                KernelArg::F32s(&source),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U64(n as u64),
-                KernelArg::I32(code),
-                KernelArg::F32(p),
-            ],
-        )
-    } else {
-        let (shape, strides) = kernel_layout("unary", t.shape(), &[t.strides()]);
-        let (shape, strides) = (ints(device, &shape), ints(device, &strides[0]));
-        device.launch(
-            "unary_strided",
-            Launch::elements(n),
-            &mut [
-                KernelArg::F32s(&source),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U64(n as u64),
-                KernelArg::I32(shape.len() as i32),
-                KernelArg::I32s(&shape),
-                KernelArg::I32s(&strides),
-                KernelArg::U64(t.offset() as u64),
-                KernelArg::I32(code),
-                KernelArg::F32(p),
-            ],
-        )
+    let x = View {
+        buffer: &source,
+        offset: t.offset(),
+        strides: t.strides(),
     };
-    check("unary", result);
+    check(
+        "unary",
+        elementwise::unary(device, op, t.shape(), x, &mut out),
+    );
     out
 }
 
@@ -167,94 +130,25 @@ pub(crate) fn binary(
     (b, sb): (&Tensor, &[usize]),
     op: BinaryOp,
 ) -> DeviceBuffer<f32> {
-    let n = numel(shape);
-    let mut out = zeros(device, n);
-    let code = binary_code(op);
-    let dense_a = a.offset() == 0 && is_contiguous(shape, sa);
-    let dense_b = b.offset() == 0 && is_contiguous(shape, sb);
+    let mut out = zeros(device, numel(shape));
     let (ga, gb) = (a.device_buffer(), b.device_buffer());
-    let result = if dense_a && dense_b {
-        device.launch(
-            "binary_contiguous",
-            Launch::elements(n),
-            &mut [
-                KernelArg::F32s(&ga),
-                KernelArg::F32s(&gb),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U64(n as u64),
-                KernelArg::I32(code),
-            ],
-        )
-    } else {
-        let (kshape, kstrides) = kernel_layout("binary", shape, &[sa, sb]);
-        let dims = kshape.len() as i32;
-        let (kshape, ka, kb) = (
-            ints(device, &kshape),
-            ints(device, &kstrides[0]),
-            ints(device, &kstrides[1]),
-        );
-        device.launch(
-            "binary_strided",
-            Launch::elements(n),
-            &mut [
-                KernelArg::F32s(&ga),
-                KernelArg::F32s(&gb),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U64(n as u64),
-                KernelArg::I32(dims),
-                KernelArg::I32s(&kshape),
-                KernelArg::I32s(&ka),
-                KernelArg::I32s(&kb),
-                KernelArg::U64(a.offset() as u64),
-                KernelArg::U64(b.offset() as u64),
-                KernelArg::I32(code),
-            ],
-        )
-    };
-    check("binary", result);
-    out
-}
-
-/// The shape and operand strides as the strided kernels take them: dimensions of size 1
-/// dropped and neighbours that step alike in every operand merged, so any view of up to
-/// `MAX_DIMS` effective dimensions fits; a scalar becomes one dimension of size 1.
-fn kernel_layout(op: &str, shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
-    let mut out_shape: Vec<usize> = Vec::new();
-    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
-    for d in 0..shape.len() {
-        if shape[d] == 1 {
-            continue;
-        }
-        let mergeable = !out_shape.is_empty()
-            && strides
-                .iter()
-                .zip(&out_strides)
-                .all(|(s, o)| *o.last().unwrap() == s[d] * shape[d]);
-        if mergeable {
-            *out_shape.last_mut().unwrap() *= shape[d];
-            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
-                *o.last_mut().unwrap() = s[d];
-            }
-        } else {
-            out_shape.push(shape[d]);
-            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
-                o.push(s[d]);
-            }
-        }
-    }
-    if out_shape.is_empty() {
-        out_shape.push(1);
-        for o in out_strides.iter_mut() {
-            o.push(0);
-        }
-    }
-    assert!(
-        out_shape.len() <= MAX_DIMS,
-        "{op}: a view of {} dimensions that do not merge; the CUDA kernels take at most \
-         {MAX_DIMS} (shape {shape:?})",
-        out_shape.len()
+    let (va, vb) = (
+        View {
+            buffer: &ga,
+            offset: a.offset(),
+            strides: sa,
+        },
+        View {
+            buffer: &gb,
+            offset: b.offset(),
+            strides: sb,
+        },
     );
-    (out_shape, out_strides)
+    check(
+        "binary",
+        elementwise::binary(device, op, shape, va, vb, &mut out),
+    );
+    out
 }
 
 /// `out[r] = Σ_c x[r, c]` for a dense `[rows, cols]` buffer (`reduce_sum_rows`).
