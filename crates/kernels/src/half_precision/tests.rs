@@ -1,3 +1,6 @@
+//! CPU tests of the 16-bit conversions (rounding edge cases, every f16 round trip) and of the
+//! 16-bit GEMM against the f32 GEMM of the widened operands.
+
 use super::*;
 
 #[test]
