@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
 use strata_kernels::cuda::emu::{self, run_emulated, Guarded, DEFAULT_TIMEOUT};
-use strata_kernels::cuda::ops::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
+use strata_kernels::elementwise::cuda::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
 use strata_kernels::elementwise::{self, binary_scalar, BinaryOp, UnaryOp};
 use strata_kernels::reduce::{reduce, ReduceOp};
 use strata_kernels::strided::{contiguous_strides, numel, Strided};
@@ -585,7 +585,7 @@ fn launch_errors_are_reported_not_crashed() {
 }
 
 /// Every product kernel is launched by some emulated test (`emu::emu_<name>(` in a
-/// tests/cuda_*.rs file): the count of kernels covered equals the number of `__global__`s.
+/// tests/cuda_*.rs file or an op folder's twin_tests.rs): the count of kernels covered equals the number of `__global__`s.
 #[test]
 fn every_kernel_is_covered_by_an_emulated_test() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
@@ -595,6 +595,13 @@ fn every_kernel_is_covered_by_an_emulated_test() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name.starts_with("cuda_") && name.ends_with(".rs") {
             tests.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    // And each op folder's src/<op>/twin_tests.rs.
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        if let Ok(twins) = std::fs::read_to_string(entry.unwrap().path().join("twin_tests.rs")) {
+            tests.push_str(&twins);
         }
     }
     let uncovered: Vec<&str> = emu::EMULATED_KERNELS

@@ -5,7 +5,6 @@
 //! - [`ptxas`]: assembles PTX with `ptxas` for a register / shared memory / spill report.
 //! - [`device`]: a probe for the CUDA driver and devices that never panics.
 //! - [`emu`]: the same kernels compiled for the CPU (kernels/emu/cuda_emu.h) and a watchdog.
-//! - [`ops`]: the integer op codes the elementwise kernels share with the Rust enums.
 //!
 //! Tools: `scripts/cuda-tools.sh` installs NVRTC and ptxas from PyPI into `.cuda-tools/`,
 //! which this module finds by itself (override with `STRATA_CUDA_TOOLS=<dir>`).
@@ -14,7 +13,6 @@ pub mod device;
 pub mod emu;
 pub mod gpu;
 pub mod nvrtc;
-pub mod ops;
 pub mod ptxas;
 pub mod runtime;
 pub mod signature;

@@ -1,8 +1,8 @@
 use super::{
     device_gradient, restored_state, saved_state, state_tensor, with_gradient, zero_state,
-    AdamConfig, KernelArg, Launch, Optimizer, OptimizerState,
+    AdamConfig, Optimizer, OptimizerState,
 };
-use strata_kernels::optim::adam_step;
+use strata_kernels::optim::{self, adam_step};
 use strata_tensor::Tensor;
 
 /// A parameter's step count and moment estimates, on the parameter's device.
@@ -145,41 +145,20 @@ impl Optimizer for Adam {
     }
 }
 
-/// One Adam/AdamW step of a parameter on a CUDA device by the fused `adam_step` kernel. The
-/// bias corrections depend only on the step number, so they are computed here exactly as the
-/// CPU twin computes them and passed in.
+/// One Adam/AdamW step of a parameter on a CUDA device by the fused `adam_step` kernel, which
+/// takes the bias corrections from the step number exactly as the CPU twin does.
 fn adam_on_device(config: &AdamConfig, parameter: &Tensor, grad: &Tensor, m: &Moments) {
     let grad = device_gradient(parameter, grad);
     let n = parameter.numel();
     strata_kernels::cuda::runtime::check_int_sizes("adam", &[n]).unwrap_or_else(|e| panic!("{e}"));
     let c = *config;
-    let t = m.step as i32;
-    let bias1 = 1.0 - c.beta1.powi(t);
-    let bias2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
-    let step_size = c.lr / bias1;
     parameter
         .update_on_device(|device, param| {
             grad.with_device_buffer(|_, grad| {
                 m.exp_avg.update_on_device(|_, exp_avg| {
                     m.exp_avg_sq.update_on_device(|_, exp_avg_sq| {
-                        device.launch(
-                            "adam_step",
-                            Launch::elements(n),
-                            &mut [
-                                KernelArg::I32(n as i32),
-                                KernelArg::F32(c.lr),
-                                KernelArg::F32(c.beta1),
-                                KernelArg::F32(c.beta2),
-                                KernelArg::F32(c.eps),
-                                KernelArg::F32(c.weight_decay),
-                                KernelArg::I32(c.decoupled_weight_decay as i32),
-                                KernelArg::F32(step_size),
-                                KernelArg::F32(bias2_sqrt),
-                                KernelArg::F32sMut(param),
-                                KernelArg::F32s(grad),
-                                KernelArg::F32sMut(exp_avg),
-                                KernelArg::F32sMut(exp_avg_sq),
-                            ],
+                        optim::cuda::adam_step(
+                            device, &c, m.step, param, grad, exp_avg, exp_avg_sq, n,
                         )
                     })
                 })

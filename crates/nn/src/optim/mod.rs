@@ -8,7 +8,6 @@ pub use adam::Adam;
 pub use sgd::Sgd;
 pub use strata_kernels::optim::{AdamConfig, SgdConfig};
 
-use strata_kernels::cuda::runtime::{KernelArg, Launch};
 use strata_tensor::Tensor;
 
 /// Everything an optimizer needs to resume exactly: per-parameter state tensors named

@@ -1,8 +1,8 @@
 use super::{
     device_gradient, restored_state, saved_state, state_tensor, with_gradient, zero_state,
-    KernelArg, Launch, Optimizer, OptimizerState, SgdConfig,
+    Optimizer, OptimizerState, SgdConfig,
 };
-use strata_kernels::optim::sgd_step;
+use strata_kernels::optim::{self, sgd_step};
 use strata_tensor::Tensor;
 
 /// Stochastic gradient descent with optional momentum, dampening, weight decay and Nesterov.
@@ -129,22 +129,7 @@ fn sgd_on_device(
     parameter.update_on_device(|device, param| {
         grad.with_device_buffer(|_, grad| {
             let mut launch = |momentum_buffer: &mut _| {
-                device.launch(
-                    "sgd_step",
-                    Launch::elements(n),
-                    &mut [
-                        KernelArg::I32(n as i32),
-                        KernelArg::F32(c.lr),
-                        KernelArg::F32(c.momentum),
-                        KernelArg::F32(c.dampening),
-                        KernelArg::F32(c.weight_decay),
-                        KernelArg::I32(c.nesterov as i32),
-                        KernelArg::I32(first_step as i32),
-                        KernelArg::F32sMut(param),
-                        KernelArg::F32s(grad),
-                        KernelArg::F32sMut(momentum_buffer),
-                    ],
-                )
+                optim::cuda::sgd_step(device, &c, first_step, param, grad, momentum_buffer, n)
             };
             let result = match momentum {
                 Some(b) => b.update_on_device(|_, b| launch(b)),

@@ -7,12 +7,11 @@
 //! A failed launch or copy (out of device memory, a driver error) panics with the op's name,
 //! as a shape error does on the CPU: ops return tensors, not `Result`s.
 
-use crate::tensor::layout::kernel_layout;
 pub(crate) use crate::tensor::storage::{
-    check, data, dense, device_of, ints, tensor, upload, zeros,
+    check, data, dense, device_of, tensor, upload, zeros,
 };
 use crate::Tensor;
-use strata_kernels::cuda::ops::{binary_code, unary_code};
+use strata_kernels::elementwise::cuda::{self as elementwise, View};
 use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
 use strata_kernels::elementwise::{BinaryOp, UnaryOp};
 use strata_kernels::strided::{is_contiguous, numel};
@@ -32,42 +31,17 @@ pub(crate) fn int_args<'a>(values: &[usize]) -> Vec<KernelArg<'a>> {
 
 /// `out[i] = op(t[i])` over `t`'s shape, row-major, by `unary_contiguous` or `unary_strided`.
 pub(crate) fn map(device: &CudaDevice, t: &Tensor, op: UnaryOp) -> DeviceBuffer<f32> {
-    let n = t.numel();
-    let mut out = zeros(device, n);
-    let (code, p) = unary_code(op);
+    let mut out = zeros(device, t.numel());
     let source = t.device_buffer();
-    let result = if t.offset() == 0 && is_contiguous(t.shape(), t.strides()) {
-        device.launch(
-            "unary_contiguous",
-            Launch::elements(n),
-            &mut [
-                KernelArg::F32s(&source),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U64(n as u64),
-                KernelArg::I32(code),
-                KernelArg::F32(p),
-            ],
-        )
-    } else {
-        let (shape, strides) = kernel_layout("unary", t.shape(), &[t.strides()]);
-        let (shape, strides) = (ints(device, &shape), ints(device, &strides[0]));
-        device.launch(
-            "unary_strided",
-            Launch::elements(n),
-            &mut [
-                KernelArg::F32s(&source),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U64(n as u64),
-                KernelArg::I32(shape.len() as i32),
-                KernelArg::I32s(&shape),
-                KernelArg::I32s(&strides),
-                KernelArg::U64(t.offset() as u64),
-                KernelArg::I32(code),
-                KernelArg::F32(p),
-            ],
-        )
+    let x = View {
+        buffer: &source,
+        offset: t.offset(),
+        strides: t.strides(),
     };
-    check("unary", result);
+    check(
+        "unary",
+        elementwise::unary(device, op, t.shape(), x, &mut out),
+    );
     out
 }
 
@@ -80,51 +54,24 @@ pub(crate) fn binary(
     (b, sb): (&Tensor, &[usize]),
     op: BinaryOp,
 ) -> DeviceBuffer<f32> {
-    let n = numel(shape);
-    let mut out = zeros(device, n);
-    let code = binary_code(op);
-    let dense_a = a.offset() == 0 && is_contiguous(shape, sa);
-    let dense_b = b.offset() == 0 && is_contiguous(shape, sb);
+    let mut out = zeros(device, numel(shape));
     let (ga, gb) = (a.device_buffer(), b.device_buffer());
-    let result = if dense_a && dense_b {
-        device.launch(
-            "binary_contiguous",
-            Launch::elements(n),
-            &mut [
-                KernelArg::F32s(&ga),
-                KernelArg::F32s(&gb),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U64(n as u64),
-                KernelArg::I32(code),
-            ],
-        )
-    } else {
-        let (kshape, kstrides) = kernel_layout("binary", shape, &[sa, sb]);
-        let dims = kshape.len() as i32;
-        let (kshape, ka, kb) = (
-            ints(device, &kshape),
-            ints(device, &kstrides[0]),
-            ints(device, &kstrides[1]),
-        );
-        device.launch(
-            "binary_strided",
-            Launch::elements(n),
-            &mut [
-                KernelArg::F32s(&ga),
-                KernelArg::F32s(&gb),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U64(n as u64),
-                KernelArg::I32(dims),
-                KernelArg::I32s(&kshape),
-                KernelArg::I32s(&ka),
-                KernelArg::I32s(&kb),
-                KernelArg::U64(a.offset() as u64),
-                KernelArg::U64(b.offset() as u64),
-                KernelArg::I32(code),
-            ],
-        )
-    };
-    check("binary", result);
+    let (va, vb) = (
+        View {
+            buffer: &ga,
+            offset: a.offset(),
+            strides: sa,
+        },
+        View {
+            buffer: &gb,
+            offset: b.offset(),
+            strides: sb,
+        },
+    );
+    check(
+        "binary",
+        elementwise::binary(device, op, shape, va, vb, &mut out),
+    );
     out
 }
 

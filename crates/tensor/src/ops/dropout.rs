@@ -10,7 +10,6 @@
 
 use crate::ops::cuda;
 use crate::{Generator, Tensor};
-use strata_kernels::cuda::runtime::{KernelArg, Launch};
 use strata_kernels::dropout::dropout_mask;
 
 impl Tensor {
@@ -32,16 +31,7 @@ impl Tensor {
             let mut mask = cuda::zeros(&device, n);
             cuda::check(
                 "dropout",
-                device.launch(
-                    "dropout_mask",
-                    Launch::elements(n.div_ceil(4)),
-                    &mut [
-                        KernelArg::U64(seed),
-                        KernelArg::F32(p),
-                        KernelArg::F32sMut(&mut mask),
-                        KernelArg::I32(n as i32),
-                    ],
-                ),
+                strata_kernels::dropout::cuda::dropout_mask(&device, seed, p, &mut mask, n),
             );
             return self.mul(&cuda::tensor(&device, mask, self.shape()));
         }

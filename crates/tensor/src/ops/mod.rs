@@ -9,7 +9,7 @@ mod conv;
 pub(crate) mod cuda;
 mod dense_chain;
 mod dropout;
-mod half;
+mod half_precision;
 mod log_softmax;
 mod loss;
 mod matmul;

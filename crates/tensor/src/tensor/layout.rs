@@ -46,55 +46,6 @@ impl Layout {
     }
 }
 
-/// The strided CUDA kernels' limit on dimensions (`MAX_DIMS` in kernels/elementwise.cu).
-const MAX_DIMS: usize = 6;
-
-/// The shape and operand strides as the strided kernels take them: dimensions of size 1
-/// dropped and neighbours that step alike in every operand merged, so any view of up to
-/// `MAX_DIMS` effective dimensions fits; a scalar becomes one dimension of size 1.
-pub(crate) fn kernel_layout(
-    op: &str,
-    shape: &[usize],
-    strides: &[&[usize]],
-) -> (Vec<usize>, Vec<Vec<usize>>) {
-    let mut out_shape: Vec<usize> = Vec::new();
-    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
-    for d in 0..shape.len() {
-        if shape[d] == 1 {
-            continue;
-        }
-        let mergeable = !out_shape.is_empty()
-            && strides
-                .iter()
-                .zip(&out_strides)
-                .all(|(s, o)| *o.last().unwrap() == s[d] * shape[d]);
-        if mergeable {
-            *out_shape.last_mut().unwrap() *= shape[d];
-            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
-                *o.last_mut().unwrap() = s[d];
-            }
-        } else {
-            out_shape.push(shape[d]);
-            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
-                o.push(s[d]);
-            }
-        }
-    }
-    if out_shape.is_empty() {
-        out_shape.push(1);
-        for o in out_strides.iter_mut() {
-            o.push(0);
-        }
-    }
-    assert!(
-        out_shape.len() <= MAX_DIMS,
-        "{op}: a view of {} dimensions that do not merge; the CUDA kernels take at most \
-         {MAX_DIMS} (shape {shape:?})",
-        out_shape.len()
-    );
-    (out_shape, out_strides)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,16 +67,5 @@ mod tests {
             offset: 3,
         };
         assert!(row.is_contiguous() && !row.is_dense());
-    }
-
-    #[test]
-    fn kernel_layout_drops_ones_and_merges_neighbours() {
-        // [2, 1, 3, 4] row-major is one run of 24; a transposed operand keeps two dims.
-        let (shape, strides) = kernel_layout("t", &[2, 1, 3, 4], &[&[12, 12, 4, 1]]);
-        assert_eq!((shape, strides), (vec![24], vec![vec![1]]));
-        let (shape, strides) = kernel_layout("t", &[3, 4], &[&[4, 1], &[1, 3]]);
-        assert_eq!((shape, strides), (vec![3, 4], vec![vec![4, 1], vec![1, 3]]));
-        let (shape, strides) = kernel_layout("t", &[], &[&[]]);
-        assert_eq!((shape, strides), (vec![1], vec![vec![0]]));
     }
 }

@@ -6,12 +6,12 @@
 //! A failed copy or allocation (out of device memory, a driver error) panics with the op's
 //! name, as a shape error does on the CPU: ops return tensors, not `Result`s.
 
-use super::layout::{kernel_layout, Layout};
+use super::layout::Layout;
 use super::Tensor;
 use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use strata_kernels::cuda::ops::unary_code;
-use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
+use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer};
+use strata_kernels::elementwise::cuda::{self as elementwise, View};
 use strata_kernels::elementwise::UnaryOp;
 use strata_kernels::half_precision::HalfFormat;
 use strata_kernels::strided::numel;
@@ -391,15 +391,6 @@ pub(crate) fn data(device: &Arc<CudaDevice>, buffer: DeviceBuffer<f32>) -> Data 
     Data::Cuda(device.clone(), buffer)
 }
 
-/// Small index arrays (shapes, strides) as a device buffer of ints.
-pub(crate) fn ints(device: &CudaDevice, values: &[usize]) -> DeviceBuffer<i32> {
-    let ints: Vec<i32> = values
-        .iter()
-        .map(|&v| i32::try_from(v).expect("a shape or stride beyond 2^31 on CUDA"))
-        .collect();
-    check("upload", device.upload(&ints))
-}
-
 /// A tensor's elements as one dense row-major buffer starting at element 0: the tensor's own
 /// buffer when it already is one, else a copy.
 pub(crate) enum Dense<'a> {
@@ -428,27 +419,16 @@ pub(crate) fn dense<'a>(device: &CudaDevice, t: &'a Tensor) -> Dense<'a> {
 /// A view's elements gathered in row-major order into a new buffer, by the identity op of
 /// `unary_strided` (the strided branch of `ops::cuda::map`, which `dense` needs below the ops).
 fn dense_copy(device: &CudaDevice, t: &Tensor) -> DeviceBuffer<f32> {
-    let n = t.numel();
-    let mut out = zeros(device, n);
-    let (code, p) = unary_code(UnaryOp::Identity);
+    let mut out = zeros(device, t.numel());
     let source = t.device_buffer();
-    let (shape, strides) = kernel_layout("unary", t.shape(), &[t.strides()]);
-    let (shape, strides) = (ints(device, &shape), ints(device, &strides[0]));
-    let result = device.launch(
-        "unary_strided",
-        Launch::elements(n),
-        &mut [
-            KernelArg::F32s(&source),
-            KernelArg::F32sMut(&mut out),
-            KernelArg::U64(n as u64),
-            KernelArg::I32(shape.len() as i32),
-            KernelArg::I32s(&shape),
-            KernelArg::I32s(&strides),
-            KernelArg::U64(t.offset() as u64),
-            KernelArg::I32(code),
-            KernelArg::F32(p),
-        ],
+    let view = View {
+        buffer: &source,
+        offset: t.offset(),
+        strides: t.strides(),
+    };
+    check(
+        "unary",
+        elementwise::unary_strided(device, UnaryOp::Identity, t.shape(), view, &mut out),
     );
-    check("unary", result);
     out
 }

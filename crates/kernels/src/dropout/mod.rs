@@ -8,6 +8,13 @@
 //! (`kernels/dropout.cu`) evaluates the very same function, so both devices draw the same mask
 //! bit for bit.
 //!
+//! ```text
+//! dropout_mask:     seed, p          -> mask [n],  mask[i] = keep(seed, i) ? 1/(1-p) : 0
+//! dropout_forward:  seed, p, x [n]   -> y [n]   =  x · mask
+//! ```
+//!
+//! The CUDA launches are in [`cuda`].
+//!
 //! # Philox4x32-10 (Salmon, Moraes, Dror & Shaw, SC'11, "Parallel random numbers: as easy as
 //! 1, 2, 3")
 //!
@@ -35,6 +42,8 @@
 //! exact multiple of 2^-24 in `f32`, so the comparison with `p` is the same on every device.
 //! `P(keep) = 1 - p` up to that 2^-24 granularity, and scaling kept values by `1/(1-p)` keeps the
 //! expectation of `y` equal to `x` (inverted dropout, as PyTorch).
+
+pub mod cuda;
 
 use crate::simd::widest_fn;
 use rayon::prelude::*;
@@ -223,3 +232,8 @@ pub fn dropout_forward(seed: u64, p: f32, x: &[f32], y: &mut [f32]) {
             forward_chunk(seed, chunk * CHUNK, p, scale, xs, ys);
         });
 }
+
+#[cfg(test)]
+mod tests;
+#[cfg(all(test, feature = "cuda-emu"))]
+mod twin_tests;

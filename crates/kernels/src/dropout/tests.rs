@@ -1,7 +1,7 @@
 //! Philox4x32-10 against published known answers, and dropout masks: rate, scale,
 //! determinism across thread counts, dependence on the seed.
 
-use strata_kernels::dropout::{dropout_forward, dropout_mask, dropout_uniform, philox4x32_10};
+use crate::dropout::{dropout_forward, dropout_mask, dropout_uniform, philox4x32_10};
 
 /// Random123's known-answer vectors for Philox4x32-10 (its `kat_vectors` file; the same three
 /// are checked by TensorFlow's `compiler/tests/stateful_random_ops_test.py`, testPhilox4x32,

@@ -14,7 +14,12 @@
 //!   m ← β₁·m + (1-β₁)·g;   v ← β₂·v + (1-β₂)·g²
 //!   p ← p - (η / (1-β₁ᵗ)) · m / (√v / √(1-β₂ᵗ) + ε)
 //!
-//! Each element is independent, so splitting over threads cannot change the result.
+//! Shapes: `param [n]`, `grad [n]` and each state buffer `[n]` (momentum; Adam's `m`, `v`),
+//! updated in place. Each element is independent, so splitting over threads cannot change the
+//! result. The CUDA kernels (`kernels/optim.cu`, launched by [`cuda`]) evaluate the same
+//! expressions in the same order.
+
+pub mod cuda;
 
 use crate::simd::widest;
 use rayon::prelude::*;
@@ -139,6 +144,16 @@ pub fn sgd_step(
     }
 }
 
+/// The per-step scalars of Adam, `(η / (1-β₁ᵗ), √(1-β₂ᵗ))`, in f32: the CPU loop and the CUDA
+/// kernel's launch both take them from here, so both devices divide by the same values.
+pub(crate) fn adam_scalars(c: &AdamConfig, step: u64) -> (f32, f32) {
+    let t = step as i32;
+    let bias1 = 1.0 - c.beta1.powi(t);
+    let bias2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
+    let step_size = c.lr / bias1;
+    (step_size, bias2_sqrt)
+}
+
 /// One Adam/AdamW step in place; `step` counts from 1.
 pub fn adam_step(
     config: &AdamConfig,
@@ -160,10 +175,7 @@ pub fn adam_step(
     );
     assert!(step >= 1, "adam_step: steps count from 1, got {step}");
     let c = *config;
-    let t = step as i32;
-    let bias1 = 1.0 - c.beta1.powi(t);
-    let bias2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
-    let step_size = c.lr / bias1;
+    let (step_size, bias2_sqrt) = adam_scalars(&c, step);
     type Chunks<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
     let body = |(((p, g), m), v): Chunks<'_>| {
         widest(|| {
@@ -192,3 +204,8 @@ pub fn adam_step(
         body((((param, grad), exp_avg), exp_avg_sq));
     }
 }
+
+#[cfg(test)]
+mod tests;
+#[cfg(all(test, feature = "cuda-emu"))]
+mod twin_tests;

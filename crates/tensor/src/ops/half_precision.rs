@@ -13,15 +13,8 @@
 use crate::ops::cuda;
 use crate::tensor::{Buffer, Data};
 use crate::{DType, Tensor};
-use strata_kernels::cuda::runtime::{KernelArg, Launch};
+use strata_kernels::half_precision::cuda::{self as half_cuda, HalfMatrix};
 use strata_kernels::half_precision::{gemm_half, HalfFormat};
-
-fn format_name(format: HalfFormat) -> &'static str {
-    match format {
-        HalfFormat::F16 => "f16",
-        HalfFormat::Bf16 => "bf16",
-    }
-}
 
 impl Tensor {
     /// This tensor's values stored as `dtype`: a new leaf (no gradient flows through it) on the
@@ -54,7 +47,6 @@ impl Tensor {
 
     /// f32 -> 16-bit: the values made dense, then converted.
     fn narrow_to(&self, format: HalfFormat) -> Tensor {
-        let name = format!("convert_f32_to_{}", format_name(format));
         let data = match self.cuda() {
             None => Data::HostHalf(format, self.with_contiguous(|v| format.narrow(v))),
             Some(device) => {
@@ -62,15 +54,7 @@ impl Tensor {
                 cuda::check_sizes("to_dtype", &[n]);
                 let x = cuda::dense(&device, self);
                 let mut bits = cuda::check("to_dtype", device.zeros::<u16>(n));
-                let launched = device.launch(
-                    &name,
-                    Launch::elements(n),
-                    &mut [
-                        KernelArg::F32s(&x),
-                        KernelArg::U16sMut(&mut bits),
-                        KernelArg::I32(n as i32),
-                    ],
-                );
+                let launched = half_cuda::narrow(&device, format, &x, &mut bits, n);
                 cuda::check("to_dtype", launched);
                 Data::CudaHalf(device.clone(), format, bits)
             }
@@ -80,21 +64,12 @@ impl Tensor {
 
     /// 16-bit -> f32: the whole storage converted, this tensor's layout kept over it.
     fn widen_from(&self, format: HalfFormat) -> Tensor {
-        let name = format!("convert_{}_to_f32", format_name(format));
         let widened = match &*self.lock_read() {
             Buffer::HostHalf { bits, .. } => Data::Host(format.widen(bits)),
             Buffer::CudaHalf { device, bits, .. } => {
                 cuda::check_sizes("to_dtype", &[bits.len()]);
                 let mut out = cuda::zeros(device, bits.len());
-                let launched = device.launch(
-                    &name,
-                    Launch::elements(bits.len()),
-                    &mut [
-                        KernelArg::U16s(bits),
-                        KernelArg::F32sMut(&mut out),
-                        KernelArg::I32(bits.len() as i32),
-                    ],
-                );
+                let launched = half_cuda::widen(device, format, bits, &mut out, bits.len());
                 cuda::check("to_dtype", launched);
                 Data::Cuda(device.clone(), out)
             }
@@ -163,36 +138,18 @@ impl Tensor {
                      their storage; this view starts at an offset (convert it with to_dtype)"
                 );
                 cuda::check_sizes("matmul", &[ba.len(), bb.len(), m * n]);
-                assert!(
-                    m.div_ceil(16) <= 65_535,
-                    "matmul on CUDA: {m} rows need more than 65,535 row tiles of 16"
-                );
                 let mut c = cuda::zeros(&device, m * n);
-                let i = |v: usize| KernelArg::I32(v as i32);
-                let name = format!("hgemm_{}", format_name(format));
-                let launched = device.launch(
-                    &name,
-                    Launch {
-                        grid: [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1],
-                        block: [16, 16, 1],
-                    },
-                    &mut [
-                        i(m),
-                        i(n),
-                        i(k),
-                        KernelArg::F32(1.0),
-                        KernelArg::U16s(ba),
-                        i(sa[0]),
-                        i(sa[1]),
-                        KernelArg::U16s(bb),
-                        i(sb[0]),
-                        i(sb[1]),
-                        KernelArg::F32(0.0),
-                        KernelArg::F32sMut(&mut c),
-                        i(n),
-                        i(1),
-                    ],
-                );
+                let lhs = HalfMatrix {
+                    bits: ba,
+                    row_stride: sa[0],
+                    col_stride: sa[1],
+                };
+                let rhs = HalfMatrix {
+                    bits: bb,
+                    row_stride: sb[0],
+                    col_stride: sb[1],
+                };
+                let launched = half_cuda::hgemm(&device, format, (m, n, k), lhs, rhs, &mut c);
                 cuda::check("matmul", launched);
                 Data::Cuda(device, c)
             }
