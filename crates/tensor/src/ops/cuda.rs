@@ -14,7 +14,7 @@ use crate::Tensor;
 use strata_kernels::elementwise::cuda::{self as elementwise, View};
 use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
 use strata_kernels::elementwise::{BinaryOp, UnaryOp};
-use strata_kernels::strided::{is_contiguous, numel};
+use strata_kernels::strided::numel;
 
 /// Panics, naming `op`, when a buffer is too large for the kernels' 32-bit indices.
 pub(crate) fn check_sizes(op: &str, sizes: &[usize]) {
