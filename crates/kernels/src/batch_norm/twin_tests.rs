@@ -15,7 +15,7 @@
 //! | backward: grad_gamma, grad_beta | 1e-5 | Σ|dy·xhat|, Σ|dy|                          |
 
 use crate::cuda::emu::{self, Guarded};
-use crate::test_support::{abs_scale, close, d, guard, i, launch, random};
+use crate::test_support::{abs_scale, close, grid_stride_launches, guard, i, launch, random};
 use std::time::Instant;
 
 /// (n, c, spatial, offset, affine, want_grad_affine, grid, block)
@@ -43,11 +43,6 @@ fn mut_ptr_or_null(g: &mut Guarded<f32>, present: bool) -> *mut f32 {
     } else {
         std::ptr::null_mut()
     }
-}
-
-/// (grid.x, block) pairs: the intended launch and a too-small grid (grid-stride loop).
-fn grid_stride_launches(total: usize) -> [(u32, u32); 2] {
-    [(d(total.div_ceil(256).clamp(1, 65535)), 256), (1, 64)]
 }
 
 /// One case's shape and flags, as the twins and the kernels take them.

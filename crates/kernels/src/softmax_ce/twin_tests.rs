@@ -13,7 +13,9 @@
 //! | softmax CE bwd                  | 1e-6 | |ref| + tiny                           | exact       |
 
 use crate::cuda::emu::{self, Guarded};
-use crate::test_support::{abs_scale, close, d, guard, i, launch, random, same, widen};
+use crate::test_support::{
+    abs_scale, close, grid_stride_launches, guard, i, launch, random, same, widen,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
@@ -29,11 +31,6 @@ const SOFTMAX_SHAPES: &[(usize, usize, u32, u32)] = &[
     (3, 1000, 2, 1024),
     (2, 1000, 2, 256),
 ];
-
-/// (grid.x, block) pairs: the intended launch and a too-small grid (grid-stride loop).
-fn grid_stride_launches(total: usize) -> [(u32, u32); 2] {
-    [(d(total.div_ceil(256).clamp(1, 65535)), 256), (1, 64)]
-}
 
 /// Per row: (max, sum exp(x - max)) in f64.
 fn row_stats(x: &[f32], cols: usize) -> Vec<(f64, f64)> {
