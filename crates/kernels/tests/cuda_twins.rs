@@ -119,10 +119,6 @@ fn same_bits(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
-fn widen(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // GEMM: sgemm_naive, sgemm_tiled, sgemm_register_blocked, sgemm_batched
 // ---------------------------------------------------------------------------------------------
@@ -1105,6 +1101,14 @@ fn avg_pool2d_matches_cpu_twin_and_f64_reference() {
         }
     }
     println!("avg pool: {:.2} s", start.elapsed().as_secs_f64());
+}
+
+fn mut_ptr_or_null(g: &mut Guarded<f32>, present: bool) -> *mut f32 {
+    if present {
+        g.mut_ptr()
+    } else {
+        std::ptr::null_mut()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
