@@ -74,20 +74,27 @@ impl Shape {
     }
 }
 
-/// A row kernel `kernel(rows, cols, input, output)` on the emulator.
-fn emu_row_kernel(
-    kernel: &'static str,
-    run: unsafe extern "C" fn(u32, u32, u32, u32, u32, u32, i32, i32, *const f32, *mut f32) -> i32,
-    s: Shape,
-    x: &[f32],
-) -> Vec<f32> {
+/// `softmax_forward`, or `log_softmax_forward` when `log`, on the emulator.
+fn emu_softmax_forward(log: bool, s: Shape, x: &[f32]) -> Vec<f32> {
+    let kernel = if log {
+        "log_softmax_forward"
+    } else {
+        "softmax_forward"
+    };
     let (r, c, grid, block) = (i(s.rows), i(s.cols), s.grid, s.block);
     let (gx, y) = launch(
         kernel,
         (Guarded::f32(x), Guarded::f32(&vec![0.0; x.len()])),
         move |(x, y)| {
+            let (x, y) = (x.ptr(), y.mut_ptr());
             // SAFETY: live guarded buffers of rows*cols floats.
-            unsafe { run(grid, 1, 1, block, 1, 1, r, c, x.ptr(), y.mut_ptr()) }
+            unsafe {
+                if log {
+                    emu::emu_log_softmax_forward(grid, 1, 1, block, 1, 1, r, c, x, y)
+                } else {
+                    emu::emu_softmax_forward(grid, 1, 1, block, 1, 1, r, c, x, y)
+                }
+            }
         },
     );
     guard(&gx, &format!("{kernel} input"));
@@ -152,9 +159,9 @@ fn check_softmax_forward(s: Shape, x: &[f32]) -> Vec<f32> {
     let name = format!("CPU twin log_softmax {what}");
     close(&name, &twin_l, &want_l, &scale_l, 1e-5);
 
-    let y = emu_row_kernel("softmax_forward", emu::emu_softmax_forward, s, x);
+    let y = emu_softmax_forward(false, s, x);
     close(&format!("softmax {what}"), &y, &want_p, &scale_p, 1e-5);
-    let y = emu_row_kernel("log_softmax_forward", emu::emu_log_softmax_forward, s, x);
+    let y = emu_softmax_forward(true, s, x);
     close(&format!("log_softmax {what}"), &y, &want_l, &scale_l, 1e-5);
     twin_l
 }
