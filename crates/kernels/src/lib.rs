@@ -11,7 +11,7 @@
 
 #![warn(missing_docs)]
 
-pub mod batchnorm;
+pub mod batch_norm;
 pub mod conv;
 pub mod cuda;
 pub mod dense_chain;

@@ -13,8 +13,8 @@
 use crate::ops::cuda;
 use crate::Tensor;
 use std::sync::Arc;
-use strata_kernels::batchnorm::{batch_norm_backward, batch_norm_forward_train};
-use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
+use strata_kernels::batch_norm::{self, batch_norm_backward, batch_norm_forward_train};
+use strata_kernels::cuda::runtime::CudaDevice;
 
 /// Per-channel statistics of one training batch.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,7 +133,7 @@ impl Tensor {
     }
 
     /// The CUDA path of training-mode batch norm: one block per channel for the statistics
-    /// and for the backward sums (`kernels/batchnorm.cu`). The kernels take γ and β together
+    /// and for the backward sums (`kernels/batch_norm.cu`). The kernels take γ and β together
     /// or not at all, so a missing one is passed as its identity (1 or 0); the batch mean and
     /// variance come back to the host for the layer's running statistics.
     fn batch_norm_train_on_device(
@@ -169,23 +169,14 @@ impl Tensor {
             );
             cuda::check(
                 OP,
-                device.launch(
-                    "batch_norm_forward_train",
-                    Launch::rows(c, 256),
-                    &mut [
-                        KernelArg::I32(n as i32),
-                        KernelArg::I32(c as i32),
-                        KernelArg::I32(spatial as i32),
-                        KernelArg::F32(eps),
-                        KernelArg::F32s(&x),
-                        KernelArg::F32s(&g),
-                        KernelArg::F32s(&b),
-                        KernelArg::I32(has_affine as i32),
-                        KernelArg::F32sMut(&mut out),
-                        KernelArg::F32sMut(&mut mean),
-                        KernelArg::F32sMut(&mut invstd),
-                        KernelArg::F32sMut(&mut var),
-                    ],
+                batch_norm::cuda::forward_train(
+                    &device,
+                    (n, c, spatial),
+                    eps,
+                    &x,
+                    (&g, &b, has_affine),
+                    &mut out,
+                    [&mut mean, &mut invstd, &mut var],
                 ),
             );
         }
@@ -215,24 +206,15 @@ impl Tensor {
                 );
                 cuda::check(
                     OP,
-                    device.launch(
-                        "batch_norm_backward",
-                        Launch::rows(c, 256),
-                        &mut [
-                            KernelArg::I32(n as i32),
-                            KernelArg::I32(c as i32),
-                            KernelArg::I32(spatial as i32),
-                            KernelArg::F32s(&x),
-                            KernelArg::F32s(&g),
-                            KernelArg::I32(has_affine as i32),
-                            KernelArg::F32s(&mean),
-                            KernelArg::F32s(&invstd),
-                            KernelArg::F32s(&grad),
-                            KernelArg::F32sMut(&mut dx),
-                            KernelArg::F32sMut(&mut dgamma),
-                            KernelArg::F32sMut(&mut dbeta),
-                            KernelArg::I32(has_affine as i32),
-                        ],
+                    batch_norm::cuda::backward(
+                        &device,
+                        (n, c, spatial),
+                        &x,
+                        (&g, has_affine),
+                        [&mean, &invstd],
+                        &grad,
+                        &mut dx,
+                        (&mut dgamma, &mut dbeta, has_affine),
                     ),
                 );
                 let mut grads = vec![Some(cuda::tensor(&device, dx, &shape))];

@@ -83,21 +83,10 @@ pub(crate) fn sum_rows(
     cols: usize,
 ) -> DeviceBuffer<f32> {
     let mut out = zeros(device, rows);
-    if cols > 0 {
-        check(
-            "sum",
-            device.launch(
-                "reduce_sum_rows",
-                Launch::rows(rows, 256),
-                &mut [
-                    KernelArg::F32s(x),
-                    KernelArg::F32sMut(&mut out),
-                    KernelArg::I32(rows as i32),
-                    KernelArg::I32(cols as i32),
-                ],
-            ),
-        );
-    }
+    check(
+        "sum",
+        strata_kernels::reduce::cuda::sum_rows(device, (rows, cols), x, &mut out),
+    );
     out
 }
 

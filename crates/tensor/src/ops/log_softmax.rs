@@ -8,8 +8,10 @@ use crate::ops::cuda;
 use crate::shape::normalize_axis;
 use crate::Tensor;
 use std::sync::Arc;
-use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
-use strata_kernels::softmax_ce::{log_softmax_backward, log_softmax_forward, softmax_forward};
+use strata_kernels::cuda::runtime::CudaDevice;
+use strata_kernels::softmax_ce::{
+    self, log_softmax_backward, log_softmax_forward, softmax_forward,
+};
 
 impl Tensor {
     /// `log(softmax(x))` along `axis`, computed stably (no overflow for large logits).
@@ -50,16 +52,7 @@ impl Tensor {
             let x = cuda::dense(&device, self);
             cuda::check(
                 OP,
-                device.launch(
-                    "log_softmax_forward",
-                    Launch::rows(rows, 256),
-                    &mut [
-                        KernelArg::I32(rows as i32),
-                        KernelArg::I32(cols as i32),
-                        KernelArg::F32s(&x),
-                        KernelArg::F32sMut(&mut out),
-                    ],
-                ),
+                softmax_ce::cuda::log_softmax_forward(&device, (rows, cols), &x, &mut out),
             );
         }
         let y = cuda::tensor(&device, out, self.shape());
@@ -69,17 +62,7 @@ impl Tensor {
             let (yd, g) = (cuda::dense(&device, &y_saved), cuda::dense(&device, dy));
             cuda::check(
                 OP,
-                device.launch(
-                    "log_softmax_backward",
-                    Launch::rows(rows, 256),
-                    &mut [
-                        KernelArg::I32(rows as i32),
-                        KernelArg::I32(cols as i32),
-                        KernelArg::F32s(&yd),
-                        KernelArg::F32s(&g),
-                        KernelArg::F32sMut(&mut dx),
-                    ],
-                ),
+                softmax_ce::cuda::log_softmax_backward(&device, (rows, cols), &yd, &g, &mut dx),
             );
             vec![Some(cuda::tensor(&device, dx, y_saved.shape()))]
         })

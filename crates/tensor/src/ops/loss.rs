@@ -12,8 +12,10 @@
 use crate::ops::cuda;
 use crate::Tensor;
 use std::sync::Arc;
-use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
-use strata_kernels::softmax_ce::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
+use strata_kernels::cuda::runtime::CudaDevice;
+use strata_kernels::softmax_ce::{
+    self, softmax_cross_entropy_backward, softmax_cross_entropy_forward,
+};
 
 /// `Σ d²` in f64, over eight running sums (element `i` into sum `i mod 8`, added pairwise at
 /// the end): a fixed order that vectorises, where one running sum would wait on every add.
@@ -110,17 +112,13 @@ impl Tensor {
             let x = cuda::dense(&device, self);
             cuda::check(
                 OP,
-                device.launch(
-                    "softmax_cross_entropy_forward",
-                    Launch::rows(rows, 256),
-                    &mut [
-                        KernelArg::I32(rows as i32),
-                        KernelArg::I32(classes as i32),
-                        KernelArg::F32s(&x),
-                        KernelArg::U32s(&labels),
-                        KernelArg::F32sMut(&mut probs),
-                        KernelArg::F32sMut(&mut row_loss),
-                    ],
+                softmax_ce::cuda::softmax_cross_entropy_forward(
+                    &device,
+                    (rows, classes),
+                    &x,
+                    &labels,
+                    &mut probs,
+                    &mut row_loss,
                 ),
             );
         }
@@ -134,17 +132,13 @@ impl Tensor {
             let mut dx = cuda::zeros(&device, rows * classes);
             cuda::check(
                 OP,
-                device.launch(
-                    "softmax_cross_entropy_backward",
-                    Launch::elements(rows * classes),
-                    &mut [
-                        KernelArg::I32(rows as i32),
-                        KernelArg::I32(classes as i32),
-                        KernelArg::F32s(&probs),
-                        KernelArg::U32s(&labels),
-                        KernelArg::F32(dl.item()),
-                        KernelArg::F32sMut(&mut dx),
-                    ],
+                softmax_ce::cuda::softmax_cross_entropy_backward(
+                    &device,
+                    (rows, classes),
+                    &probs,
+                    &labels,
+                    dl.item(),
+                    &mut dx,
                 ),
             );
             vec![Some(cuda::tensor(&device, dx, &shape))]

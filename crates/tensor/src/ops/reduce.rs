@@ -10,8 +10,8 @@ use crate::ops::cuda;
 use crate::shape::normalize_axis;
 use crate::tensor::Data;
 use crate::Tensor;
-use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
-use strata_kernels::reduce::{reduce, ReduceOp};
+use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer};
+use strata_kernels::reduce::{self, reduce, ReduceOp};
 use strata_kernels::strided::{contiguous_strides, numel};
 
 /// Sorted, de-duplicated, non-negative axes; panics naming `op` if one is out of range.
@@ -87,17 +87,7 @@ impl Tensor {
                 let mut index = cuda::check("max", device.zeros::<u32>(rows));
                 cuda::check(
                     "max",
-                    device.launch(
-                        "reduce_max_rows",
-                        Launch::rows(rows, 256),
-                        &mut [
-                            KernelArg::F32s(&x),
-                            KernelArg::F32sMut(&mut out),
-                            KernelArg::U32sMut(&mut index),
-                            KernelArg::I32(rows as i32),
-                            KernelArg::I32(cols as i32),
-                        ],
-                    ),
+                    reduce::cuda::max_rows(device, (rows, cols), &x, &mut out, &mut index),
                 );
                 let index = if want_index {
                     cuda::check("max", device.download(&index))

@@ -1,11 +1,12 @@
 //! softmax, log-softmax and fused softmax cross-entropy against f64 references.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use strata_kernels::softmax_ce::{
+use crate::softmax_ce::{
     log_softmax_backward, log_softmax_forward, softmax_cross_entropy_backward,
     softmax_cross_entropy_forward, softmax_forward,
 };
+use approx::relative_eq;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 fn random(rng: &mut ChaCha8Rng, len: usize, scale: f32) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-scale..scale)).collect()
@@ -21,11 +22,12 @@ fn naive_log_softmax(row: &[f32]) -> Vec<f64> {
     row.iter().map(|&v| v as f64 - lse).collect()
 }
 
+/// Within `tol` absolutely or relatively, element by element.
 fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g as f64 - w).abs() <= tol * (1.0 + w.abs()),
+            relative_eq!(g as f64, w, epsilon = tol, max_relative = tol),
             "{what}[{i}]: got {g}, want {w}"
         );
     }

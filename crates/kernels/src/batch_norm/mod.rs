@@ -15,8 +15,19 @@
 //! Statistics are accumulated in f64 with two passes (mean, then squared deviations): a
 //! one-pass f32 `Σx² - (Σx)²/m` cancels catastrophically when the mean is large relative to
 //! the spread. Each channel's sums run in one task in a fixed order (a few channels per task,
-//! side by side), so they are bit-identical at any thread count. Channels' elements are strided across the batch, so the per-element
-//! pass afterwards runs in parallel over contiguous `(n, c)` planes instead.
+//! side by side), so they are bit-identical at any thread count. Channels' elements are
+//! strided across the batch, so the per-element pass afterwards runs in parallel over
+//! contiguous `(n, c)` planes instead.
+//!
+//! Reading order: the functions below (the portable reference, which is also the CPU path),
+//! then [`cuda`] (launching `kernels/batch_norm.cu`: one block per channel for the sums), then
+//! `twin_tests.rs`, which runs those kernels on the emulator against the functions here.
+
+pub mod cuda;
+#[cfg(test)]
+mod tests;
+#[cfg(all(test, feature = "cuda-emu"))]
+mod twin_tests;
 
 use rayon::prelude::*;
 

@@ -1,11 +1,10 @@
 //! Batch norm: a hand-computed example, eval mode, and gradients against finite differences
 //! of an f64 reference forward.
 
+use crate::batch_norm::{batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train};
+use approx::abs_diff_eq;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use strata_kernels::batchnorm::{
-    batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train,
-};
 
 fn random(rng: &mut ChaCha8Rng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(lo..hi)).collect()
@@ -169,7 +168,7 @@ fn forward_matches_f64_reference_including_large_mean() {
         let want = reference(n, c, s, 1e-5, &f(&x), &f(&g), &f(&b));
         for (i, (&got, &w)) in t.y.iter().zip(&want).enumerate() {
             assert!(
-                (got as f64 - w).abs() < 1e-4,
+                abs_diff_eq!(got as f64, w, epsilon = 1e-4),
                 "({n},{c},{s}) y[{i}]: {got} vs {w}"
             );
         }
@@ -221,18 +220,21 @@ fn backward_vs_finite_differences() {
         };
         for (i, &d) in dx.iter().enumerate() {
             let num = fd(&x64, i, &|xx| loss(xx, &g64, &b64));
-            assert!((num - d as f64).abs() < 1e-4, "dx[{i}]: fd {num} vs {d}");
+            assert!(
+                abs_diff_eq!(num, d as f64, epsilon = 1e-4),
+                "dx[{i}]: fd {num} vs {d}"
+            );
         }
         for i in 0..c {
             let num = fd(&g64, i, &|gg| loss(&x64, gg, &b64));
             assert!(
-                (num - dg[i] as f64).abs() < 1e-4,
+                abs_diff_eq!(num, dg[i] as f64, epsilon = 1e-4),
                 "dgamma[{i}]: fd {num} vs {}",
                 dg[i]
             );
             let num = fd(&b64, i, &|bb| loss(&x64, &g64, bb));
             assert!(
-                (num - db[i] as f64).abs() < 1e-4,
+                abs_diff_eq!(num, db[i] as f64, epsilon = 1e-4),
                 "dbeta[{i}]: fd {num} vs {}",
                 db[i]
             );

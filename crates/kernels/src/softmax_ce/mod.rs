@@ -18,6 +18,16 @@
 //!
 //! Rows are independent, so they are the unit of parallel work. The loss is reduced from
 //! per-row values summed sequentially in f64, so it does not depend on the thread count.
+//!
+//! Reading order: the functions below (the portable reference, which is also the CPU path),
+//! then [`cuda`] (launching `kernels/softmax_ce.cu`: one block per row), then `twin_tests.rs`,
+//! which runs those kernels on the emulator against the functions here.
+
+pub mod cuda;
+#[cfg(test)]
+mod tests;
+#[cfg(all(test, feature = "cuda-emu"))]
+mod twin_tests;
 
 use rayon::prelude::*;
 
