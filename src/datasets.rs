@@ -80,13 +80,14 @@ pub fn load(
             Ok((Box::new(train), Box::new(test)))
         }
         DatasetChoice::Mnist => {
-            let dir = data::ensure_mnist(datasets_dir).map_err(|e| e.to_string())?;
+            let dir = crate::fetch::ensure_mnist(datasets_dir).map_err(|e| e.to_string())?;
             data::load_mnist_dir(&dir, "mnist")
                 .map(images)
                 .map_err(|e| e.to_string())
         }
         DatasetChoice::FashionMnist => {
-            let dir = data::ensure_fashion_mnist(datasets_dir).map_err(|e| e.to_string())?;
+            let dir =
+                crate::fetch::ensure_fashion_mnist(datasets_dir).map_err(|e| e.to_string())?;
             data::load_mnist_dir(&dir, "fashion-mnist")
                 .map(images)
                 .map_err(|e| e.to_string())

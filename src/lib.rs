@@ -7,8 +7,8 @@
 //! - [`nn`]: layers, losses, optimizers, schedules and checkpoints
 //! - [`models`]: datasets, the network zoo and the training loop
 //!
-//! It also holds what the `strata` command line shares: dataset choice, device choice, run
-//! results and the timing harness behind `strata bench`. The command line's own dependencies
+//! It also holds what the `strata` command line shares: dataset choice and fetching, device
+//! choice, run results and the timing harness behind `strata bench`. The command line's own dependencies
 //! (argument parsing, progress bars, plotting) sit behind the default `cli` feature; a program
 //! that only links the engine uses `strata = { version = "0.1", default-features = false }`.
 
@@ -44,6 +44,7 @@ pub mod bench;
 pub mod datasets;
 pub mod device;
 pub mod explain;
+pub mod fetch;
 pub mod profile;
 #[cfg(feature = "cli")]
 pub mod runs;

@@ -1,7 +1,7 @@
 //! `strata data`: fetch and verify the datasets the project can download.
 
 use std::path::PathBuf;
-use strata_models::data::{ensure_fashion_mnist, ensure_mnist};
+use strata::fetch::{ensure_fashion_mnist, ensure_mnist};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Which {

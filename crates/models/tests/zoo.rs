@@ -106,6 +106,7 @@ fn unknown_model_lists_the_known_ones() {
 
 #[test]
 fn pytorch_lenet5_weights_reproduce_pytorch_logits() {
+    // Written by `scripts/make_pytorch_lenet5.py fixture`.
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let model = find("lenet5").unwrap().build(99);
     load_module(&model, &fixtures.join("lenet5_pytorch.safetensors")).unwrap();

@@ -73,6 +73,28 @@ pub struct StoredTensors {
     pub metadata: HashMap<String, String>,
 }
 
+/// The little-endian bytes of `values`: one copy on a little-endian machine.
+fn f32_to_le_bytes(values: &[f32]) -> Vec<u8> {
+    if cfg!(target_endian = "little") {
+        bytemuck::cast_slice(values).to_vec()
+    } else {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+}
+
+/// Floats from little-endian bytes (a trailing partial float is ignored). A safetensors view
+/// need not be 4-aligned, so the bytes are copied into a fresh `Vec<f32>` rather than cast in
+/// place.
+fn f32_from_le_bytes(data: &[u8]) -> Vec<f32> {
+    let mut values: Vec<f32> = bytemuck::pod_collect_to_vec(&data[..data.len() / 4 * 4]);
+    if cfg!(target_endian = "big") {
+        for bits in bytemuck::cast_slice_mut::<f32, u32>(&mut values) {
+            *bits = u32::from_le(*bits);
+        }
+    }
+    values
+}
+
 /// Writes `tensors` (and string `metadata`) to `path` atomically.
 pub fn save_tensors(
     path: &Path,
@@ -86,7 +108,7 @@ pub fn save_tensors(
                 let bytes = (t.to_vec()[0] as i64).to_le_bytes().to_vec();
                 (name.clone(), Dtype::I64, t.shape().to_vec(), bytes)
             } else {
-                let bytes = t.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
+                let bytes = f32_to_le_bytes(&t.to_vec());
                 (name.clone(), Dtype::F32, t.shape().to_vec(), bytes)
             }
         })
@@ -166,10 +188,7 @@ pub fn load_tensors(path: &Path) -> Result<StoredTensors, CheckpointError> {
     for (name, view) in file.tensors() {
         let data = view.data();
         let values = match view.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+            Dtype::F32 => f32_from_le_bytes(data),
             Dtype::I64 => data
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().expect("8-byte chunk")) as f32)

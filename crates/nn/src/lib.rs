@@ -9,6 +9,7 @@
 //! - [`checkpoint`]: safetensors files with PyTorch's names and layouts, written atomically.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod checkpoint;
 pub mod init;

@@ -1,5 +1,7 @@
 //! The `Module` trait: what every layer and network provides.
 
+use std::any::Any;
+
 use strata_tensor::{Device, DeviceError, Tensor};
 
 /// A layer or a network of layers.
@@ -7,7 +9,12 @@ use strata_tensor::{Device, DeviceError, Tensor};
 /// Parameters and buffers are reported with names relative to the module, joined with `.`
 /// by containers, so a network's names equal PyTorch's `state_dict()` keys for the same
 /// structure (`conv1.weight`, `net.0.bias`, `convblock1.2.running_mean`, ...).
-pub trait Module: Send + Sync {
+///
+/// A new layer implements [`forward`](Module::forward), [`parameters`](Module::parameters) if
+/// it has any, and [`describe`](Module::describe). A [`Sequential`](crate::layers::Sequential)
+/// recognises its built-in layers by type (the reason for the `Any` bound) to fuse some of
+/// them; any other layer runs as its own `forward` says.
+pub trait Module: Any + Send + Sync {
     /// Applies the module to a batch.
     fn forward(&self, x: &Tensor) -> Tensor;
 
@@ -36,32 +43,6 @@ pub trait Module: Send + Sync {
     /// Named sub-modules, for containers; empty for a single layer.
     fn children(&self) -> Vec<(String, &dyn Module)> {
         Vec::new()
-    }
-
-    /// True for a stateless elementwise map `f` that commutes with taking a maximum,
-    /// `f(max(a, b)) = max(f(a), f(b))`, and whose gradient is zero wherever it changes the
-    /// winner (ReLU). A [`Sequential`](crate::layers::Sequential) runs such a layer *after*
-    /// a max pooling that follows it: the same values and gradients (for inputs without NaN),
-    /// on a quarter of the elements.
-    fn commutes_with_max_pool(&self) -> bool {
-        false
-    }
-
-    /// True for max pooling, the other half of the swap described above.
-    fn is_max_pool(&self) -> bool {
-        false
-    }
-
-    /// A fully connected layer's weight `[out, in]` and bias. A
-    /// [`Sequential`](crate::layers::Sequential) runs consecutive such layers, with the ReLUs
-    /// between them, as one [`Tensor::dense_chain`], which fuses narrow chains into one kernel.
-    fn dense_parameters(&self) -> Option<(Tensor, Option<Tensor>)> {
-        None
-    }
-
-    /// True for ReLU (see [`Module::dense_parameters`]).
-    fn is_relu(&self) -> bool {
-        false
     }
 }
 

@@ -303,12 +303,47 @@ fn linear_relu_chains_run_as_one_op_and_match_the_layers_in_order() {
     for (k, (a, b)) in chained.iter().zip(&in_order).enumerate() {
         let what = if k == 0 { "output" } else { &names[k - 1] };
         let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-        for (u, v) in a.iter().zip(b) {
-            assert!((u - v).abs() <= 2e-5 * scale, "{what}: {u} vs {v}");
-        }
+        assert!(
+            approx::abs_diff_eq!(a.as_slice(), b.as_slice(), epsilon = 2e-5 * scale),
+            "{what}: {a:?} vs {b:?}"
+        );
         // The wide chain after the Tanh (parameters 6..) is composed exactly as the layers are.
         if k >= 7 {
             assert_eq!(a, b, "{what} differs from the layers in order");
         }
     }
+}
+
+/// A layer written outside strata-nn: forward, parameters and describe only.
+struct OwnLinear(Linear);
+
+impl Module for OwnLinear {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.0.forward(x)
+    }
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.0.parameters()
+    }
+    fn describe(&self) -> String {
+        format!("Own{}", self.0.describe())
+    }
+}
+
+#[test]
+fn a_layer_of_another_crate_runs_on_its_own() {
+    let g = &mut Generator::seed(5);
+    let x = Tensor::normal(&[8, 3], 0.0, 1.0, g);
+    // Sequential fuses its own Linear and ReLU; a custom layer's forward runs as written.
+    let ours = Sequential::new(vec![Box::new(Linear::new(3, 5, g)), Box::new(ReLU)]);
+    assert_eq!(ours.forward(&x).op_name(), Some("dense_chain"));
+    let theirs = Sequential::new(vec![
+        Box::new(OwnLinear(Linear::new(3, 5, g))),
+        Box::new(ReLU),
+    ]);
+    let y = theirs.forward(&x);
+    assert_eq!(y.op_name(), Some("relu"));
+    let children = theirs.children();
+    let in_order = children[1].1.forward(&children[0].1.forward(&x));
+    assert_eq!(y.to_vec(), in_order.to_vec());
+    assert_eq!(theirs.num_parameters(), 3 * 5 + 5);
 }

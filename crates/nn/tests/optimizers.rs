@@ -1,6 +1,7 @@
 //! Three steps of each optimizer on L(w) = ½·Σw² (so ∇ = w), from w₀ = 1, against values
 //! worked out by hand from PyTorch's update rules (written beside each expectation).
 
+use approx::assert_abs_diff_eq;
 use strata_nn::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use strata_nn::schedule::{
     CosineAnnealingLr, ExponentialLr, LrSchedule, MultiStepLr, OneCycleLr, StepLr,
@@ -22,13 +23,10 @@ fn param(v: f32) -> Tensor {
     Tensor::from_vec(vec![v], &[1]).set_requires_grad(true)
 }
 
+/// `got` equals PyTorch's `want` to within 2e-6, compared in f64.
 fn assert_close(got: &[f32], want: &[f64]) {
-    for (g, w) in got.iter().zip(want) {
-        assert!(
-            (*g as f64 - w).abs() < 2e-6,
-            "got {got:?}, expected {want:?}"
-        );
-    }
+    let got: Vec<f64> = got.iter().map(|&g| g as f64).collect();
+    assert_abs_diff_eq!(got.as_slice(), want, epsilon = 2e-6);
 }
 
 #[test]

@@ -10,6 +10,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use byteorder::{BigEndian, ByteOrder, LittleEndian};
+
 use super::{DataError, ImageDataset};
 
 const IMAGES_MAGIC: u32 = 2051;
@@ -38,7 +40,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
     // a few damaged (or hostile) bytes could ask for without the data to fill it.
     const DEFLATE_MAX_RATIO: usize = 1032;
     let hint = if raw.len() >= 8 {
-        u32::from_le_bytes(raw[raw.len() - 4..].try_into().unwrap()) as usize
+        LittleEndian::read_u32(&raw[raw.len() - 4..]) as usize
     } else {
         0
     };
@@ -60,7 +62,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
 }
 
 fn be_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
+    BigEndian::read_u32(&bytes[at..at + 4])
 }
 
 fn check_magic(path: &Path, data: &[u8], want: u32, what: &str) -> Result<(), DataError> {

