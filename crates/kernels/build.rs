@@ -16,7 +16,7 @@
 //!
 //! All of it is compiled by the `cc` crate (g++ or clang++, C++20) into one static library.
 
-#[cfg(feature = "cuda-emu")]
+#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 #[path = "src/cuda/signature.rs"]
 #[allow(dead_code)]
 mod signature;
@@ -38,8 +38,17 @@ fn main() {
 
     let product = files_with_extension(&kernels_dir, "cu");
     let headers = files_with_extension(&kernels_dir, "cuh");
+    println!("cargo:rerun-if-changed=src/cuda/signature.rs");
     for path in product.iter().chain(&headers) {
         println!("cargo:rerun-if-changed={}", path.display());
+    }
+    // Every kernel signature must follow the conventions (`extern "C"`, portable parameter
+    // types), so that parsing the embedded sources at run time cannot fail.
+    #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+    for path in &product {
+        let shown = format!("kernels/{}", path.file_name().unwrap().to_string_lossy());
+        let src = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {shown}: {e}"));
+        signature::parse_kernels(&shown, &src).unwrap_or_else(|e| panic!("{e}"));
     }
     write_sources(&out, &product, &headers);
     #[cfg(feature = "cuda-emu")]
@@ -126,7 +135,6 @@ mod emulator {
     pub(super) fn build(kernels_dir: &Path, product: &[PathBuf], out: &Path) {
         let emu_dir = kernels_dir.join("emu");
         println!("cargo:rerun-if-changed={}", emu_dir.display());
-        println!("cargo:rerun-if-changed=src/cuda/signature.rs");
         for f in ["cuda_emu.h", "launcher.cpp", "prelude.cuh", "planted.cu"] {
             println!("cargo:rerun-if-changed={}", emu_dir.join(f).display());
         }

@@ -132,7 +132,11 @@ fn every_kernel_is_covered_by_an_emulated_test() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut tests = String::new();
     read_tests(&root.join("tests"), &|_| true, &mut tests);
-    read_tests(&root.join("src"), &|name| name.contains("tests"), &mut tests);
+    read_tests(
+        &root.join("src"),
+        &|name| name.contains("tests"),
+        &mut tests,
+    );
     let uncovered: Vec<&str> = emu::EMULATED_KERNELS
         .iter()
         .copied()
@@ -154,7 +158,10 @@ fn every_kernel_is_covered_by_an_emulated_test() {
 fn the_emulator_holds_exactly_the_declared_kernels() {
     let mut declared: Vec<String> = kernel_names().into_iter().flat_map(|(_, k)| k).collect();
     declared.sort();
-    let mut emulated: Vec<String> = emu::EMULATED_KERNELS.iter().map(|s| s.to_string()).collect();
+    let mut emulated: Vec<String> = emu::EMULATED_KERNELS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     emulated.sort();
     assert_eq!(declared, emulated);
 }

@@ -26,8 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reports = Trainer::new(&model, published).run(&train, &test, &mut Silent)?;
     let last = reports.last().ok_or("the published recipe ran no epoch")?;
     println!(
-        "MSE + SGD, {} epochs: test loss {:.6}, test accuracy {:.2} % (middle class: {middle_share:.2} %)",
-        last.epoch, last.test_loss, last.test_accuracy
+        "MSE + SGD, {} epochs: test loss {:.6}, test accuracy {:.2} % (middle class {:.2} %)",
+        last.epoch, last.test_loss, last.test_accuracy, middle_share
     );
     if last.test_accuracy != middle_share {
         return Err(format!(

@@ -135,7 +135,9 @@ fn log_of(prog: sys::nvrtcProgram) -> String {
 fn c_chars_to_string(chars: &[c_char]) -> String {
     let bytes: &[u8] = bytemuck::cast_slice(chars);
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).trim_end().to_string()
+    String::from_utf8_lossy(&bytes[..end])
+        .trim_end()
+        .to_string()
 }
 
 /// Compiles `source` (the plain contents of `kernels/<file>`; the prelude is added here).

@@ -36,10 +36,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// `Pod` (plain old data: no padding, every bit pattern a valid value) is what makes a GPU copy
 /// sound: a buffer travels as its bytes ([`bytemuck::cast_slice`]), and whatever bytes come
 /// back from the device are a valid `T`.
-pub trait Element:
-    bytemuck::Pod + Default + Send + Sync + std::fmt::Debug + 'static
-{
-}
+pub trait Element: bytemuck::Pod + Default + Send + Sync + std::fmt::Debug + 'static {}
 impl Element for f32 {}
 impl Element for i32 {}
 impl Element for u32 {}
@@ -297,7 +294,7 @@ impl CudaDevice {
                 let bytes = len
                     .max(1)
                     .checked_mul(std::mem::size_of::<T>())
-                    .ok_or_else(|| format!("{}: {len} elements do not fit in memory", self.device))?;
+                    .ok_or_else(|| format!("{}: {len} elements overflow usize", self.device))?;
                 Repr::Gpu(
                     gpu.stream()
                         .alloc_zeros::<u8>(bytes)
@@ -548,7 +545,10 @@ mod tests {
         #[cfg(not(feature = "cuda"))]
         {
             let err = CudaDevice::open(Device::Cuda(0)).unwrap_err();
-            assert!(err.starts_with("cuda:0: ") && err.contains("`cuda` feature"), "{err}");
+            assert!(
+                err.starts_with("cuda:0: ") && err.contains("`cuda` feature"),
+                "{err}"
+            );
         }
         #[cfg(not(feature = "cuda-emu"))]
         {

@@ -98,12 +98,6 @@ pub fn emu_rows(
     Ok((out.as_slice().to_vec(), idx.as_slice().to_vec()))
 }
 
-fn row_sums_f64(x: &[f32], rows: usize, cols: usize) -> Vec<f64> {
-    (0..rows)
-        .map(|r| x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum())
-        .collect()
-}
-
 /// Row sums in f64, the reference of the sum kernels.
 pub fn row_sums_f64(x: &[f32], rows: usize, cols: usize) -> Vec<f64> {
     (0..rows)
