@@ -62,7 +62,7 @@ pub const ALL_BINARY: &[BinaryOp] = &[
     BinaryOp::SigmoidBackward,
 ];
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "cuda", feature = "cuda-emu")))]
 mod tests {
     use super::*;
 

@@ -367,7 +367,8 @@ impl CudaDevice {
         }
     }
 
-    #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+    /// A buffer of the other backend (only a build with both can have one).
+    #[cfg(all(feature = "cuda", feature = "cuda-emu"))]
     fn foreign(&self) -> String {
         format!(
             "{}: a buffer of another device was passed to it",
