@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz compare
+.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz compare cpu-only
 
 all: build
 
@@ -34,9 +34,20 @@ kernels-report: cuda-tools
 ## first when absent: the training, resume and edge-case tests run on the real files.
 test: cuda-tools mnist
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	$(MAKE) --no-print-directory lint
 	$(CARGO) test --workspace --release
-	$(MAKE) --no-print-directory examples doc
+	$(MAKE) --no-print-directory examples doc cpu-only
+
+## cpu-only: the library crates without their `cuda` and `cuda-emu` features, as an embedder
+## links them: strata-kernels builds with no C++ compiler (CC and CXX fail) and without cudarc
+## or cc in its dependency tree, its unit tests pass, and an example trains dnn3 on the CPU
+## linking only the library crates (it checks its own result).
+cpu-only:
+	CC=/bin/false CXX=/bin/false $(CARGO) build -p strata-kernels --no-default-features --release
+	@if $(CARGO) tree -p strata-kernels --no-default-features -e normal,build | grep -E ' (cudarc|cc|libloading) v'; then \
+		echo "a CPU-only strata-kernels must not depend on the crates above"; exit 1; fi
+	CC=/bin/false CXX=/bin/false $(CARGO) test -p strata-kernels --no-default-features --release --lib
+	CC=/bin/false CXX=/bin/false $(CARGO) run -p strata-models --no-default-features --release --example train_dnn3
 
 ## examples: run every program in examples/ (each checks its own result and fails loudly).
 EXAMPLES = backprop_by_hand custom_op train_lenet5 load_pytorch
@@ -52,6 +63,7 @@ doc:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	$(CARGO) clippy -p strata-kernels --all-targets --release --no-default-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -2,7 +2,7 @@
 //
 // CPU twins: strata_kernels::elementwise::{unary, binary} (scalar forms: unary_scalar,
 // binary_scalar). The op is an integer code; the mapping from the Rust enums lives in
-// strata_kernels::cuda::ops (UnaryOp -> UNARY_*, BinaryOp -> BINARY_*), and a unit test there
+// strata_kernels::elementwise::cuda (UnaryOp -> UNARY_*, BinaryOp -> BINARY_*), and a unit test there
 // checks both lists agree.
 //
 // Launch geometry (all four kernels): 1-D grid-stride loop over the n output elements, any

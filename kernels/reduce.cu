@@ -11,32 +11,10 @@
 // every addition is fixed by (cols, blockDim.x), so results are deterministic: no atomics.
 // Sums are accumulated in f32 (the CPU twin uses f64: compare with a tolerance).
 
+#include "common.cuh" // block_sum
+
 #define WARP 32
 #define MAX_WARPS 32
-
-// Block-wide sum; every thread must call it; the result is valid in thread 0.
-static __device__ float block_sum(float v) {
-    __shared__ float partial[MAX_WARPS];
-    unsigned int lane = threadIdx.x % WARP;
-    unsigned int warp = threadIdx.x / WARP;
-    for (int offset = WARP / 2; offset > 0; offset /= 2) {
-        v += __shfl_down_sync(0xffffffffu, v, offset);
-    }
-    if (lane == 0) {
-        partial[warp] = v;
-    }
-    __syncthreads();
-    if (warp == 0) {
-        unsigned int warps = blockDim.x / WARP;
-        v = lane < warps ? partial[lane] : 0.0f;
-        for (int offset = WARP / 2; offset > 0; offset /= 2) {
-            v += __shfl_down_sync(0xffffffffu, v, offset);
-        }
-    }
-    // partial[] is reused by the next row of this block.
-    __syncthreads();
-    return v;
-}
 
 // out[r] = Σ_c x[r * cols + c].
 extern "C" __global__ void reduce_sum_rows(const float* x, float* out, int rows, int cols) {

@@ -23,23 +23,9 @@
 // the shuffles use the full mask). 256 is the intended size. No thread returns early: every
 // thread of a block walks the same rows and reaches every barrier.
 
-#define SOFTMAX_MAX_WARPS 32
+#include "common.cuh" // block_sum
 
-// Sum of v over the block, returned to every thread.
-static __device__ inline float block_sum(float v)
-{
-    __shared__ float warp_totals[SOFTMAX_MAX_WARPS];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int lane = threadIdx.x & 31;
-    int warp = threadIdx.x >> 5;
-    int warps = blockDim.x >> 5;
-    __syncthreads(); // the previous call's readers are done with warp_totals
-    if (lane == 0) warp_totals[warp] = v;
-    __syncthreads();
-    float t = lane < warps ? warp_totals[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-    return t;
-}
+#define SOFTMAX_MAX_WARPS 32
 
 // Max of v over the block (NaN-ignoring, like fmaxf and Rust's f32::max), returned to every
 // thread.

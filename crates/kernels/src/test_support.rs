@@ -5,6 +5,7 @@
 //! per element, so each test says what the error is measured against (see each op's
 //! `twin_tests.rs` for its table of tolerances).
 
+#[cfg(feature = "cuda-emu")]
 use crate::cuda::emu::{run_emulated, Guarded, DEFAULT_TIMEOUT};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,6 +27,7 @@ pub(crate) fn d(x: usize) -> u32 {
 
 /// Runs `body` (one `emu::emu_*` call on the buffers in `state`) through [`run_emulated`]
 /// (serialised, under the watchdog) and hands `state` back; panics with the launch's error.
+#[cfg(feature = "cuda-emu")]
 pub(crate) fn launch<T: Send + 'static>(
     kernel: &'static str,
     state: T,
@@ -40,7 +42,8 @@ pub(crate) fn launch<T: Send + 'static>(
 }
 
 /// Panics if a kernel wrote into the guard zones of `g`.
-pub(crate) fn guard<T: Copy + PartialEq + std::fmt::Debug>(g: &Guarded<T>, what: &str) {
+#[cfg(feature = "cuda-emu")]
+pub(crate) fn guard<T: bytemuck::Pod + PartialEq + std::fmt::Debug>(g: &Guarded<T>, what: &str) {
     if let Err(e) = g.check(what) {
         panic!("{e}");
     }

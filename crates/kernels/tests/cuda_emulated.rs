@@ -1,42 +1,22 @@
-//! The CUDA kernels of kernels/*.cu executed on the CPU (kernels/emu/cuda_emu.h) and compared
-//! with their CPU twins and an f64 reference; plus planted bugs (kernels/emu/planted.cu) the
-//! harness must catch. No GPU or CUDA tools needed.
+//! The elementwise and row-reduction kernels of kernels/*.cu executed on the CPU
+//! (kernels/emu/cuda_emu.h) and compared with their CPU twins and an f64 reference. No GPU or
+//! CUDA tools needed. (The emulator's own checks, planted bugs included: cuda_emulator.rs.)
 //!
 //! Tolerance: |got - ref| <= REL_TOL * max(|ref|, 1) against an f64 reference, for the
 //! emulated kernel and the CPU twin alike (f32 libm functions are within a few ulp; the
 //! emulated row sums add in a different order than the twin's f64 accumulator).
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use std::time::{Duration, Instant};
+#![cfg(feature = "cuda-emu")]
+
+mod emulated;
+
+use emulated::{compare, emu_rows, random, row_sums_f64};
+use std::time::Instant;
 use strata_kernels::cuda::emu::{self, run_emulated, Guarded, DEFAULT_TIMEOUT};
 use strata_kernels::elementwise::cuda::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
 use strata_kernels::elementwise::{self, binary_scalar, BinaryOp, UnaryOp};
 use strata_kernels::reduce::{reduce, ReduceOp};
 use strata_kernels::strided::{contiguous_strides, numel, Strided};
-
-const REL_TOL: f64 = 1e-5;
-
-fn random(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| rng.random_range(lo..hi)).collect()
-}
-
-/// `Err` describing the first element outside the tolerance.
-fn compare(what: &str, got: &[f32], want: &[f64]) -> Result<(), String> {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else {
-            (g as f64 - w).abs() <= REL_TOL * w.abs().max(1.0)
-        };
-        if !ok {
-            return Err(format!("{what}: element {i}: got {g}, expected {w}"));
-        }
-    }
-    Ok(())
-}
 
 /// Offset of flat index `i` of `shape` in a view with `strides`.
 fn view_offset(mut i: usize, shape: &[usize], strides: &[usize]) -> usize {
@@ -334,78 +314,6 @@ fn elementwise_binary_matches_cpu_twin_with_broadcast_and_transposes() {
     println!("binary: {:.2} s", start.elapsed().as_secs_f64());
 }
 
-fn emu_rows(
-    kernel: &'static str,
-    x: &[f32],
-    rows: usize,
-    cols: usize,
-    grid: u32,
-    block: u32,
-) -> Result<(Vec<f32>, Vec<u32>), String> {
-    let gx = Guarded::f32(x);
-    let mut out = Guarded::f32(&vec![0.0; rows]);
-    let mut idx = Guarded::new(&vec![0u32; rows], 0xdead_beef);
-    let (out, idx) = run_emulated(kernel, DEFAULT_TIMEOUT, move || {
-        let (r, c) = (rows as i32, cols as i32);
-        // SAFETY: live guarded buffers owned by this closure: x is rows*cols, out/idx rows.
-        let code = unsafe {
-            match kernel {
-                "reduce_sum_rows" => {
-                    emu::emu_reduce_sum_rows(grid, 1, 1, block, 1, 1, gx.ptr(), out.mut_ptr(), r, c)
-                }
-                "reduce_max_rows" => emu::emu_reduce_max_rows(
-                    grid,
-                    1,
-                    1,
-                    block,
-                    1,
-                    1,
-                    gx.ptr(),
-                    out.mut_ptr(),
-                    idx.mut_ptr(),
-                    r,
-                    c,
-                ),
-                "planted_sum_rows_tree_ok" => emu::emu_planted_sum_rows_tree_ok(
-                    grid,
-                    1,
-                    1,
-                    block,
-                    1,
-                    1,
-                    gx.ptr(),
-                    out.mut_ptr(),
-                    r,
-                    c,
-                ),
-                "planted_sum_rows_missing_sync" => emu::emu_planted_sum_rows_missing_sync(
-                    grid,
-                    1,
-                    1,
-                    block,
-                    1,
-                    1,
-                    gx.ptr(),
-                    out.mut_ptr(),
-                    r,
-                    c,
-                ),
-                other => panic!("no launcher for {other}"),
-            }
-        };
-        (code, (out, idx))
-    })?;
-    out.check(kernel)?;
-    idx.check(kernel)?;
-    Ok((out.as_slice().to_vec(), idx.as_slice().to_vec()))
-}
-
-fn row_sums_f64(x: &[f32], rows: usize, cols: usize) -> Vec<f64> {
-    (0..rows)
-        .map(|r| x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum())
-        .collect()
-}
-
 /// (rows, cols, grid, block): ragged cols, fewer blocks than rows, 1024-thread blocks.
 const REDUCE_SHAPES: &[(usize, usize, u32, u32)] = &[
     (1, 1, 1, 32),
@@ -481,142 +389,4 @@ fn reduce_max_rows_matches_cpu_twin_with_ties_and_nan() {
         }
     }
     println!("reduce max: {:.2} s", start.elapsed().as_secs_f64());
-}
-
-#[test]
-fn planted_missing_syncthreads_is_caught() {
-    let (rows, cols) = (3, 1000);
-    let x = random(rows * cols, -1.0, 1.0, 77);
-    let want = row_sums_f64(&x, rows, cols);
-    // The correct kernel passes...
-    let (ok, _) = emu_rows("planted_sum_rows_tree_ok", &x, rows, cols, 2, 256).unwrap();
-    compare("tree sum (correct)", &ok, &want).unwrap();
-    // ...the one without the first __syncthreads() must not.
-    let (bad, _) = emu_rows("planted_sum_rows_missing_sync", &x, rows, cols, 2, 256).unwrap();
-    let caught = compare("tree sum (missing __syncthreads)", &bad, &want).unwrap_err();
-    println!("caught as expected: {caught}");
-}
-
-#[test]
-fn planted_ragged_edge_bug_is_caught() {
-    let n = 1000; // not a multiple of 256
-    let x = random(n, -1.0, 1.0, 5);
-    let gx = Guarded::f32(&x);
-    let mut out = Guarded::f32(&vec![0.0; n]);
-    let out = run_emulated("planted_scale_ragged", DEFAULT_TIMEOUT, move || {
-        // SAFETY: guarded buffers owned here; the kernel's overrun stays inside the guards
-        // (24 elements < emu::GUARD).
-        let code = unsafe {
-            emu::emu_planted_scale_ragged(4, 1, 1, 256, 1, 1, gx.ptr(), out.mut_ptr(), n as i32)
-        };
-        (code, out)
-    })
-    .unwrap();
-    let caught = out.check("planted_scale_ragged out").unwrap_err();
-    assert!(caught.contains("index 1000"), "{caught}");
-    println!("caught as expected: {caught}");
-    // The in-bounds part is right: the bug is only at the ragged edge.
-    let want: Vec<f64> = x.iter().map(|&v| 2.0 * v as f64).collect();
-    compare("in-bounds part", out.as_slice(), &want).unwrap();
-}
-
-#[test]
-fn planted_divergent_barrier_is_reported() {
-    let mut out = Guarded::f32(&[0.0; 64]);
-    let err = run_emulated("planted_divergent_barrier", DEFAULT_TIMEOUT, move || {
-        // SAFETY: a guarded buffer of 64 floats; the kernel writes at most `active` of them.
-        let code =
-            unsafe { emu::emu_planted_divergent_barrier(1, 1, 1, 64, 1, 1, out.mut_ptr(), 40) };
-        (code, ())
-    })
-    .unwrap_err();
-    assert!(
-        err.contains("divergent __syncthreads()") && err.contains("24 thread(s)"),
-        "{err}"
-    );
-    println!("reported as expected: {err}");
-}
-
-#[test]
-fn planted_deadlock_fails_by_timeout_instead_of_hanging() {
-    let mut flags = Guarded::new(&[0i32; 64], i32::MIN);
-    let start = Instant::now();
-    let err = run_emulated(
-        "planted_spin_deadlock",
-        Duration::from_millis(500),
-        move || {
-            // SAFETY: a guarded buffer of 64 ints owned by this (possibly abandoned) closure.
-            let code =
-                unsafe { emu::emu_planted_spin_deadlock(1, 1, 1, 64, 1, 1, flags.mut_ptr()) };
-            (code, ())
-        },
-    )
-    .unwrap_err();
-    assert!(
-        err.contains("did not finish within 0.5 s (deadlock?)"),
-        "{err}"
-    );
-    assert!(start.elapsed() < Duration::from_secs(5));
-    println!("failed as expected: {err}");
-}
-
-#[test]
-fn launch_errors_are_reported_not_crashed() {
-    let err = run_emulated("reduce_sum_rows", DEFAULT_TIMEOUT, || {
-        // SAFETY: the launch is rejected (2048 threads per block) before any pointer is used.
-        let code = unsafe {
-            emu::emu_reduce_sum_rows(
-                1,
-                1,
-                1,
-                2048,
-                1,
-                1,
-                std::ptr::null(),
-                std::ptr::null_mut(),
-                0,
-                0,
-            )
-        };
-        (code, ())
-    })
-    .unwrap_err();
-    assert!(err.contains("at most 1024 threads"), "{err}");
-}
-
-/// Every product kernel is launched by some emulated test (`emu::emu_<name>(` in a
-/// tests/cuda_*.rs file or an op folder's twin_tests.rs): the count of kernels covered equals the number of `__global__`s.
-#[test]
-fn every_kernel_is_covered_by_an_emulated_test() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let mut tests = String::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with("cuda_") && name.ends_with(".rs") {
-            tests.push_str(&std::fs::read_to_string(&path).unwrap());
-        }
-    }
-    // And each op folder's src/<op>/twin_tests.rs.
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    for entry in std::fs::read_dir(&src).unwrap() {
-        if let Ok(twins) = std::fs::read_to_string(entry.unwrap().path().join("twin_tests.rs")) {
-            tests.push_str(&twins);
-        }
-    }
-    let uncovered: Vec<&str> = emu::EMULATED_KERNELS
-        .iter()
-        .copied()
-        .filter(|k| !tests.contains(&format!("emu_{k}(")))
-        .collect();
-    let covered = emu::EMULATED_KERNELS.len() - uncovered.len();
-    println!(
-        "{covered} of {} kernels covered by emulated tests",
-        emu::EMULATED_KERNELS.len()
-    );
-    assert!(
-        uncovered.is_empty(),
-        "kernels with no emulated test against their CPU twin: {uncovered:?}"
-    );
-    assert_eq!(covered, strata_kernels::cuda::sources::kernel_count());
 }

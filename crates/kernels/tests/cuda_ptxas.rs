@@ -1,6 +1,7 @@
 //! ptxas assembles every kernel for sm_80 and sm_90 with no register spills
 //! (`--warn-on-spills -Werror`), and prints the resource table. Needs scripts/cuda-tools.sh:
 //! skipped with the reason without it, failed under CI=true.
+#![cfg(feature = "cuda")]
 
 use strata_kernels::cuda::nvrtc;
 use strata_kernels::cuda::ptxas::{self, format_table, ARCHES};

@@ -1,6 +1,7 @@
 //! The device runtime's launch contract, on the emulated device: arguments are checked against
 //! the kernel's declaration in its `.cu` file before anything runs, buffers round-trip, and a
 //! kernel launched by name computes what its CPU twin computes.
+#![cfg(feature = "cuda-emu")]
 
 use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
 use strata_kernels::Device;

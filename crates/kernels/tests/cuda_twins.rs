@@ -31,6 +31,7 @@
 //! The CPU twin is held to the same f64 bound as the kernel (so a wrong reference cannot pass
 //! both). "exact" against the twin is what the kernels' comments promise: same operation order
 //! (the emulator compiles with -ffp-contract=off, as Rust never contracts).
+#![cfg(feature = "cuda-emu")]
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -74,7 +75,7 @@ fn launch<T: Send + 'static>(
 }
 
 /// Panics if a kernel wrote into the guard zones of `g`.
-fn guard<T: Copy + PartialEq + std::fmt::Debug>(g: &Guarded<T>, what: &str) {
+fn guard<T: bytemuck::Pod + PartialEq + std::fmt::Debug>(g: &Guarded<T>, what: &str) {
     if let Err(e) = g.check(what) {
         panic!("{e}");
     }

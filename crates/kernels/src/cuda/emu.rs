@@ -143,7 +143,7 @@ pub const GUARD: usize = 64;
 /// kernel writing out of bounds is caught ([`Guarded::check`]) and one reading out of bounds
 /// gets the sentinel (a NaN for floats) instead of a plausible value.
 #[derive(Clone, Debug)]
-pub struct Guarded<T: Copy + PartialEq + std::fmt::Debug> {
+pub struct Guarded<T: bytemuck::Pod + PartialEq + std::fmt::Debug> {
     storage: Vec<T>,
     len: usize,
     sentinel: T,
@@ -158,7 +158,7 @@ pub fn f32_sentinel() -> f32 {
     f32::from_bits(0x7fc0_0000 | payload.max(1))
 }
 
-impl<T: Copy + PartialEq + std::fmt::Debug> Guarded<T> {
+impl<T: bytemuck::Pod + PartialEq + std::fmt::Debug> Guarded<T> {
     /// A buffer holding a copy of `values`, with [`GUARD`] elements of `sentinel` on each side.
     pub fn new(values: &[T], sentinel: T) -> Self {
         let mut storage = vec![sentinel; values.len() + 2 * GUARD];
@@ -192,16 +192,9 @@ impl<T: Copy + PartialEq + std::fmt::Debug> Guarded<T> {
     /// `Err` naming the first guard element a kernel overwrote (compared bit for bit, so a
     /// NaN sentinel works).
     pub fn check(&self, what: &str) -> Result<(), String> {
-        let bits = |v: &T| -> Vec<u8> {
-            // SAFETY: reading the bytes of a Copy value.
-            unsafe {
-                std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>())
-            }
-            .to_vec()
-        };
-        let s = bits(&self.sentinel);
+        let s = bytemuck::bytes_of(&self.sentinel);
         for (i, v) in self.storage.iter().enumerate() {
-            if (GUARD..GUARD + self.len).contains(&i) || bits(v) == s {
+            if (GUARD..GUARD + self.len).contains(&i) || bytemuck::bytes_of(v) == s {
                 continue;
             }
             let rel = i as isize - GUARD as isize;

@@ -172,7 +172,8 @@ impl Gpu {
     }
 
     /// `C[m,n] = A[m,k] · B[k,n]` with `A` and `B` in 16-bit `format` (row-major, contiguous)
-    /// and `C` in f32, by `hgemm_f16` / `hgemm_bf16` of `kernels/half.cu`: f32 accumulation.
+    /// and `C` in f32, by `hgemm_f16` / `hgemm_bf16` of `kernels/half_precision.cu`: f32
+    /// accumulation.
     pub fn gemm_half(
         &self,
         format: HalfFormat,
@@ -190,7 +191,7 @@ impl Gpu {
             block_dim: (16, 16, 1),
             shared_mem_bytes: 0,
         };
-        self.launch_gemm(("half.cu", name), config, (m, n, k), a, b, c)
+        self.launch_gemm(("half_precision.cu", name), config, (m, n, k), a, b, c)
     }
 
     /// Checks the sizes and launches `file`'s kernel `name`, whose parameters are
@@ -247,9 +248,9 @@ impl Gpu {
             .arg(&ldc)
             .arg(&one);
         // SAFETY: the arguments match the kernel's parameter list above, in order and type (T
-        // is float for gemm.cu's ladder, unsigned short for half.cu's hgemm_*); the buffers
-        // hold at least m·k, k·n and m·n elements (checked above) and the strides address
-        // nothing beyond them.
+        // is float for gemm.cu's ladder, unsigned short for half_precision.cu's hgemm_*); the
+        // buffers hold at least m·k, k·n and m·n elements (checked above) and the strides
+        // address nothing beyond them.
         unsafe { launch.launch(config) }
             .map(|_| ())
             .map_err(|e| driver(&format!("launching {name}"), e))

@@ -5,23 +5,39 @@
 //! - [`ptxas`]: assembles PTX with `ptxas` for a register / shared memory / spill report.
 //! - [`device`]: a probe for the CUDA driver and devices that never panics.
 //! - [`emu`]: the same kernels compiled for the CPU (kernels/emu/cuda_emu.h) and a watchdog.
+//! - [`runtime`]: device buffers and kernel launches, on a GPU or the emulator.
+//!
+//! Features: `cuda` brings [`device`], [`gpu`], [`nvrtc`] and [`ptxas`] (cudarc and the
+//! driver); `cuda-emu` brings [`emu`] (a C++ build of the kernels); either embeds the sources
+//! ([`sources`], [`signature`]). [`runtime`] is there in every build, so code
+//! written against them needs no `cfg`: opening a device whose feature is off is an `Err`
+//! that names the feature.
 //!
 //! Tools: `scripts/cuda-tools.sh` installs NVRTC and ptxas from PyPI into `.cuda-tools/`,
 //! which this module finds by itself (override with `STRATA_CUDA_TOOLS=<dir>`).
 
+#[cfg(feature = "cuda")]
 pub mod device;
+#[cfg(feature = "cuda-emu")]
 pub mod emu;
+#[cfg(feature = "cuda")]
 pub mod gpu;
+#[cfg(feature = "cuda")]
 pub mod nvrtc;
+#[cfg(feature = "cuda")]
 pub mod ptxas;
 pub mod runtime;
+#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 pub mod signature;
+#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 pub mod sources;
 
+#[cfg(feature = "cuda")]
 use std::path::PathBuf;
 
 /// The folder `scripts/cuda-tools.sh` installs into: `$STRATA_CUDA_TOOLS`, else the
 /// workspace's `.cuda-tools/` (found from where this crate was built).
+#[cfg(feature = "cuda")]
 pub fn tools_dir() -> PathBuf {
     match std::env::var_os("STRATA_CUDA_TOOLS") {
         Some(dir) => PathBuf::from(dir),
@@ -31,6 +47,7 @@ pub fn tools_dir() -> PathBuf {
 
 /// True when the test run must treat missing CUDA tools as a failure rather than a skip
 /// (`CI=true`, as CI systems set it).
+#[cfg(feature = "cuda")]
 pub fn tools_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }

@@ -11,7 +11,7 @@
 
 use cudarc::nvrtc::{result, sys};
 use std::collections::HashMap;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -131,13 +131,13 @@ fn log_of(prog: sys::nvrtcProgram) -> String {
     }
 }
 
-fn c_chars_to_string(bytes: &[c_char]) -> String {
-    let bytes: Vec<u8> = bytes
-        .iter()
-        .map(|&c| c as u8)
-        .take_while(|&b| b != 0)
-        .collect();
-    String::from_utf8_lossy(&bytes).trim_end().to_string()
+/// The text of a NUL-terminated C string buffer (`c_char` is `i8` or `u8`: the same bytes).
+fn c_chars_to_string(chars: &[c_char]) -> String {
+    let bytes: &[u8] = bytemuck::cast_slice(chars);
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end])
+        .trim_end()
+        .to_string()
 }
 
 /// Compiles `source` (the plain contents of `kernels/<file>`; the prelude is added here).
@@ -152,7 +152,7 @@ pub fn compile(file: &str, source: &str, target: Target) -> Result<Compiled, Str
     // with their CPU twins within a tolerance. Everywhere else products and sums are rounded
     // separately, as the CPU twins and the emulator round them, so that elementwise ops,
     // optimizer steps and batch norm can match the CPU bit for bit.
-    let fmad = matches!(file, "gemm.cu" | "half.cu");
+    let fmad = matches!(file, "gemm.cu" | "half_precision.cu");
     let mut options = vec!["--std=c++17".to_string(), format!("--fmad={fmad}")];
     match target {
         Target::Ptx(arch) => options.push(format!("--gpu-architecture=compute_{arch}")),
@@ -161,7 +161,7 @@ pub fn compile(file: &str, source: &str, target: Target) -> Result<Compiled, Str
             options.push("--ptxas-options=-v".into());
         }
     }
-    let prog = result::create_program(&src, Some(&name))
+    let prog = create_program(&src, &name)
         .map_err(|e| format!("{shown}: nvrtcCreateProgram failed: {e:?}"))?;
     // SAFETY: `prog` is live until destroy_program below; src/name outlive it.
     let compiled = unsafe { result::compile_program(prog, &options) };
@@ -195,6 +195,36 @@ pub fn compile(file: &str, source: &str, target: Target) -> Result<Compiled, Str
     // SAFETY: created above, destroyed once.
     let _ = unsafe { result::destroy_program(prog) };
     outcome
+}
+
+/// A program for `src` that can `#include` every `kernels/*.cuh` header by its file name
+/// (NVRTC has no file system access of its own: the headers are handed over as strings).
+fn create_program(src: &CStr, name: &CStr) -> Result<sys::nvrtcProgram, result::NvrtcError> {
+    let headers: Vec<(CString, CString)> = super::sources::HEADERS
+        .iter()
+        .map(|(file, text)| {
+            let text = CString::new(*text).expect("kernels/*.cuh contain no NUL byte");
+            (CString::new(*file).expect("a file name without NUL"), text)
+        })
+        .collect();
+    let names: Vec<*const c_char> = headers.iter().map(|(n, _)| n.as_ptr()).collect();
+    let texts: Vec<*const c_char> = headers.iter().map(|(_, t)| t.as_ptr()).collect();
+    let mut prog = std::mem::MaybeUninit::uninit();
+    // SAFETY: `src`, `name` and the `headers.len()` entries of `texts` and `names` are
+    // NUL-terminated strings that outlive the call (NVRTC copies them); `prog` is written on
+    // success, and read only then.
+    unsafe {
+        sys::nvrtcCreateProgram(
+            prog.as_mut_ptr(),
+            src.as_ptr(),
+            name.as_ptr(),
+            headers.len() as i32,
+            texts.as_ptr(),
+            names.as_ptr(),
+        )
+        .result()?;
+        Ok(prog.assume_init())
+    }
 }
 
 fn get_cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>, String> {

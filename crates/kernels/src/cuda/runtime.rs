@@ -8,20 +8,35 @@
 //! that passes a float where the kernel expects an int fails with a message instead of
 //! corrupting memory. The tensor crate builds its CUDA ops on [`CudaDevice::launch`]; tests
 //! drive the whole training path through the emulator on machines without a GPU.
+//!
+//! Each backend is behind its feature (`cuda`, `cuda-emu`); this API is compiled in every
+//! build, and [`CudaDevice::open`] of a device whose feature is off says which feature it needs.
 
+// Built with neither feature, `Backend` has no variants: no `CudaDevice` can exist, and every
+// method body below stops at an empty `match`.
+#![cfg_attr(
+    not(any(feature = "cuda", feature = "cuda-emu")),
+    allow(unreachable_code, unused_mut, unused_variables)
+)]
+
+#[cfg(feature = "cuda-emu")]
 use super::emu::{self, EmuArg};
+#[cfg(feature = "cuda")]
 use super::gpu::Gpu;
+#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 use super::sources;
 use crate::Device;
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
+#[cfg(feature = "cuda")]
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Element types a device buffer can hold: what the kernels' pointer parameters point to.
-pub trait Element:
-    DeviceRepr + ValidAsZeroBits + Copy + Default + Send + Sync + std::fmt::Debug + 'static
-{
-}
+///
+/// `Pod` (plain old data: no padding, every bit pattern a valid value) is what makes a GPU copy
+/// sound: a buffer travels as its bytes ([`bytemuck::cast_slice`]), and whatever bytes come
+/// back from the device are a valid `T`.
+pub trait Element: bytemuck::Pod + Default + Send + Sync + std::fmt::Debug + 'static {}
 impl Element for f32 {}
 impl Element for i32 {}
 impl Element for u32 {}
@@ -36,8 +51,14 @@ pub struct DeviceBuffer<T: Element> {
 }
 
 enum Repr<T: Element> {
-    Gpu(CudaSlice<T>),
+    /// The elements' bytes in GPU memory (at least one element's worth).
+    #[cfg(feature = "cuda")]
+    Gpu(CudaSlice<u8>),
+    #[cfg(feature = "cuda-emu")]
     Emulated(Vec<T>),
+    /// Keeps `T` in the type when the emulator is compiled out; has no values.
+    #[cfg(not(feature = "cuda-emu"))]
+    _Never(std::convert::Infallible, std::marker::PhantomData<T>),
 }
 
 impl<T: Element> DeviceBuffer<T> {
@@ -54,9 +75,13 @@ impl<T: Element> DeviceBuffer<T> {
 
 impl<T: Element> std::fmt::Debug for DeviceBuffer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let place = match self.repr {
+        let place: &str = match self.repr {
+            #[cfg(feature = "cuda")]
             Repr::Gpu(_) => "gpu",
+            #[cfg(feature = "cuda-emu")]
             Repr::Emulated(_) => "emulated",
+            #[cfg(not(feature = "cuda-emu"))]
+            Repr::_Never(never, _) => match never {},
         };
         write!(
             f,
@@ -151,6 +176,7 @@ pub fn check_int_sizes(op: &str, sizes: &[usize]) -> Result<(), String> {
 }
 
 /// Where a kernel is declared and its parameters' C types, for every `kernels/*.cu` kernel.
+#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 fn signatures() -> &'static HashMap<String, (&'static str, Vec<String>)> {
     static SIGNATURES: OnceLock<HashMap<String, (&'static str, Vec<String>)>> = OnceLock::new();
     SIGNATURES.get_or_init(|| {
@@ -167,7 +193,9 @@ fn signatures() -> &'static HashMap<String, (&'static str, Vec<String>)> {
 }
 
 enum Backend {
+    #[cfg(feature = "cuda")]
     Gpu(Gpu),
+    #[cfg(feature = "cuda-emu")]
     Emulated,
 }
 
@@ -179,15 +207,27 @@ pub struct CudaDevice {
 
 impl std::fmt::Debug for CudaDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.backend {
-            Backend::Gpu(gpu) => write!(f, "{gpu:?}"),
+        match self.backend {
+            #[cfg(feature = "cuda")]
+            Backend::Gpu(ref gpu) => write!(f, "{gpu:?}"),
+            #[cfg(feature = "cuda-emu")]
             Backend::Emulated => write!(f, "cuda-emu (CUDA kernels emulated on the CPU)"),
         }
     }
 }
 
+#[cfg(feature = "cuda")]
 fn copy_error(what: &str, e: impl std::fmt::Debug) -> String {
     format!("CUDA {what} failed: {e:?}")
+}
+
+/// Why `device` cannot be opened in a build without `feature`.
+#[cfg(not(all(feature = "cuda", feature = "cuda-emu")))]
+fn compiled_out(device: Device, feature: &str) -> String {
+    format!(
+        "{device}: strata-kernels was built without its `{feature}` feature (enable it, e.g. \
+         the default features, to use this device)"
+    )
 }
 
 impl CudaDevice {
@@ -204,10 +244,16 @@ impl CudaDevice {
         }
         let backend = match device {
             Device::Cpu => return Err("cpu is not a CUDA device".into()),
+            #[cfg(feature = "cuda")]
             Device::Cuda(ordinal) => {
                 Backend::Gpu(Gpu::open(ordinal).map_err(|e| format!("{device}: {e}"))?)
             }
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => return Err(compiled_out(device, "cuda")),
+            #[cfg(feature = "cuda-emu")]
             Device::CudaEmulated => Backend::Emulated,
+            #[cfg(not(feature = "cuda-emu"))]
+            Device::CudaEmulated => return Err(compiled_out(device, "cuda-emu")),
         };
         let opened = Arc::new(CudaDevice { device, backend });
         open.insert(device, opened.clone());
@@ -224,12 +270,14 @@ impl CudaDevice {
         if values.is_empty() {
             return self.zeros(0);
         }
-        let repr = match &self.backend {
-            Backend::Gpu(gpu) => Repr::Gpu(
+        let repr = match self.backend {
+            #[cfg(feature = "cuda")]
+            Backend::Gpu(ref gpu) => Repr::Gpu(
                 gpu.stream()
-                    .clone_htod(values)
+                    .clone_htod(bytemuck::cast_slice::<T, u8>(values))
                     .map_err(|e| copy_error("host-to-device copy", e))?,
             ),
+            #[cfg(feature = "cuda-emu")]
             Backend::Emulated => Repr::Emulated(values.to_vec()),
         };
         Ok(DeviceBuffer {
@@ -240,12 +288,20 @@ impl CudaDevice {
 
     /// A new buffer of `len` zeros.
     pub fn zeros<T: Element>(&self, len: usize) -> Result<DeviceBuffer<T>, String> {
-        let repr = match &self.backend {
-            Backend::Gpu(gpu) => Repr::Gpu(
-                gpu.stream()
-                    .alloc_zeros(len.max(1))
-                    .map_err(|e| copy_error(&format!("allocating {len} elements"), e))?,
-            ),
+        let repr = match self.backend {
+            #[cfg(feature = "cuda")]
+            Backend::Gpu(ref gpu) => {
+                let bytes = len
+                    .max(1)
+                    .checked_mul(std::mem::size_of::<T>())
+                    .ok_or_else(|| format!("{}: {len} elements overflow usize", self.device))?;
+                Repr::Gpu(
+                    gpu.stream()
+                        .alloc_zeros::<u8>(bytes)
+                        .map_err(|e| copy_error(&format!("allocating {len} elements"), e))?,
+                )
+            }
+            #[cfg(feature = "cuda-emu")]
             Backend::Emulated => Repr::Emulated(vec![T::default(); len]),
         };
         Ok(DeviceBuffer { repr, len })
@@ -253,19 +309,25 @@ impl CudaDevice {
 
     /// The buffer's elements, copied to the host (waits for the work queued before it).
     pub fn download<T: Element>(&self, buffer: &DeviceBuffer<T>) -> Result<Vec<T>, String> {
-        match &buffer.repr {
-            Repr::Gpu(slice) => match &self.backend {
-                Backend::Gpu(gpu) => {
-                    let mut values = gpu
-                        .stream()
-                        .clone_dtoh(slice)
+        match buffer.repr {
+            #[cfg(feature = "cuda")]
+            Repr::Gpu(ref slice) => match self.backend {
+                Backend::Gpu(ref gpu) => {
+                    // The allocation holds max(len, 1) elements: copy them all, keep `len`.
+                    let mut values = vec![T::zeroed(); buffer.len.max(1)];
+                    gpu.stream()
+                        .memcpy_dtoh(slice, bytemuck::cast_slice_mut::<T, u8>(&mut values))
                         .map_err(|e| copy_error("device-to-host copy", e))?;
                     values.truncate(buffer.len);
                     Ok(values)
                 }
+                #[cfg(feature = "cuda-emu")]
                 Backend::Emulated => Err(self.foreign()),
             },
-            Repr::Emulated(values) => Ok(values.clone()),
+            #[cfg(feature = "cuda-emu")]
+            Repr::Emulated(ref values) => Ok(values.clone()),
+            #[cfg(not(feature = "cuda-emu"))]
+            Repr::_Never(never, _) => match never {},
         }
     }
 
@@ -275,12 +337,17 @@ impl CudaDevice {
         buffer: &DeviceBuffer<T>,
     ) -> Result<DeviceBuffer<T>, String> {
         let repr = match (&self.backend, &buffer.repr) {
+            #[cfg(feature = "cuda")]
             (Backend::Gpu(gpu), Repr::Gpu(slice)) => Repr::Gpu(
                 gpu.stream()
                     .clone_dtod(slice)
                     .map_err(|e| copy_error("device-to-device copy", e))?,
             ),
+            #[cfg(feature = "cuda-emu")]
             (Backend::Emulated, Repr::Emulated(values)) => Repr::Emulated(values.clone()),
+            #[cfg(not(feature = "cuda-emu"))]
+            (_, Repr::_Never(never, _)) => match *never {},
+            #[cfg(all(feature = "cuda", feature = "cuda-emu"))]
             _ => return Err(self.foreign()),
         };
         Ok(DeviceBuffer {
@@ -292,12 +359,16 @@ impl CudaDevice {
     /// Waits until every launch and copy queued on this device has finished (the emulator
     /// finishes each launch before returning, so there it has nothing to wait for).
     pub fn synchronize(&self) -> Result<(), String> {
-        match &self.backend {
-            Backend::Gpu(gpu) => gpu.synchronize(),
+        match self.backend {
+            #[cfg(feature = "cuda")]
+            Backend::Gpu(ref gpu) => gpu.synchronize(),
+            #[cfg(feature = "cuda-emu")]
             Backend::Emulated => Ok(()),
         }
     }
 
+    /// A buffer of the other backend (only a build with both can have one).
+    #[cfg(all(feature = "cuda", feature = "cuda-emu"))]
     fn foreign(&self) -> String {
         format!(
             "{}: a buffer of another device was passed to it",
@@ -313,6 +384,21 @@ impl CudaDevice {
     /// The caller must size every buffer for what the kernel reads and writes under `launch`:
     /// that contract lives in each kernel's comment and cannot be checked here.
     pub fn launch(&self, name: &str, launch: Launch, args: &mut [KernelArg]) -> Result<(), String> {
+        let file = self.check_arguments(name, args)?;
+        if launch.grid.contains(&0) || launch.block.contains(&0) {
+            return Ok(());
+        }
+        match self.backend {
+            #[cfg(feature = "cuda")]
+            Backend::Gpu(ref gpu) => self.launch_gpu(gpu, file, name, launch, args),
+            #[cfg(feature = "cuda-emu")]
+            Backend::Emulated => self.launch_emulated(file, name, launch, args),
+        }
+    }
+
+    /// The file that declares kernel `name`, if `args` match its parameters in count and C type.
+    #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+    fn check_arguments(&self, name: &str, args: &[KernelArg]) -> Result<&'static str, String> {
         let (file, params) = signatures()
             .get(name)
             .ok_or_else(|| format!("no kernel named {name} in kernels/*.cu"))?;
@@ -331,15 +417,16 @@ impl CudaDevice {
                 ));
             }
         }
-        if launch.grid.contains(&0) || launch.block.contains(&0) {
-            return Ok(());
-        }
-        match &self.backend {
-            Backend::Gpu(gpu) => self.launch_gpu(gpu, file, name, launch, args),
-            Backend::Emulated => self.launch_emulated(name, launch, args),
-        }
+        Ok(file)
     }
 
+    /// Without a backend there is no device to launch on (nor kernels to check against).
+    #[cfg(not(any(feature = "cuda", feature = "cuda-emu")))]
+    fn check_arguments(&self, name: &str, args: &[KernelArg]) -> Result<&'static str, String> {
+        match self.backend {}
+    }
+
+    #[cfg(feature = "cuda")]
     fn launch_gpu(
         &self,
         gpu: &Gpu,
@@ -349,13 +436,15 @@ impl CudaDevice {
         args: &mut [KernelArg],
     ) -> Result<(), String> {
         let function = gpu.function(file, name)?;
-        let foreign = self.foreign();
         let mut builder = gpu.stream().launch_builder(&function);
         macro_rules! slice {
             ($buffer:expr) => {
                 match &$buffer.repr {
                     Repr::Gpu(slice) => slice,
-                    Repr::Emulated(_) => return Err(foreign),
+                    #[cfg(feature = "cuda-emu")]
+                    Repr::Emulated(_) => return Err(self.foreign()),
+                    #[cfg(not(feature = "cuda-emu"))]
+                    Repr::_Never(never, _) => match *never {},
                 }
             };
         }
@@ -363,7 +452,10 @@ impl CudaDevice {
             ($buffer:expr) => {
                 match &mut $buffer.repr {
                     Repr::Gpu(slice) => slice,
-                    Repr::Emulated(_) => return Err(foreign),
+                    #[cfg(feature = "cuda-emu")]
+                    Repr::Emulated(_) => return Err(self.foreign()),
+                    #[cfg(not(feature = "cuda-emu"))]
+                    Repr::_Never(never, _) => match *never {},
                 }
             };
         }
@@ -394,19 +486,21 @@ impl CudaDevice {
             .map_err(|e| copy_error(&format!("launching {name}"), e))
     }
 
+    #[cfg(feature = "cuda-emu")]
     fn launch_emulated(
         &self,
+        file: &str,
         name: &str,
         launch: Launch,
         args: &mut [KernelArg],
     ) -> Result<(), String> {
-        let foreign = self.foreign();
         let mut emu_args = Vec::with_capacity(args.len());
         macro_rules! ptr {
             ($buffer:expr) => {
                 match &$buffer.repr {
                     Repr::Emulated(values) => EmuArg::Ptr(values.as_ptr() as *mut std::ffi::c_void),
-                    Repr::Gpu(_) => return Err(foreign),
+                    #[cfg(feature = "cuda")]
+                    Repr::Gpu(_) => return Err(self.foreign()),
                 }
             };
         }
@@ -416,7 +510,8 @@ impl CudaDevice {
                     Repr::Emulated(values) => {
                         EmuArg::Ptr(values.as_mut_ptr() as *mut std::ffi::c_void)
                     }
-                    Repr::Gpu(_) => return Err(foreign),
+                    #[cfg(feature = "cuda")]
+                    Repr::Gpu(_) => return Err(self.foreign()),
                 }
             };
         }
@@ -437,6 +532,36 @@ impl CudaDevice {
         // SAFETY: the pointers come from live host buffers borrowed for this call (the mutable
         // ones exclusively); their sizes are the caller's contract, as on a GPU.
         unsafe { emu::launch_by_name(name, launch.grid, launch.block, &emu_args) }
-            .map_err(|e| format!("{}: kernel {name}: {e}", self.device))
+            .map_err(|e| format!("{}: kernel {name} (kernels/{file}): {e}", self.device))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_whose_feature_is_off_says_which_feature() {
+        assert!(CudaDevice::open(Device::Cpu).is_err());
+        #[cfg(not(feature = "cuda"))]
+        {
+            let err = CudaDevice::open(Device::Cuda(0)).unwrap_err();
+            assert!(
+                err.starts_with("cuda:0: ") && err.contains("`cuda` feature"),
+                "{err}"
+            );
+        }
+        #[cfg(not(feature = "cuda-emu"))]
+        {
+            let err = CudaDevice::open(Device::CudaEmulated).unwrap_err();
+            assert!(err.contains("`cuda-emu` feature"), "{err}");
+        }
+        #[cfg(feature = "cuda-emu")]
+        {
+            let device = CudaDevice::open(Device::CudaEmulated).unwrap();
+            let bits = [0u16, 1, 0x7c00, 0xffff];
+            let buffer = device.upload(&bits).unwrap();
+            assert_eq!(device.download(&buffer).unwrap(), bits);
+        }
     }
 }

@@ -286,7 +286,7 @@ pub fn kernel_layout(
     (out_shape, out_strides)
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "cuda", feature = "cuda-emu")))]
 mod tests {
     use super::*;
 

@@ -12,7 +12,7 @@ pub(crate) use crate::tensor::storage::{
 };
 use crate::Tensor;
 use strata_kernels::elementwise::cuda::{self as elementwise, View};
-use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
+use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg};
 use strata_kernels::elementwise::{BinaryOp, UnaryOp};
 use strata_kernels::strided::numel;
 

@@ -26,23 +26,7 @@
 // at most 1024; 256 intended. No early returns before the barriers.
 // All indices are int: buffers must have fewer than 2^31 elements.
 
-#define BN_MAX_WARPS 32
-
-// Sum of v over the block, returned to every thread (see softmax_ce.cu for the pattern).
-static __device__ inline float bn_block_sum(float v)
-{
-    __shared__ float warp_totals[BN_MAX_WARPS];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int lane = threadIdx.x & 31;
-    int warp = threadIdx.x >> 5;
-    int warps = blockDim.x >> 5;
-    __syncthreads(); // the previous call's readers are done with warp_totals
-    if (lane == 0) warp_totals[warp] = v;
-    __syncthreads();
-    float t = lane < warps ? warp_totals[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-    return t;
-}
+#include "common.cuh" // block_sum
 
 // Kahan summation step: *sum + *comp carries the exact running total to about one rounding.
 // *comp holds the low-order part lost by the last addition (with the opposite sign).
@@ -79,14 +63,14 @@ extern "C" __global__ void batch_norm_forward_train(int n, int c, int spatial, f
         for (int j = threadIdx.x; j < m; j += blockDim.x) {
             kahan_add(&sum, &comp, input[bn_offset(j, c, spatial, ci)]);
         }
-        float mean = bn_block_sum(sum - comp) / (float)m;
+        float mean = block_sum(sum - comp) / (float)m;
         sum = 0.0f;
         comp = 0.0f;
         for (int j = threadIdx.x; j < m; j += blockDim.x) {
             float d = input[bn_offset(j, c, spatial, ci)] - mean;
             kahan_add(&sum, &comp, d * d);
         }
-        float var = bn_block_sum(sum - comp) / (float)m;
+        float var = block_sum(sum - comp) / (float)m;
         float invstd = 1.0f / sqrtf(var + eps);
         if (threadIdx.x == 0) {
             save_mean[ci] = mean;
@@ -151,8 +135,8 @@ extern "C" __global__ void batch_norm_backward(int n, int c, int spatial, const 
             kahan_add(&s_dy, &c_dy, dy);
             kahan_add(&s_dyx, &c_dyx, dy * ((input[off] - mean) * invstd));
         }
-        float sum_dy = bn_block_sum(s_dy - c_dy);
-        float sum_dyx = bn_block_sum(s_dyx - c_dyx);
+        float sum_dy = block_sum(s_dy - c_dy);
+        float sum_dyx = block_sum(s_dyx - c_dyx);
         if (threadIdx.x == 0 && want_grad_affine) {
             grad_gamma[ci] = sum_dyx;
             grad_beta[ci] = sum_dy;

@@ -1,0 +1,167 @@
+//! The emulator itself (kernels/emu/cuda_emu.h): planted bugs (kernels/emu/planted.cu) it must
+//! catch, launch errors it must report, and the bookkeeping that every product kernel is
+//! compiled into it and launched by some twin test. No GPU or CUDA tools needed.
+#![cfg(feature = "cuda-emu")]
+
+mod emulated;
+
+use emulated::{compare, emu_rows, random, row_sums_f64};
+use std::time::{Duration, Instant};
+use strata_kernels::cuda::emu::{self, run_emulated, Guarded, DEFAULT_TIMEOUT};
+use strata_kernels::cuda::sources::{kernel_count, kernel_names};
+
+#[test]
+fn planted_missing_syncthreads_is_caught() {
+    let (rows, cols) = (3, 1000);
+    let x = random(rows * cols, -1.0, 1.0, 77);
+    let want = row_sums_f64(&x, rows, cols);
+    // The correct kernel passes...
+    let (ok, _) = emu_rows("planted_sum_rows_tree_ok", &x, rows, cols, 2, 256).unwrap();
+    compare("tree sum (correct)", &ok, &want).unwrap();
+    // ...the one without the first __syncthreads() must not.
+    let (bad, _) = emu_rows("planted_sum_rows_missing_sync", &x, rows, cols, 2, 256).unwrap();
+    let caught = compare("tree sum (missing __syncthreads)", &bad, &want).unwrap_err();
+    println!("caught as expected: {caught}");
+}
+
+#[test]
+fn planted_ragged_edge_bug_is_caught() {
+    let n = 1000; // not a multiple of 256
+    let x = random(n, -1.0, 1.0, 5);
+    let gx = Guarded::f32(&x);
+    let mut out = Guarded::f32(&vec![0.0; n]);
+    let out = run_emulated("planted_scale_ragged", DEFAULT_TIMEOUT, move || {
+        // SAFETY: guarded buffers owned here; the kernel's overrun stays inside the guards
+        // (24 elements < emu::GUARD).
+        let code = unsafe {
+            emu::emu_planted_scale_ragged(4, 1, 1, 256, 1, 1, gx.ptr(), out.mut_ptr(), n as i32)
+        };
+        (code, out)
+    })
+    .unwrap();
+    let caught = out.check("planted_scale_ragged out").unwrap_err();
+    assert!(caught.contains("index 1000"), "{caught}");
+    println!("caught as expected: {caught}");
+    // The in-bounds part is right: the bug is only at the ragged edge.
+    let want: Vec<f64> = x.iter().map(|&v| 2.0 * v as f64).collect();
+    compare("in-bounds part", out.as_slice(), &want).unwrap();
+}
+
+#[test]
+fn planted_divergent_barrier_is_reported() {
+    let mut out = Guarded::f32(&[0.0; 64]);
+    let err = run_emulated("planted_divergent_barrier", DEFAULT_TIMEOUT, move || {
+        // SAFETY: a guarded buffer of 64 floats; the kernel writes at most `active` of them.
+        let code =
+            unsafe { emu::emu_planted_divergent_barrier(1, 1, 1, 64, 1, 1, out.mut_ptr(), 40) };
+        (code, ())
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("divergent __syncthreads()") && err.contains("24 thread(s)"),
+        "{err}"
+    );
+    println!("reported as expected: {err}");
+}
+
+#[test]
+fn planted_deadlock_fails_by_timeout_instead_of_hanging() {
+    let mut flags = Guarded::new(&[0i32; 64], i32::MIN);
+    let start = Instant::now();
+    let err = run_emulated(
+        "planted_spin_deadlock",
+        Duration::from_millis(500),
+        move || {
+            // SAFETY: a guarded buffer of 64 ints owned by this (possibly abandoned) closure.
+            let code =
+                unsafe { emu::emu_planted_spin_deadlock(1, 1, 1, 64, 1, 1, flags.mut_ptr()) };
+            (code, ())
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("did not finish within 0.5 s (deadlock?)"),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    println!("failed as expected: {err}");
+}
+
+#[test]
+fn launch_errors_are_reported_not_crashed() {
+    let err = run_emulated("reduce_sum_rows", DEFAULT_TIMEOUT, || {
+        // SAFETY: the launch is rejected (2048 threads per block) before any pointer is used.
+        let code = unsafe {
+            emu::emu_reduce_sum_rows(
+                1,
+                1,
+                1,
+                2048,
+                1,
+                1,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                0,
+                0,
+            )
+        };
+        (code, ())
+    })
+    .unwrap_err();
+    assert!(err.contains("at most 1024 threads"), "{err}");
+}
+
+/// Appends the text of every `.rs` file under `dir` (recursively) that `pick` accepts.
+fn read_tests(dir: &std::path::Path, pick: &dyn Fn(&str) -> bool, into: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            read_tests(&path, pick, into);
+        } else if name.ends_with(".rs") && pick(&name) {
+            into.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// Every product kernel is launched by some emulated test (`emu_<name>(` in a file under
+/// tests/, or in an op's `src/<op>/twin_tests.rs`): the count of kernels covered equals the
+/// number of `__global__`s.
+#[test]
+fn every_kernel_is_covered_by_an_emulated_test() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut tests = String::new();
+    read_tests(&root.join("tests"), &|_| true, &mut tests);
+    read_tests(
+        &root.join("src"),
+        &|name| name.contains("tests"),
+        &mut tests,
+    );
+    let uncovered: Vec<&str> = emu::EMULATED_KERNELS
+        .iter()
+        .copied()
+        .filter(|k| !tests.contains(&format!("emu_{k}(")))
+        .collect();
+    let covered = emu::EMULATED_KERNELS.len() - uncovered.len();
+    println!(
+        "{covered} of {} kernels covered by emulated tests",
+        emu::EMULATED_KERNELS.len()
+    );
+    assert!(
+        uncovered.is_empty(),
+        "kernels with no emulated test against their CPU twin: {uncovered:?}"
+    );
+    assert_eq!(covered, kernel_count());
+}
+
+#[test]
+fn the_emulator_holds_exactly_the_declared_kernels() {
+    let mut declared: Vec<String> = kernel_names().into_iter().flat_map(|(_, k)| k).collect();
+    declared.sort();
+    let mut emulated: Vec<String> = emu::EMULATED_KERNELS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    emulated.sort();
+    assert_eq!(declared, emulated);
+}
