@@ -96,3 +96,8 @@ pub(crate) fn same_bits(what: &str, got: &[f32], want: &[f32]) {
 pub(crate) fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
+
+/// (grid.x, block) pairs: the intended launch and a too-small grid (grid-stride loop).
+pub(crate) fn grid_stride_launches(total: usize) -> [(u32, u32); 2] {
+    [(d(total.div_ceil(256).clamp(1, 65535)), 256), (1, 64)]
+}

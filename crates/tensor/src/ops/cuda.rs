@@ -78,11 +78,6 @@ pub(crate) fn zeros(device: &CudaDevice, len: usize) -> DeviceBuffer<f32> {
     check("alloc", device.zeros(len))
 }
 
-/// Sizes as `int` kernel arguments, in order.
-pub(crate) fn int_args<'a>(values: &[usize]) -> Vec<KernelArg<'a>> {
-    values.iter().map(|&v| KernelArg::I32(v as i32)).collect()
-}
-
 /// Small index arrays (shapes, strides) as a device buffer of ints.
 pub(crate) fn ints(device: &CudaDevice, values: &[usize]) -> DeviceBuffer<i32> {
     let ints: Vec<i32> = values
