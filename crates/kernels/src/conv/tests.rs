@@ -6,7 +6,7 @@ use super::weight_gradient::{dot_products, dot_products_portable, sum_of_sums};
 use super::{
     col2im, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, im2col, Conv2dGeometry,
 };
-use approx::relative_eq;
+use approx::abs_diff_eq;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -123,12 +123,12 @@ fn naive_backward_weight(g: &Conv2dGeometry, x: &[f32], dy: &[f32]) -> (Vec<f64>
     (dw, db)
 }
 
-/// Equal within `tol`, absolute below magnitude 1 and relative above.
+/// Equal within `tol · (1 + |want|)`.
 fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
-            relative_eq!(g as f64, w, epsilon = tol, max_relative = tol),
+            abs_diff_eq!(g as f64, w, epsilon = tol * (1.0 + w.abs())),
             "{what}[{i}]: got {g}, want {w}"
         );
     }

@@ -5,7 +5,7 @@ use super::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
     Pool2dGeometry,
 };
-use approx::relative_eq;
+use approx::abs_diff_eq;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -117,12 +117,12 @@ fn naive_avg_backward(g: &Pool2dGeometry, include_pad: bool, dy: &[f32]) -> Vec<
     dx
 }
 
-/// Equal within 1e-5, absolute below magnitude 1 and relative above.
+/// Equal within `1e-5 · (1 + |want|)`.
 fn assert_close(what: &str, got: &[f32], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
-            relative_eq!(g as f64, w, epsilon = 1e-5, max_relative = 1e-5),
+            abs_diff_eq!(g as f64, w, epsilon = 1e-5 * (1.0 + w.abs())),
             "{what}[{i}]: got {g}, want {w}"
         );
     }
