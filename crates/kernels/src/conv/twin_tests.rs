@@ -62,6 +62,35 @@ fn image_cols(cols: &[f32], b: usize, ld: usize, cbs: usize, k: usize, p: usize)
         .collect()
 }
 
+/// Calls the emulated kernel `emu::$kernel` on a grid of `gx` x `gy` blocks (`gy` = images) of
+/// `block` threads, with the geometry parameters of `g` (`cin, h, w, kh, kw, sh, sw, ph, pw,
+/// oh, ow`) and then the kernel's own.
+macro_rules! emu_conv {
+    ($kernel:ident, ($gx:expr, $gy:expr, $block:expr), $g:expr, $($rest:expr),+) => {{
+        let g: Conv2dGeometry = $g;
+        emu::$kernel(
+            $gx,
+            $gy,
+            1,
+            $block,
+            1,
+            1,
+            i(g.in_channels),
+            i(g.in_h),
+            i(g.in_w),
+            i(g.kernel_h),
+            i(g.kernel_w),
+            i(g.stride_h),
+            i(g.stride_w),
+            i(g.pad_h),
+            i(g.pad_w),
+            i(g.out_h()),
+            i(g.out_w()),
+            $($rest),+
+        )
+    }};
+}
+
 fn emu_im2col(
     g: &Conv2dGeometry,
     images: &[f32],
@@ -79,28 +108,14 @@ fn emu_im2col(
     let (x, cols) = launch("im2col", state, move |(x, cols)| {
         // SAFETY: live guarded buffers: batch images, and cols covering every (b, r, q).
         unsafe {
-            emu::emu_im2col(
-                gx,
-                gy,
-                1,
-                block,
-                1,
-                1,
-                i(gg.in_channels),
-                i(gg.in_h),
-                i(gg.in_w),
-                i(gg.kernel_h),
-                i(gg.kernel_w),
-                i(gg.stride_h),
-                i(gg.stride_w),
-                i(gg.pad_h),
-                i(gg.pad_w),
-                i(gg.out_h()),
-                i(gg.out_w()),
+            emu_conv!(
+                emu_im2col,
+                (gx, gy, block),
+                gg,
                 x.ptr(),
                 cols.mut_ptr(),
                 ldi,
-                cbsi,
+                cbsi
             )
         }
     });
@@ -124,28 +139,14 @@ fn emu_col2im(
     let (c, x) = launch("col2im", state, move |(c, x)| {
         // SAFETY: live guarded buffers, as in emu_im2col.
         unsafe {
-            emu::emu_col2im(
-                gx,
-                gy,
-                1,
-                block,
-                1,
-                1,
-                i(gg.in_channels),
-                i(gg.in_h),
-                i(gg.in_w),
-                i(gg.kernel_h),
-                i(gg.kernel_w),
-                i(gg.stride_h),
-                i(gg.stride_w),
-                i(gg.pad_h),
-                i(gg.pad_w),
-                i(gg.out_h()),
-                i(gg.out_w()),
+            emu_conv!(
+                emu_col2im,
+                (gx, gy, block),
+                gg,
                 c.ptr(),
                 ldi,
                 cbsi,
-                x.mut_ptr(),
+                x.mut_ptr()
             )
         }
     });

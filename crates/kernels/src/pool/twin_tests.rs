@@ -69,6 +69,17 @@ fn pool_args(g: &Pool2dGeometry) -> PoolArgs {
     )
 }
 
+/// Calls the emulated pooling kernel `emu::$kernel` on a 1-D grid of `gx` blocks of `block`
+/// threads, with the geometry parameters `args` ([`PoolArgs`]) and then the kernel's own.
+macro_rules! emu_pool {
+    ($kernel:ident, ($gx:expr, $block:expr), $args:expr, $($rest:expr),+) => {{
+        let (planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = $args;
+        emu::$kernel(
+            $gx, 1, 1, $block, 1, 1, planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow, $($rest),+
+        )
+    }};
+}
+
 /// Clipped window (y0, y1, x0, x1) of output (oy, ox), computed independently of both sides.
 fn pool_window(g: &Pool2dGeometry, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
     let y = (oy * g.stride_h) as isize - g.pad_h as isize;
@@ -92,30 +103,15 @@ fn emu_max_forward(g: &Pool2dGeometry, x: &[f32], gx: u32, block: u32) -> (Vec<f
         Guarded::new(&vec![0u32; out_len], 0xdead_beef),
     );
     let (gx_, y, am) = launch("max_pool2d_forward", state, move |(x, y, am)| {
-        let (planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = args;
         // SAFETY: live guarded buffers of the geometry's input and output sizes.
         unsafe {
-            emu::emu_max_pool2d_forward(
-                gx,
-                1,
-                1,
-                block,
-                1,
-                1,
-                planes,
-                h,
-                w,
-                kh,
-                kw,
-                sh,
-                sw,
-                ph,
-                pw,
-                oh,
-                ow,
+            emu_pool!(
+                emu_max_pool2d_forward,
+                (gx, block),
+                args,
                 x.ptr(),
                 y.mut_ptr(),
-                am.mut_ptr(),
+                am.mut_ptr()
             )
         }
     });
@@ -140,30 +136,15 @@ fn emu_max_backward(
         Guarded::f32(&vec![f32::NAN; g.input_len()]),
     );
     let (gdy, gam, dx) = launch("max_pool2d_backward", state, move |(dy, am, dx)| {
-        let (planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = args;
         // SAFETY: live guarded buffers of the geometry's sizes.
         unsafe {
-            emu::emu_max_pool2d_backward(
-                gx,
-                1,
-                1,
-                block,
-                1,
-                1,
-                planes,
-                h,
-                w,
-                kh,
-                kw,
-                sh,
-                sw,
-                ph,
-                pw,
-                oh,
-                ow,
+            emu_pool!(
+                emu_max_pool2d_backward,
+                (gx, block),
+                args,
                 dy.ptr(),
                 am.ptr(),
-                dx.mut_ptr(),
+                dx.mut_ptr()
             )
         }
     });
@@ -187,30 +168,15 @@ fn emu_avg_forward(
         Guarded::f32(&vec![f32::NAN; g.output_len()]),
     );
     let (gx_, y) = launch("avg_pool2d_forward", state, move |(x, y)| {
-        let (planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = args;
         // SAFETY: live guarded buffers of the geometry's sizes.
         unsafe {
-            emu::emu_avg_pool2d_forward(
-                gx,
-                1,
-                1,
-                block,
-                1,
-                1,
-                planes,
-                h,
-                w,
-                kh,
-                kw,
-                sh,
-                sw,
-                ph,
-                pw,
-                oh,
-                ow,
+            emu_pool!(
+                emu_avg_pool2d_forward,
+                (gx, block),
+                args,
                 cip,
                 x.ptr(),
-                y.mut_ptr(),
+                y.mut_ptr()
             )
         }
     });
@@ -233,30 +199,15 @@ fn emu_avg_backward(
         Guarded::f32(&vec![f32::NAN; g.input_len()]),
     );
     let (gdy, dx) = launch("avg_pool2d_backward", state, move |(dy, dx)| {
-        let (planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = args;
         // SAFETY: live guarded buffers of the geometry's sizes.
         unsafe {
-            emu::emu_avg_pool2d_backward(
-                gx,
-                1,
-                1,
-                block,
-                1,
-                1,
-                planes,
-                h,
-                w,
-                kh,
-                kw,
-                sh,
-                sw,
-                ph,
-                pw,
-                oh,
-                ow,
+            emu_pool!(
+                emu_avg_pool2d_backward,
+                (gx, block),
+                args,
                 cip,
                 dy.ptr(),
-                dx.mut_ptr(),
+                dx.mut_ptr()
             )
         }
     });
