@@ -18,6 +18,20 @@
 // scatter adds them. No atomics; deterministic and bit-identical to the CPU.
 // All indices are int: buffers must have fewer than 2^31 elements.
 
+// Input rows y0 .. y1 and columns x0 .. x1 of the window of output (oy, ox), clipped to the
+// plane (the padding is left out).
+static __device__ inline void pool_window(int oy, int ox, int h, int w, int kh, int kw, int sh,
+                                          int sw, int ph, int pw, int* y0, int* y1, int* x0,
+                                          int* x1)
+{
+    *y0 = oy * sh - ph;
+    *x0 = ox * sw - pw;
+    *y1 = *y0 + kh < h ? *y0 + kh : h;
+    *x1 = *x0 + kw < w ? *x0 + kw : w;
+    if (*y0 < 0) *y0 = 0;
+    if (*x0 < 0) *x0 = 0;
+}
+
 // One thread per output element, over all planes (grid-stride loop, any 1-D grid works).
 // Ties go to the first element in row-major window order (strict >), and a NaN wins: the first
 // NaN in the window is taken and nothing compares greater than it afterwards, so NaN propagates.
@@ -35,12 +49,8 @@ extern "C" __global__ void max_pool2d_forward(int planes, int h, int w, int kh, 
         int oy = (idx / ow) % oh;
         int plane = idx / (ow * oh);
         const float* x = input + plane * (h * w);
-        int y0 = oy * sh - ph;
-        int x0 = ox * sw - pw;
-        int y1 = y0 + kh < h ? y0 + kh : h;
-        int x1 = x0 + kw < w ? x0 + kw : w;
-        if (y0 < 0) y0 = 0;
-        if (x0 < 0) x0 = 0;
+        int y0, y1, x0, x1;
+        pool_window(oy, ox, h, w, kh, kw, sh, sw, ph, pw, &y0, &y1, &x0, &x1);
         int best_i = y0 * w + x0;
         float best = x[best_i];
         for (int iy = y0; iy < y1; ++iy) {
@@ -108,12 +118,8 @@ static __device__ inline float avg_pool_divisor(int oy, int ox, int h, int w, in
                                                 int count_include_pad)
 {
     if (count_include_pad) return (float)(kh * kw);
-    int y0 = oy * sh - ph;
-    int x0 = ox * sw - pw;
-    int y1 = y0 + kh < h ? y0 + kh : h;
-    int x1 = x0 + kw < w ? x0 + kw : w;
-    if (y0 < 0) y0 = 0;
-    if (x0 < 0) x0 = 0;
+    int y0, y1, x0, x1;
+    pool_window(oy, ox, h, w, kh, kw, sh, sw, ph, pw, &y0, &y1, &x0, &x1);
     return (float)((y1 - y0) * (x1 - x0));
 }
 
@@ -135,12 +141,8 @@ extern "C" __global__ void avg_pool2d_forward(int planes, int h, int w, int kh, 
         int oy = (idx / ow) % oh;
         int plane = idx / (ow * oh);
         const float* x = input + plane * (h * w);
-        int y0 = oy * sh - ph;
-        int x0 = ox * sw - pw;
-        int y1 = y0 + kh < h ? y0 + kh : h;
-        int x1 = x0 + kw < w ? x0 + kw : w;
-        if (y0 < 0) y0 = 0;
-        if (x0 < 0) x0 = 0;
+        int y0, y1, x0, x1;
+        pool_window(oy, ox, h, w, kh, kw, sh, sw, ph, pw, &y0, &y1, &x0, &x1);
         float s = 0.0f;
         for (int iy = y0; iy < y1; ++iy) {
             float row = 0.0f;

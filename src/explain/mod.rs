@@ -14,7 +14,7 @@
 //! ```
 
 mod batch_norm;
-mod conv2d;
+mod conv;
 mod linear;
 mod matmul;
 mod pool;
@@ -152,7 +152,7 @@ impl Explanation {
 pub fn explain(op: Op, options: &Options) -> Result<Explanation, String> {
     let mut page = Page::default();
     match op {
-        Op::Conv2d => conv2d::explain(options, &mut page)?,
+        Op::Conv2d => conv::explain(options, &mut page)?,
         Op::MaxPool2d => pool::explain(pool::Kind::Max, options, &mut page)?,
         Op::AvgPool2d => pool::explain(pool::Kind::Average, options, &mut page)?,
         Op::Matmul => matmul::explain(options, &mut page)?,

@@ -33,6 +33,3 @@ pub use random::Generator;
 pub use shape::broadcast_shapes;
 pub use strata_kernels::{DType, Device};
 pub use tensor::{DeviceError, Tensor};
-
-// The op files reach the buffer cache by this path.
-use buffer_cache as pool;

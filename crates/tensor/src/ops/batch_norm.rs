@@ -70,7 +70,7 @@ impl Tensor {
         if let Some(device) = cuda::device_of("batch_norm", &[self]) {
             return self.batch_norm_train_on_device(device, (n, c, spatial), gamma, beta, eps);
         }
-        let mut out = crate::pool::take_for_overwrite(self.numel());
+        let mut out = crate::buffer_cache::take_for_overwrite(self.numel());
         let (mut mean, mut invstd, mut var) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
         let gamma_v = gamma.map(Tensor::to_vec);
         let beta_v = beta.map(Tensor::to_vec);
@@ -100,7 +100,7 @@ impl Tensor {
         inputs.extend(gamma);
         inputs.extend(beta);
         let y = Tensor::from_op(out, self.shape(), "batch_norm", &inputs, move |dy| {
-            let mut dx = crate::pool::take_for_overwrite(x_saved.numel());
+            let mut dx = crate::buffer_cache::take_for_overwrite(x_saved.numel());
             let mut dgamma = vec![0.0; c];
             let mut dbeta = vec![0.0; c];
             x_saved.with_contiguous(|x| {

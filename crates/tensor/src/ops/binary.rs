@@ -31,7 +31,7 @@ pub(crate) fn broadcast_map(
         let out = cuda::binary(&device, &shape, (a, &sa), (b, &sb), op);
         return (cuda::data(&device, out), shape);
     }
-    let mut out = crate::pool::take_for_overwrite(numel(&shape));
+    let mut out = crate::buffer_cache::take_for_overwrite(numel(&shape));
     let (ga, gb) = (a.read(), b.read());
     binary(
         op,

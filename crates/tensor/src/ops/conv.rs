@@ -12,10 +12,11 @@
 use crate::ops::cuda;
 use crate::Tensor;
 use std::sync::Arc;
+use strata_kernels::conv::cuda as conv_cuda;
 use strata_kernels::conv::{
     conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dGeometry,
 };
-use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg, Launch};
+use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer};
 
 impl Tensor {
     /// Convolves `self` `[N, Cin, H, W]` with `weight` `[Cout, Cin, KH, KW]`, adding `bias`
@@ -79,7 +80,7 @@ impl Tensor {
             return conv2d_on_device(device, geometry, x, w, bias);
         }
         // The conv kernels overwrite their outputs (and gradients) entirely.
-        let mut out = crate::pool::take_for_overwrite(geometry.output_len());
+        let mut out = crate::buffer_cache::take_for_overwrite(geometry.output_len());
         x.with_contiguous(|xd| {
             w.with_contiguous(|wd| match bias {
                 Some(b) => {
@@ -95,13 +96,13 @@ impl Tensor {
         Tensor::from_op(out, &out_shape, "conv2d", &inputs, move |dy| {
             let dy = dy.contiguous();
             let dx = x_saved.requires_grad().then(|| {
-                let mut dx = crate::pool::take_for_overwrite(geometry.input_len());
+                let mut dx = crate::buffer_cache::take_for_overwrite(geometry.input_len());
                 dy.with_contiguous(|g| {
                     w_saved.with_contiguous(|wd| conv2d_backward_input(&geometry, g, wd, &mut dx))
                 });
                 Tensor::from_vec(dx, x_saved.shape())
             });
-            let mut dw = crate::pool::take_for_overwrite(geometry.weight_len());
+            let mut dw = crate::buffer_cache::take_for_overwrite(geometry.weight_len());
             let mut db = vec![0.0; geometry.out_channels];
             dy.with_contiguous(|g| {
                 x_saved.with_contiguous(|xd| {
@@ -123,62 +124,21 @@ impl Tensor {
     }
 }
 
-/// `cols <- im2col(x)` for every image of the batch (`kernels/conv.cu`), column `p` of image
-/// `b` at `cols[k * ld + b * image_stride + p]`: `ld = P, image_stride = K·P` stacks the
-/// images' `[K, P]` matrices; `ld = N·P, image_stride = P` lays them side by side as one
-/// `[K, N·P]` matrix.
+/// `cols <- im2col(x)` for every image of the batch, in a new buffer laid out as
+/// `(ld, image_stride)` (see `strata_kernels::conv::cuda`).
 fn im2col_on_device(
     device: &CudaDevice,
     g: &Conv2dGeometry,
     x: &DeviceBuffer<f32>,
-    (ld, image_stride): (usize, usize),
+    layout: (usize, usize),
 ) -> DeviceBuffer<f32> {
     let (k, p) = (
         g.in_channels * g.kernel_h * g.kernel_w,
         g.out_h() * g.out_w(),
     );
     let mut cols = cuda::zeros(device, g.batch * k * p);
-    let mut args = geometry_args(g);
-    args.extend([
-        KernelArg::F32s(x),
-        KernelArg::F32sMut(&mut cols),
-        KernelArg::I32(ld as i32),
-        KernelArg::I32(image_stride as i32),
-    ]);
-    cuda::check(
-        "conv2d",
-        device.launch("im2col", batch_launch(k * p, g.batch), &mut args),
-    );
+    cuda::check("conv2d", conv_cuda::im2col(device, g, x, &mut cols, layout));
     cols
-}
-
-/// The geometry parameters `im2col` and `col2im` share:
-/// `cin, h, w, kh, kw, sh, sw, ph, pw, oh, ow`.
-fn geometry_args<'a>(g: &Conv2dGeometry) -> Vec<KernelArg<'a>> {
-    cuda::int_args(&[
-        g.in_channels,
-        g.in_h,
-        g.in_w,
-        g.kernel_h,
-        g.kernel_w,
-        g.stride_h,
-        g.stride_w,
-        g.pad_h,
-        g.pad_w,
-        g.out_h(),
-        g.out_w(),
-    ])
-}
-
-/// One thread per element of each image's part, the batch along `blockIdx.y`.
-fn batch_launch(per_image: usize, batch: usize) -> Launch {
-    assert!(
-        batch <= 65_535,
-        "conv2d on CUDA: a batch of {batch} images exceeds 65,535"
-    );
-    let mut launch = Launch::elements(per_image);
-    launch.grid[1] = batch as u32;
-    launch
 }
 
 /// The CUDA path of `conv2d`, on im2col, the GEMM kernels and col2im:
@@ -232,17 +192,9 @@ fn conv2d_on_device(
                 cuda::Operand::new(&dyd, cout * p, p, 1),
             );
             let mut dx = cuda::zeros(&device, g.input_len());
-            let mut args = geometry_args(&g);
-            args.extend([
-                KernelArg::F32s(&dcols),
-                KernelArg::I32(p as i32),
-                KernelArg::I32((k * p) as i32),
-                KernelArg::F32sMut(&mut dx),
-            ]);
-            let launch = batch_launch(g.in_channels * g.in_h * g.in_w, n);
             cuda::check(
                 "conv2d backward",
-                device.launch("col2im", launch, &mut args),
+                conv_cuda::col2im(&device, &g, &dcols, (p, k * p), &mut dx),
             );
             cuda::tensor(&device, dx, x_saved.shape())
         });

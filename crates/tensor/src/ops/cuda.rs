@@ -7,12 +7,10 @@
 //! A failed launch or copy (out of device memory, a driver error) panics with the op's name,
 //! as a shape error does on the CPU: ops return tensors, not `Result`s.
 
-pub(crate) use crate::tensor::storage::{
-    check, data, dense, device_of, tensor, upload, zeros,
-};
+pub(crate) use crate::tensor::storage::{check, data, dense, device_of, tensor, upload, zeros};
 use crate::Tensor;
+use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer};
 use strata_kernels::elementwise::cuda::{self as elementwise, View};
-use strata_kernels::cuda::runtime::{CudaDevice, DeviceBuffer, KernelArg};
 use strata_kernels::elementwise::{BinaryOp, UnaryOp};
 use strata_kernels::strided::numel;
 
@@ -22,11 +20,6 @@ pub(crate) fn check_sizes(op: &str, sizes: &[usize]) {
         op,
         strata_kernels::cuda::runtime::check_int_sizes(op, sizes),
     );
-}
-
-/// Sizes as `int` kernel arguments, in order.
-pub(crate) fn int_args<'a>(values: &[usize]) -> Vec<KernelArg<'a>> {
-    values.iter().map(|&v| KernelArg::I32(v as i32)).collect()
 }
 
 /// `out[i] = op(t[i])` over `t`'s shape, row-major, by `unary_contiguous` or `unary_strided`.

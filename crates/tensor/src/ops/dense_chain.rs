@@ -67,7 +67,7 @@ impl Tensor {
             .map(|s| (s.weight.shape()[1], s.weight.shape()[0], s.relu))
             .collect();
         let out_width = shapes[shapes.len() - 1].1;
-        let mut out = crate::pool::take_for_overwrite(rows * out_width);
+        let mut out = crate::buffer_cache::take_for_overwrite(rows * out_width);
         self.with_contiguous(|x| {
             let layers = dense_layers(&shapes, &weights, &biases);
             dense_chain::forward(&layers, x, rows, &mut out);
@@ -87,7 +87,7 @@ impl Tensor {
                 .iter()
                 .map(|b| b.as_ref().map(|b| vec![0.0; b.len()]))
                 .collect();
-            let mut dx = x_needs_grad.then(|| crate::pool::take_for_overwrite(x.numel()));
+            let mut dx = x_needs_grad.then(|| crate::buffer_cache::take_for_overwrite(x.numel()));
             let layers = dense_layers(&shapes, &weights, &biases);
             let mut grads: Vec<DenseGradients> = weight_grads
                 .iter_mut()

@@ -35,7 +35,7 @@ impl Tensor {
             );
             return self.mul(&cuda::tensor(&device, mask, self.shape()));
         }
-        let mut mask = crate::pool::take_for_overwrite(self.numel());
+        let mut mask = crate::buffer_cache::take_for_overwrite(self.numel());
         dropout_mask(seed, p, &mut mask);
         self.mul(&Tensor::from_vec(mask, self.shape()))
     }

@@ -29,12 +29,12 @@ impl Tensor {
         if let Some(device) = self.cuda() {
             return self.log_softmax_on_device(device, rows, cols);
         }
-        let mut out = crate::pool::take_for_overwrite(self.numel());
+        let mut out = crate::buffer_cache::take_for_overwrite(self.numel());
         self.with_contiguous(|x| log_softmax_forward(rows, cols, x, &mut out));
         let y = Tensor::from_vec(out, self.shape());
         let y_saved = y.clone();
         Tensor::from_result(&y, "log_softmax", &[self], move |dy| {
-            let mut dx = crate::pool::take_for_overwrite(y_saved.numel());
+            let mut dx = crate::buffer_cache::take_for_overwrite(y_saved.numel());
             y_saved.with_contiguous(|yd| {
                 dy.with_contiguous(|g| log_softmax_backward(rows, cols, yd, g, &mut dx))
             });
@@ -81,7 +81,7 @@ impl Tensor {
         }
         let cols = self.shape()[axis_n];
         let rows = self.numel() / cols.max(1);
-        let mut out = crate::pool::take_for_overwrite(self.numel());
+        let mut out = crate::buffer_cache::take_for_overwrite(self.numel());
         self.with_contiguous(|x| softmax_forward(rows, cols, x, &mut out));
         Tensor::from_vec(out, self.shape())
     }

@@ -73,7 +73,7 @@ impl Tensor {
         if let Some(device) = self.cuda() {
             return self.softmax_cross_entropy_on_device(device, rows, classes, labels);
         }
-        let mut probs = crate::pool::take_for_overwrite(rows * classes);
+        let mut probs = crate::buffer_cache::take_for_overwrite(rows * classes);
         let loss = self.with_contiguous(|x| {
             softmax_cross_entropy_forward(rows, classes, x, labels, &mut probs)
         });
@@ -86,7 +86,7 @@ impl Tensor {
             "softmax_cross_entropy",
             &[self],
             move |dl| {
-                let mut dx = crate::pool::take_for_overwrite(rows * classes);
+                let mut dx = crate::buffer_cache::take_for_overwrite(rows * classes);
                 softmax_cross_entropy_backward(rows, classes, &probs, &labels, dl.item(), &mut dx);
                 vec![Some(Tensor::from_vec(dx, &shape))]
             },

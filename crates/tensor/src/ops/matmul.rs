@@ -151,7 +151,7 @@ fn host_product(
     b: &Operand,
 ) -> Vec<f32> {
     // beta = 0 below: the GEMM overwrites every element.
-    let mut out = crate::pool::take_for_overwrite(batch * m * n);
+    let mut out = crate::buffer_cache::take_for_overwrite(batch * m * n);
     let (ga, gb) = (a.t.read(), b.t.read());
     let sa = &ga[a.t.offset()..];
     let sb = &gb[b.t.offset()..];

@@ -9,7 +9,8 @@
 use crate::ops::cuda;
 use crate::Tensor;
 use std::sync::Arc;
-use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
+use strata_kernels::cuda::runtime::CudaDevice;
+use strata_kernels::pool::cuda as pool_cuda;
 use strata_kernels::pool::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
     Pool2dGeometry,
@@ -63,14 +64,14 @@ impl Tensor {
         if let Some(device) = self.cuda() {
             return pool_on_device(device, g, self, PoolKind::Max);
         }
-        let mut out = crate::pool::take_for_overwrite(g.output_len());
+        let mut out = crate::buffer_cache::take_for_overwrite(g.output_len());
         let mut argmax = vec![0u32; g.output_len()];
         self.with_contiguous(|x| max_pool2d_forward(&g, x, &mut out, &mut argmax));
         let argmax = Arc::new(argmax);
         let input_shape = self.shape().to_vec();
         let shape = [g.batch, g.channels, g.out_h(), g.out_w()];
         Tensor::from_op(out, &shape, "max_pool2d", &[self], move |dy| {
-            let mut dx = crate::pool::take_for_overwrite(g.input_len());
+            let mut dx = crate::buffer_cache::take_for_overwrite(g.input_len());
             dy.with_contiguous(|d| max_pool2d_backward(&g, d, &argmax, &mut dx));
             vec![Some(Tensor::from_vec(dx, &input_shape))]
         })
@@ -87,12 +88,12 @@ impl Tensor {
         if let Some(device) = self.cuda() {
             return pool_on_device(device, g, self, PoolKind::Average);
         }
-        let mut out = crate::pool::take_for_overwrite(g.output_len());
+        let mut out = crate::buffer_cache::take_for_overwrite(g.output_len());
         self.with_contiguous(|x| avg_pool2d_forward(&g, true, x, &mut out));
         let input_shape = self.shape().to_vec();
         let shape = [g.batch, g.channels, g.out_h(), g.out_w()];
         Tensor::from_op(out, &shape, "avg_pool2d", &[self], move |dy| {
-            let mut dx = crate::pool::take_for_overwrite(g.input_len());
+            let mut dx = crate::buffer_cache::take_for_overwrite(g.input_len());
             dy.with_contiguous(|d| avg_pool2d_backward(&g, true, d, &mut dx));
             vec![Some(Tensor::from_vec(dx, &input_shape))]
         })
@@ -103,24 +104,6 @@ impl Tensor {
 enum PoolKind {
     Max,
     Average,
-}
-
-/// The geometry parameters every pooling kernel starts with:
-/// `planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow`.
-fn geometry_args<'a>(g: &Pool2dGeometry) -> Vec<KernelArg<'a>> {
-    cuda::int_args(&[
-        g.batch * g.channels,
-        g.in_h,
-        g.in_w,
-        g.kernel_h,
-        g.kernel_w,
-        g.stride_h,
-        g.stride_w,
-        g.pad_h,
-        g.pad_w,
-        g.out_h(),
-        g.out_w(),
-    ])
 }
 
 /// The CUDA path of both poolings (`kernels/pool.cu`). Max pooling keeps each window's
@@ -138,58 +121,33 @@ fn pool_on_device(
     };
     cuda::check_sizes(name, &[g.input_len(), g.output_len()]);
     let mut out = cuda::zeros(&device, g.output_len());
-    let mut argmax = cuda::check(
-        name,
-        device.zeros::<u32>(if kind == PoolKind::Max {
-            g.output_len()
-        } else {
-            1
-        }),
-    );
-    {
+    let argmax = {
         let xd = cuda::dense(&device, x);
-        let mut args = geometry_args(&g);
         match kind {
-            PoolKind::Max => args.extend([
-                KernelArg::F32s(&xd),
-                KernelArg::F32sMut(&mut out),
-                KernelArg::U32sMut(&mut argmax),
-            ]),
-            PoolKind::Average => args.extend([
-                KernelArg::I32(1),
-                KernelArg::F32s(&xd),
-                KernelArg::F32sMut(&mut out),
-            ]),
+            PoolKind::Max => {
+                let mut argmax = cuda::check(name, device.zeros::<u32>(g.output_len()));
+                let launched =
+                    pool_cuda::max_pool2d_forward(&device, &g, &xd, &mut out, &mut argmax);
+                cuda::check(name, launched);
+                Some(argmax)
+            }
+            PoolKind::Average => {
+                let launched = pool_cuda::avg_pool2d_forward(&device, &g, true, &xd, &mut out);
+                cuda::check(name, launched);
+                None
+            }
         }
-        let kernel = format!("{name}_forward");
-        cuda::check(
-            name,
-            device.launch(&kernel, Launch::elements(g.output_len()), &mut args),
-        );
-    }
+    };
     let y = cuda::tensor(&device, out, &[g.batch, g.channels, g.out_h(), g.out_w()]);
     let input_shape = x.shape().to_vec();
     Tensor::from_result(&y, name, &[x], move |dy| {
         let dyd = cuda::dense(&device, dy);
         let mut dx = cuda::zeros(&device, g.input_len());
-        let mut args = geometry_args(&g);
-        match kind {
-            PoolKind::Max => args.extend([
-                KernelArg::F32s(&dyd),
-                KernelArg::U32s(&argmax),
-                KernelArg::F32sMut(&mut dx),
-            ]),
-            PoolKind::Average => args.extend([
-                KernelArg::I32(1),
-                KernelArg::F32s(&dyd),
-                KernelArg::F32sMut(&mut dx),
-            ]),
-        }
-        let kernel = format!("{name}_backward");
-        cuda::check(
-            name,
-            device.launch(&kernel, Launch::elements(g.input_len()), &mut args),
-        );
+        let launched = match &argmax {
+            Some(argmax) => pool_cuda::max_pool2d_backward(&device, &g, &dyd, argmax, &mut dx),
+            None => pool_cuda::avg_pool2d_backward(&device, &g, true, &dyd, &mut dx),
+        };
+        cuda::check(name, launched);
         vec![Some(cuda::tensor(&device, dx, &input_shape))]
     })
 }

@@ -44,7 +44,7 @@ impl Tensor {
             return (cuda::data(&device, out), index);
         }
         let kept = reduced_shape(self.shape(), axes, false);
-        let mut out = crate::pool::take_for_overwrite(numel(&kept));
+        let mut out = crate::buffer_cache::take_for_overwrite(numel(&kept));
         let mut index = if want_index {
             vec![0u32; out.len()]
         } else {

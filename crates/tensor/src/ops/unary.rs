@@ -22,7 +22,7 @@ impl Tensor {
             let out = cuda::map(&device, self, op);
             return cuda::tensor(&device, out, self.shape());
         }
-        let mut out = crate::pool::take_for_overwrite(self.numel());
+        let mut out = crate::buffer_cache::take_for_overwrite(self.numel());
         unary(op, self.shape(), self.strided(&self.read()), &mut out);
         Tensor::from_vec(out, self.shape())
     }

@@ -1,10 +1,14 @@
-//! conv2d kernels against hand-computed values and a naive direct (7-loop, f64) reference.
+//! The CPU convolution kernels against hand-computed values and a naive direct (7-loop, f64)
+//! reference, the AVX-512 paths against the scalar definitions bit for bit, and the weight
+//! gradient's helpers.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use strata_kernels::conv::{
+use super::weight_gradient::{dot_products, dot_products_portable, sum_of_sums};
+use super::{
     col2im, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, im2col, Conv2dGeometry,
 };
+use approx::abs_diff_eq;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 #[allow(clippy::too_many_arguments)]
 fn geom(
@@ -119,11 +123,12 @@ fn naive_backward_weight(g: &Conv2dGeometry, x: &[f32], dy: &[f32]) -> (Vec<f64>
     (dw, db)
 }
 
+/// Equal within `tol · (1 + |want|)`.
 fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g as f64 - w).abs() <= tol * (1.0 + w.abs()),
+            abs_diff_eq!(g as f64, w, epsilon = tol * (1.0 + w.abs())),
             "{what}[{i}]: got {g}, want {w}"
         );
     }
@@ -518,6 +523,78 @@ fn narrow_im2col_and_col2im_equal_the_scalar_definitions_bit_for_bit() {
                 b.to_bits(),
                 "col2im {h}x{w} k{k} p{pad} pixel {i}"
             );
+        }
+    }
+}
+
+/// The side-by-side sums add exactly what one segment after another adds.
+#[test]
+fn sum_of_sums_equals_one_segment_after_another_bit_for_bit() {
+    let values: Vec<f32> = (0..20_000u32)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) >> 8) as f32 / 65_536.0 - 128.0) * 1e-3)
+        .collect();
+    for (count, len) in [(1, 5), (8, 196), (13, 784), (100, 7), (3, 0)] {
+        let segments: Vec<&[f32]> = (0..count)
+            .map(|i| &values[i * len..(i + 1) * len])
+            .collect();
+        let mut one_by_one = 0.0f64;
+        for segment in &segments {
+            one_by_one += segment.iter().map(|&v| v as f64).sum::<f64>();
+        }
+        assert_eq!(
+            sum_of_sums(&segments).to_bits(),
+            one_by_one.to_bits(),
+            "{count} x {len}"
+        );
+    }
+    // Segments of different lengths take the plain loop.
+    let ragged: Vec<&[f32]> = (0..9).map(|i| &values[i * 50..i * 50 + 10 + i]).collect();
+    let one_by_one: f64 = ragged
+        .iter()
+        .map(|s| s.iter().map(|&v| v as f64).sum::<f64>())
+        .sum();
+    assert_eq!(sum_of_sums(&ragged), one_by_one);
+}
+
+/// Both versions of `dot_products` against an f64 loop, on ragged sizes (rows and columns
+/// not multiples of the 2x4 blocking, lengths not multiples of 8 or 16).
+#[test]
+fn dot_products_match_an_f64_loop() {
+    for (m, n, len) in [
+        (1, 1, 1),
+        (3, 5, 17),
+        (6, 25, 3136),
+        (7, 9, 40),
+        (16, 25, 15),
+    ] {
+        let a: Vec<f32> = (0..m * len)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
+        let b: Vec<f32> = (0..n * len)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 24.0)
+            .collect();
+        let want: Vec<f64> = (0..m * n)
+            .map(|o| {
+                let (i, j) = (o / n, o % n);
+                (0..len)
+                    .map(|q| a[i * len + q] as f64 * b[j * len + q] as f64)
+                    .sum()
+            })
+            .collect();
+        let (mut fast, mut portable) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+        dot_products(m, n, len, &a, &b, &mut fast);
+        dot_products_portable(m, n, len, &a, &b, &mut portable);
+        for (o, &w) in want.iter().enumerate() {
+            let scale: f64 = (0..len)
+                .map(|q| (a[(o / n) * len + q] as f64 * b[(o % n) * len + q] as f64).abs())
+                .sum::<f64>()
+                .max(1.0);
+            for (name, got) in [("dispatched", fast[o]), ("portable", portable[o])] {
+                assert!(
+                    (got as f64 - w).abs() <= 1e-5 * scale,
+                    "{name} m={m} n={n} len={len} output {o}: {got} vs {w}"
+                );
+            }
         }
     }
 }

@@ -1,11 +1,13 @@
-//! Max and average pooling against hand-computed values and a naive reference.
+//! The CPU pooling kernels against hand-computed values and a naive reference, and the 2x2
+//! fast paths against the window-by-window rule bit for bit.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use strata_kernels::pool::{
+use super::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
     Pool2dGeometry,
 };
+use approx::abs_diff_eq;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 fn geom(
     batch: usize,
@@ -115,14 +117,25 @@ fn naive_avg_backward(g: &Pool2dGeometry, include_pad: bool, dy: &[f32]) -> Vec<
     dx
 }
 
+/// Equal within `1e-5 · (1 + |want|)`.
 fn assert_close(what: &str, got: &[f32], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+            abs_diff_eq!(g as f64, w, epsilon = 1e-5 * (1.0 + w.abs())),
             "{what}[{i}]: got {g}, want {w}"
         );
     }
+}
+
+/// Overlapping windows, padding, non-square kernels and mixed strides: the geometries both
+/// poolings are checked against the naive reference on, besides one of their own each.
+fn overlapping_geometries() -> [Pool2dGeometry; 3] {
+    [
+        geom(2, 3, 7, 6, (3, 3), (1, 1), (0, 0)),
+        geom(2, 3, 7, 8, (3, 3), (2, 2), (1, 1)),
+        geom(1, 2, 9, 5, (2, 3), (3, 1), (1, 1)),
+    ]
 }
 
 const X4: [f32; 16] = [
@@ -189,12 +202,8 @@ fn max_pool_padding_is_never_the_max() {
 #[test]
 fn max_pool_overlapping_windows_vs_naive() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    for g in [
-        geom(2, 3, 7, 6, (3, 3), (1, 1), (0, 0)),
-        geom(2, 3, 7, 8, (3, 3), (2, 2), (1, 1)),
-        geom(1, 2, 9, 5, (2, 3), (3, 1), (1, 1)),
-        geom(3, 6, 28, 28, (2, 2), (2, 2), (0, 0)),
-    ] {
+    let tiling = geom(3, 6, 28, 28, (2, 2), (2, 2), (0, 0));
+    for g in overlapping_geometries().into_iter().chain([tiling]) {
         let x = random(&mut rng, g.input_len());
         let mut y = vec![0.0; g.output_len()];
         let mut am = vec![0; g.output_len()];
@@ -250,12 +259,8 @@ fn avg_pool_padding_divisor_both_ways() {
 #[test]
 fn avg_pool_vs_naive_with_and_without_pad_counting() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for g in [
-        geom(2, 3, 7, 6, (3, 3), (1, 1), (0, 0)),
-        geom(2, 3, 7, 8, (3, 3), (2, 2), (1, 1)),
-        geom(1, 2, 9, 5, (2, 3), (3, 1), (1, 1)),
-        geom(2, 2, 5, 5, (4, 4), (1, 1), (2, 2)),
-    ] {
+    let wide_padding = geom(2, 2, 5, 5, (4, 4), (1, 1), (2, 2));
+    for g in overlapping_geometries().into_iter().chain([wide_padding]) {
         for include_pad in [true, false] {
             let x = random(&mut rng, g.input_len());
             let mut y = vec![0.0; g.output_len()];
