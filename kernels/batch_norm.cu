@@ -97,8 +97,7 @@ extern "C" __global__ void batch_norm_forward_eval(int n, int c, int spatial, fl
                                                    float* output)
 {
     int total = n * c * spatial;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(idx, total) {
         int ci = (idx / spatial) % c;
         float g = has_affine ? gamma[ci] : 1.0f;
         float b = has_affine ? beta[ci] : 0.0f;

@@ -18,6 +18,8 @@
 // comparison and one product, so the mask is bit-identical to the CPU's and so is y.
 // CPU twin: strata_kernels::dropout
 
+#include "common.cuh" // GRID_STRIDE_LOOP
+
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u
@@ -84,8 +86,7 @@ extern "C" __global__ void dropout_forward(unsigned long long seed, float p, con
 {
     float scale = 1.0f / (1.0f - p);
     int groups = (n + 3) / 4;
-    for (int g = blockIdx.x * blockDim.x + threadIdx.x; g < groups;
-         g += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(g, groups) {
         float m[4];
         dropout_block(seed, (unsigned long long)g, p, scale, m);
         int first = 4 * g;
@@ -107,8 +108,7 @@ extern "C" __global__ void dropout_mask(unsigned long long seed, float p, float*
 {
     float scale = 1.0f / (1.0f - p);
     int groups = (n + 3) / 4;
-    for (int g = blockIdx.x * blockDim.x + threadIdx.x; g < groups;
-         g += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(g, groups) {
         float m[4];
         dropout_block(seed, (unsigned long long)g, p, scale, m);
         int first = 4 * g;

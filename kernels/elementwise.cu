@@ -11,6 +11,8 @@
 // is a[a_offset + Σ i_d * a_strides[d]] (broadcasting = stride 0, transposes = swapped
 // strides). shape/strides are device arrays of ndim <= 6 ints.
 
+#include "common.cuh" // GRID_STRIDE_LOOP_U64
+
 #define UNARY_IDENTITY 0
 #define UNARY_NEG 1
 #define UNARY_EXP 2
@@ -90,9 +92,7 @@ static __device__ unsigned long long strided_offset(unsigned long long i, int nd
 // out[i] = f(x[i]) for contiguous x. Geometry: grid-stride, see the file header.
 extern "C" __global__ void unary_contiguous(const float* x, float* out, unsigned long long n,
                                            int op, float p) {
-    unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
-    for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += step) {
+    GRID_STRIDE_LOOP_U64(i, n) {
         out[i] = apply_unary(op, x[i], p);
     }
 }
@@ -101,9 +101,7 @@ extern "C" __global__ void unary_contiguous(const float* x, float* out, unsigned
 extern "C" __global__ void unary_strided(const float* x, float* out, unsigned long long n,
                                         int ndim, const int* shape, const int* x_strides,
                                         unsigned long long x_offset, int op, float p) {
-    unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
-    for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += step) {
+    GRID_STRIDE_LOOP_U64(i, n) {
         unsigned long long xi = x_offset + strided_offset(i, ndim, shape, x_strides);
         out[i] = apply_unary(op, x[xi], p);
     }
@@ -112,9 +110,7 @@ extern "C" __global__ void unary_strided(const float* x, float* out, unsigned lo
 // out[i] = f(a[i], b[i]) for contiguous a and b.
 extern "C" __global__ void binary_contiguous(const float* a, const float* b, float* out,
                                             unsigned long long n, int op) {
-    unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
-    for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += step) {
+    GRID_STRIDE_LOOP_U64(i, n) {
         out[i] = apply_binary(op, a[i], b[i]);
     }
 }
@@ -125,9 +121,7 @@ extern "C" __global__ void binary_strided(const float* a, const float* b, float*
                                          const int* a_strides, const int* b_strides,
                                          unsigned long long a_offset,
                                          unsigned long long b_offset, int op) {
-    unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
-    for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += step) {
+    GRID_STRIDE_LOOP_U64(i, n) {
         unsigned long long ai = a_offset + strided_offset(i, ndim, shape, a_strides);
         unsigned long long bi = b_offset + strided_offset(i, ndim, shape, b_strides);
         out[i] = apply_binary(op, a[ai], b[bi]);

@@ -20,6 +20,8 @@
 // sums in a different blocked order and may contract into FMAs differently), so results agree
 // with the CPU to a relative tolerance, not bit for bit.
 
+#include "common.cuh" // tiled_dot
+
 #define NAIVE_BLOCK 16
 
 // C[i][j] = alpha * sum_p A[i][p] * B[p][j] + beta * C[i][j]
@@ -65,21 +67,11 @@ extern "C" __global__ void sgemm_tiled(int m, int n, int k, float alpha,
     int ty = threadIdx.y;
     int row = blockIdx.y * TILE + ty;
     int col = blockIdx.x * TILE + tx;
-    float sum = 0.0f;
-    for (int p0 = 0; p0 < k; p0 += TILE) {
-        // Thread (ty, tx) loads A[row][p0 + tx] and B[p0 + ty][col].
-        int pa = p0 + tx;
-        int pb = p0 + ty;
-        a_tile[ty][tx] = (row < m && pa < k) ? a[row * rsa + pa * csa] : 0.0f;
-        b_tile[ty][tx] = (pb < k && col < n) ? b[pb * rsb + col * csb] : 0.0f;
-        __syncthreads();
-        for (int p = 0; p < TILE; ++p) {
-            sum += a_tile[ty][p] * b_tile[p][tx];
-        }
-        // Nobody may overwrite the tiles while a slower thread still reads them.
-        __syncthreads();
-    }
-    // No early return above: every thread must reach both barriers, even outside C.
+    // Thread (ty, tx) loads A[row][p0 + tx] and B[p0 + ty][col] per step; see common.cuh.
+    float sum = tiled_dot<TILE>(
+        a_tile, b_tile, m, n, k, row, col, [=](int i, int p) { return a[i * rsa + p * csa]; },
+        [=](int p, int j) { return b[p * rsb + j * csb]; });
+    // No early return above: every thread must reach the barriers, even outside C.
     if (row < m && col < n) {
         float* out = c + row * rsc + col * csc;
         float v = alpha * sum;

@@ -14,6 +14,8 @@
 // are the rules of the `half` crate, the CPU twin (strata_kernels::half_precision), and the
 // kernels agree with it bit for bit, NaN payloads included.
 
+#include "common.cuh" // GRID_STRIDE_LOOP, tiled_dot
+
 // ----- scalar conversions -----
 
 __device__ __forceinline__ float f16_to_float(unsigned short h)
@@ -101,28 +103,28 @@ __device__ __forceinline__ unsigned short float_to_bf16(float value)
 
 extern "C" __global__ void convert_f32_to_f16(const float* x, unsigned short* y, int n)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(i, n) {
         y[i] = float_to_f16(x[i]);
     }
 }
 
 extern "C" __global__ void convert_f16_to_f32(const unsigned short* x, float* y, int n)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(i, n) {
         y[i] = f16_to_float(x[i]);
     }
 }
 
 extern "C" __global__ void convert_f32_to_bf16(const float* x, unsigned short* y, int n)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(i, n) {
         y[i] = float_to_bf16(x[i]);
     }
 }
 
 extern "C" __global__ void convert_bf16_to_f32(const unsigned short* x, float* y, int n)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(i, n) {
         y[i] = bf16_to_float(x[i]);
     }
 }
@@ -158,18 +160,10 @@ __device__ void gemm16_tiled(int m, int n, int k, float alpha,
     int ty = threadIdx.y;
     int row = blockIdx.y * HTILE + ty;
     int col = blockIdx.x * HTILE + tx;
-    float sum = 0.0f;
-    for (int p0 = 0; p0 < k; p0 += HTILE) {
-        int pa = p0 + tx;
-        int pb = p0 + ty;
-        a_tile[ty][tx] = (row < m && pa < k) ? widen<BF16>(a[row * rsa + pa * csa]) : 0.0f;
-        b_tile[ty][tx] = (pb < k && col < n) ? widen<BF16>(b[pb * rsb + col * csb]) : 0.0f;
-        __syncthreads();
-        for (int p = 0; p < HTILE; ++p) {
-            sum += a_tile[ty][p] * b_tile[p][tx];
-        }
-        __syncthreads();
-    }
+    float sum = tiled_dot<HTILE>(
+        a_tile, b_tile, m, n, k, row, col,
+        [=](int i, int p) { return widen<BF16>(a[i * rsa + p * csa]); },
+        [=](int p, int j) { return widen<BF16>(b[p * rsb + j * csb]); });
     if (row < m && col < n) {
         float* out = c + row * rsc + col * csc;
         float v = alpha * sum;

@@ -19,6 +19,8 @@
 // twin's operation order; the remaining difference is FMA contraction (NVRTC contracts a*b + c
 // by default; compile with --fmad=false for bit parity with the CPU).
 
+#include "common.cuh" // GRID_STRIDE_LOOP
+
 // One SGD step in place. With momentum != 0, momentum_buffer (n floats) is read and written and
 // first_step != 0 initialises it to the gradient; with momentum == 0 it is never touched and may
 // be null. nesterov and first_step are 0/1 flags.
@@ -28,7 +30,7 @@ extern "C" __global__ void sgd_step(int n, float lr, float momentum, float dampe
                                     float weight_decay, int nesterov, int first_step,
                                     float* param, const float* grad, float* momentum_buffer)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(i, n) {
         float p = param[i];
         float g = grad[i] + weight_decay * p;
         if (momentum != 0.0f) {
@@ -54,7 +56,7 @@ extern "C" __global__ void adam_step(int n, float lr, float beta1, float beta2, 
                                      float bias2_sqrt, float* param, const float* grad,
                                      float* exp_avg, float* exp_avg_sq)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(i, n) {
         float p = param[i];
         float g = grad[i];
         if (decoupled) {

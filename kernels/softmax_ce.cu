@@ -153,8 +153,7 @@ extern "C" __global__ void softmax_cross_entropy_backward(int rows, int cols, co
 {
     float scale = grad_loss / (float)rows;
     int total = rows * cols;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(idx, total) {
         int r = idx / cols;
         int c = idx % cols;
         float p = probs[idx];

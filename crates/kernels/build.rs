@@ -309,6 +309,9 @@ mod emulator {
         }
         format!(
             "        {name:?} => {{\n            emu_arg_count(name, args, {count})?;\n            \
+             // SAFETY: the argument count and each argument's type were checked against the\n            \
+             // kernel's declaration just above; the caller vouches for the buffers (see\n            \
+             // `emu_dispatch`).\n            \
              Ok(unsafe {{ emu_{name}(gx, gy, gz, bx, by, bz{args}) }})\n        }}\n",
             name = k.name,
             count = k.params.len()

@@ -16,10 +16,10 @@ fn planted_missing_syncthreads_is_caught() {
     let x = random(rows * cols, -1.0, 1.0, 77);
     let want = row_sums_f64(&x, rows, cols);
     // The correct kernel passes...
-    let (ok, _) = emu_rows("planted_sum_rows_tree_ok", &x, rows, cols, 2, 256).unwrap();
+    let ok = emu_rows("planted_sum_rows_tree_ok", &x, rows, cols, 2, 256).unwrap();
     compare("tree sum (correct)", &ok, &want).unwrap();
     // ...the one without the first __syncthreads() must not.
-    let (bad, _) = emu_rows("planted_sum_rows_missing_sync", &x, rows, cols, 2, 256).unwrap();
+    let bad = emu_rows("planted_sum_rows_missing_sync", &x, rows, cols, 2, 256).unwrap();
     let caught = compare("tree sum (missing __syncthreads)", &bad, &want).unwrap_err();
     println!("caught as expected: {caught}");
 }
@@ -124,19 +124,18 @@ fn read_tests(dir: &std::path::Path, pick: &dyn Fn(&str) -> bool, into: &mut Str
     }
 }
 
-/// Every product kernel is launched by some emulated test (`emu_<name>` called or passed on
-/// in a file under tests/, or in an op's `src/<op>/twin_tests.rs`): the count of kernels
-/// covered equals the number of `__global__`s.
-/// Whether `text` names the launcher `emu_<kernel>` as a whole identifier (called, or handed
-/// on as a function pointer or macro argument), not as the prefix of a longer name.
-fn names_launcher(text: &str, kernel: &str) -> bool {
-    let name = format!("emu_{kernel}");
-    text.match_indices(&name).any(|(at, _)| {
-        let next = text[at + name.len()..].chars().next();
-        !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+/// Whether `text` names `ident` as a whole identifier (a call `emu_x(` or a function value
+/// `emu_x,`; not the prefix of a longer name).
+fn names(text: &str, ident: &str) -> bool {
+    text.match_indices(ident).any(|(at, _)| {
+        let next = text[at + ident.len()..].chars().next();
+        !matches!(next, Some(c) if c.is_alphanumeric() || c == '_')
     })
 }
 
+/// Every product kernel is launched by some emulated test (`emu_<name>` in a file under
+/// tests/, or in an op's `src/<op>/twin_tests.rs`): the count of kernels covered equals the
+/// number of `__global__`s.
 #[test]
 fn every_kernel_is_covered_by_an_emulated_test() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -150,7 +149,7 @@ fn every_kernel_is_covered_by_an_emulated_test() {
     let uncovered: Vec<&str> = emu::EMULATED_KERNELS
         .iter()
         .copied()
-        .filter(|k| !names_launcher(&tests, k))
+        .filter(|k| !names(&tests, &format!("emu_{k}")))
         .collect();
     let covered = emu::EMULATED_KERNELS.len() - uncovered.len();
     println!(

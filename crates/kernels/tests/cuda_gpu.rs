@@ -1,6 +1,6 @@
 //! The kernels on a real GPU against their CPU twins, at sizes the emulator cannot afford.
-//! Where no GPU is usable the tests print why and pass: the emulated checks in
-//! `cuda_emulated.rs` and the ops' twin tests cover the kernels on every machine.
+//! Where no GPU is usable the tests print why and pass: the ops' emulated twin tests
+//! (`src/<op>/twin_tests.rs`) cover the kernels on every machine.
 #![cfg(feature = "cuda")]
 
 use strata_kernels::cuda::gpu::{GemmKernel, Gpu};

@@ -469,3 +469,5 @@ fn split_rows(
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "cuda-emu"))]
+mod twin_tests;

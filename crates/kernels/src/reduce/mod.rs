@@ -21,6 +21,8 @@
 pub mod cuda;
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "cuda-emu"))]
+mod twin_tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

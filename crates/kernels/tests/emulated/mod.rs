@@ -1,5 +1,6 @@
-//! What the emulator's test files share: seeded inputs, the tolerance check, and the row
-//! kernels (`reduce.cu` and the planted tree sums) launched on guarded buffers.
+//! What the emulator's own tests use: seeded inputs, the tolerance check, and the planted
+//! row-sum kernels launched on guarded buffers. (The product kernels' comparisons with their
+//! CPU twins are unit tests in each op's `src/<op>/twin_tests.rs`.)
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,9 +30,8 @@ pub fn compare(what: &str, got: &[f32], want: &[f64]) -> Result<(), String> {
     Ok(())
 }
 
-/// Launches one of the row kernels (`reduce_sum_rows`, `reduce_max_rows`,
-/// `planted_sum_rows_*`) over `rows` x `cols` and returns its outputs (sums or maxima, and the
-/// argmax indices), after checking the guard zones.
+/// Launches one of the planted row-sum kernels (`planted_sum_rows_*`) over `rows` x `cols`
+/// and returns the row sums, after checking the guard zones.
 pub fn emu_rows(
     kernel: &'static str,
     x: &[f32],
@@ -39,31 +39,14 @@ pub fn emu_rows(
     cols: usize,
     grid: u32,
     block: u32,
-) -> Result<(Vec<f32>, Vec<u32>), String> {
+) -> Result<Vec<f32>, String> {
     let gx = Guarded::f32(x);
     let mut out = Guarded::f32(&vec![0.0; rows]);
-    let mut idx = Guarded::new(&vec![0u32; rows], 0xdead_beef);
-    let (out, idx) = run_emulated(kernel, DEFAULT_TIMEOUT, move || {
+    let out = run_emulated(kernel, DEFAULT_TIMEOUT, move || {
         let (r, c) = (rows as i32, cols as i32);
-        // SAFETY: live guarded buffers owned by this closure: x is rows*cols, out/idx rows.
+        // SAFETY: live guarded buffers owned by this closure: x is rows*cols, out rows.
         let code = unsafe {
             match kernel {
-                "reduce_sum_rows" => {
-                    emu::emu_reduce_sum_rows(grid, 1, 1, block, 1, 1, gx.ptr(), out.mut_ptr(), r, c)
-                }
-                "reduce_max_rows" => emu::emu_reduce_max_rows(
-                    grid,
-                    1,
-                    1,
-                    block,
-                    1,
-                    1,
-                    gx.ptr(),
-                    out.mut_ptr(),
-                    idx.mut_ptr(),
-                    r,
-                    c,
-                ),
                 "planted_sum_rows_tree_ok" => emu::emu_planted_sum_rows_tree_ok(
                     grid,
                     1,
@@ -91,14 +74,13 @@ pub fn emu_rows(
                 other => panic!("no launcher for {other}"),
             }
         };
-        (code, (out, idx))
+        (code, out)
     })?;
     out.check(kernel)?;
-    idx.check(kernel)?;
-    Ok((out.as_slice().to_vec(), idx.as_slice().to_vec()))
+    Ok(out.as_slice().to_vec())
 }
 
-/// Row sums in f64, the reference of the sum kernels.
+/// Row sums in f64, the reference of the planted sum kernels.
 pub fn row_sums_f64(x: &[f32], rows: usize, cols: usize) -> Vec<f64> {
     (0..rows)
         .map(|r| x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum())

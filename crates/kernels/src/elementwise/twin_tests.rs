@@ -1,22 +1,28 @@
-//! The elementwise and row-reduction kernels of kernels/*.cu executed on the CPU
-//! (kernels/emu/cuda_emu.h) and compared with their CPU twins and an f64 reference. No GPU or
-//! CUDA tools needed. (The emulator's own checks, planted bugs included: cuda_emulator.rs.)
+//! `unary_*` and `binary_*` of kernels/elementwise.cu run on the CPU emulator
+//! (kernels/emu/cuda_emu.h) against their CPU twins in [`crate::elementwise`] and an f64
+//! reference, over contiguous, transposed, broadcast and offset views up to 6-D, with grids too
+//! small for n (the grid-stride loop) and ragged last blocks. Every guarded buffer is checked
+//! for out-of-bounds writes.
 //!
-//! Tolerance: |got - ref| <= REL_TOL * max(|ref|, 1) against an f64 reference, for the
-//! emulated kernel and the CPU twin alike (f32 libm functions are within a few ulp; the
-//! emulated row sums add in a different order than the twin's f64 accumulator).
+//! | op                   | vs f64 reference (emulated kernel and CPU twin alike)  |
+//! |----------------------|--------------------------------------------------------|
+//! | every unary, binary  | tol [`REL_TOL`], scale max(|ref|, 1)                   |
+//!
+//! (f32 libm functions are within a few ulp of the f64 reference.)
 
-#![cfg(feature = "cuda-emu")]
-
-mod emulated;
-
-use emulated::{compare, emu_rows, random, row_sums_f64};
+use crate::cuda::emu::{self, Guarded};
+use crate::elementwise::cuda::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
+use crate::elementwise::{self, binary_scalar, BinaryOp, UnaryOp};
+use crate::strided::{contiguous_strides, numel, Strided};
+use crate::test_support::{abs_scale, close, guard, launch, random};
 use std::time::Instant;
-use strata_kernels::cuda::emu::{self, run_emulated, Guarded, DEFAULT_TIMEOUT};
-use strata_kernels::elementwise::cuda::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
-use strata_kernels::elementwise::{self, binary_scalar, BinaryOp, UnaryOp};
-use strata_kernels::reduce::{reduce, ReduceOp};
-use strata_kernels::strided::{contiguous_strides, numel, Strided};
+
+/// Tolerance of [`compare`]: `|got - ref| <= REL_TOL * max(|ref|, 1)`.
+const REL_TOL: f64 = 1e-5;
+
+fn compare(what: &str, got: &[f32], want: &[f64]) {
+    close(what, got, want, &abs_scale(want, 1.0), REL_TOL);
+}
 
 /// Offset of flat index `i` of `shape` in a view with `strides`.
 fn view_offset(mut i: usize, shape: &[usize], strides: &[usize]) -> usize {
@@ -83,7 +89,7 @@ fn emu_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> V
     let n = numel(shape);
     let (code, p) = unary_code(op);
     let xs = Guarded::f32(&x.data);
-    let mut out = Guarded::f32(&vec![0.0; n]);
+    let out = Guarded::f32(&vec![0.0; n]);
     let contiguous = x.is_contiguous(shape);
     let (dims, strides, off, ndim) = (ints(shape), ints(&x.strides), x.offset, shape.len());
     let name = if contiguous {
@@ -91,10 +97,10 @@ fn emu_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> V
     } else {
         "unary_strided"
     };
-    let (xs, out) = run_emulated(name, DEFAULT_TIMEOUT, move || {
+    let (xs, out) = launch(name, (xs, out), move |(xs, out)| {
         // SAFETY: every pointer is a live guarded buffer owned by this closure, of the sizes
         // the kernel reads (n elements, ndim dims).
-        let code = unsafe {
+        unsafe {
             if contiguous {
                 emu::emu_unary_contiguous(
                     grid,
@@ -128,16 +134,13 @@ fn emu_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> V
                     p,
                 )
             }
-        };
-        (code, (xs, out))
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    xs.check("unary x").unwrap();
-    out.check("unary out").unwrap();
+        }
+    });
+    guard(&xs, "unary x");
+    guard(&out, "unary out");
     out.as_slice().to_vec()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn emu_binary(
     op: BinaryOp,
     shape: &[usize],
@@ -149,7 +152,7 @@ fn emu_binary(
     let n = numel(shape);
     let code = binary_code(op);
     let (ga, gb) = (Guarded::f32(&a.data), Guarded::f32(&b.data));
-    let mut out = Guarded::f32(&vec![0.0; n]);
+    let out = Guarded::f32(&vec![0.0; n]);
     let contiguous = a.is_contiguous(shape) && b.is_contiguous(shape);
     let (dims, sa, sb) = (ints(shape), ints(&a.strides), ints(&b.strides));
     let (oa, ob, ndim) = (a.offset as u64, b.offset as u64, shape.len() as i32);
@@ -158,9 +161,9 @@ fn emu_binary(
     } else {
         "binary_strided"
     };
-    let out = run_emulated(name, DEFAULT_TIMEOUT, move || {
-        // SAFETY: live guarded buffers owned by this closure.
-        let code = unsafe {
+    let out = launch(name, out, move |out| {
+        // SAFETY: live guarded buffers owned by this closure, of the sizes the kernel reads.
+        unsafe {
             if contiguous {
                 emu::emu_binary_contiguous(
                     grid,
@@ -196,11 +199,9 @@ fn emu_binary(
                     code,
                 )
             }
-        };
-        (code, out)
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    out.check("binary out").unwrap();
+        }
+    });
+    guard(&out, "binary out");
     out.as_slice().to_vec()
 }
 
@@ -244,7 +245,7 @@ fn elementwise_unary_matches_cpu_twin() {
                 .collect();
             let mut twin = vec![0.0; n];
             elementwise::unary(op, &shape, x.strided(), &mut twin);
-            compare(&format!("CPU twin {op:?} {shape:?}"), &twin, &want).unwrap();
+            compare(&format!("CPU twin {op:?} {shape:?}"), &twin, &want);
             // A grid too small for n exercises the grid-stride loop; the last block is ragged.
             for (grid, block) in [(3, 128), (n.div_ceil(96) as u32, 96)] {
                 let got = emu_unary(op, &shape, &x, grid, block);
@@ -252,8 +253,7 @@ fn elementwise_unary_matches_cpu_twin() {
                     &format!("emulated {op:?} {shape:?} grid {grid} block {block}"),
                     &got,
                     &want,
-                )
-                .unwrap();
+                );
             }
         }
     }
@@ -304,89 +304,12 @@ fn elementwise_binary_matches_cpu_twin_with_broadcast_and_transposes() {
                 .collect();
             let mut twin = vec![0.0; n];
             elementwise::binary(op, &shape, a.strided(), b.strided(), &mut twin);
-            compare(&format!("CPU twin {op:?} {shape:?}"), &twin, &want).unwrap();
+            compare(&format!("CPU twin {op:?} {shape:?}"), &twin, &want);
             for (grid, block) in [(2, 64), (n.div_ceil(256) as u32, 256)] {
                 let got = emu_binary(op, &shape, &a, &b, grid, block);
-                compare(&format!("emulated {op:?} {shape:?} case {ci}"), &got, &want).unwrap();
+                compare(&format!("emulated {op:?} {shape:?} case {ci}"), &got, &want);
             }
         }
     }
     println!("binary: {:.2} s", start.elapsed().as_secs_f64());
-}
-
-/// (rows, cols, grid, block): ragged cols, fewer blocks than rows, 1024-thread blocks.
-const REDUCE_SHAPES: &[(usize, usize, u32, u32)] = &[
-    (1, 1, 1, 32),
-    (3, 1000, 3, 256),
-    (5, 33, 2, 64),
-    (70, 31, 16, 32),
-    (4, 4097, 4, 256),
-    (2, 3000, 2, 1024),
-];
-
-#[test]
-fn reduce_sum_rows_matches_cpu_twin() {
-    let start = Instant::now();
-    for (i, &(rows, cols, grid, block)) in REDUCE_SHAPES.iter().enumerate() {
-        let x = random(rows * cols, -1.0, 1.0, 500 + i as u64);
-        let want = row_sums_f64(&x, rows, cols);
-        let mut twin = vec![0.0; rows];
-        reduce(
-            ReduceOp::Sum,
-            &[rows, cols],
-            Strided::new(&x, 0, &[cols, 1]),
-            &[1],
-            &mut twin,
-            None,
-        );
-        compare("CPU twin sum", &twin, &want).unwrap();
-        let (got, _) = emu_rows("reduce_sum_rows", &x, rows, cols, grid, block).unwrap();
-        compare(
-            &format!("emulated sum [{rows}, {cols}] block {block}"),
-            &got,
-            &want,
-        )
-        .unwrap();
-    }
-    println!("reduce sum: {:.2} s", start.elapsed().as_secs_f64());
-}
-
-#[test]
-fn reduce_max_rows_matches_cpu_twin_with_ties_and_nan() {
-    let start = Instant::now();
-    for (i, &(rows, cols, grid, block)) in REDUCE_SHAPES.iter().enumerate() {
-        // Few distinct values: many ties, so "first index wins" is exercised across threads.
-        let mut x: Vec<f32> = random(rows * cols, 0.0, 8.0, 900 + i as u64)
-            .iter()
-            .map(|v| v.floor())
-            .collect();
-        if rows > 2 && cols > 10 {
-            x[cols + cols / 2] = f32::NAN; // row 1: NaN wins
-            x[2 * cols + 3] = f32::NAN; // row 2: the first of two NaNs wins
-            x[2 * cols + cols - 1] = f32::NAN;
-        }
-        let mut twin = vec![0.0; rows];
-        let mut twin_idx = vec![0u32; rows];
-        reduce(
-            ReduceOp::Max,
-            &[rows, cols],
-            Strided::new(&x, 0, &[cols, 1]),
-            &[1],
-            &mut twin,
-            Some(&mut twin_idx),
-        );
-        let (got, idx) = emu_rows("reduce_max_rows", &x, rows, cols, grid, block).unwrap();
-        for r in 0..rows {
-            let same = got[r] == twin[r] || (got[r].is_nan() && twin[r].is_nan());
-            assert!(
-                same && idx[r] == twin_idx[r],
-                "max [{rows}, {cols}] row {r}: emulated ({}, {}) vs CPU twin ({}, {})",
-                got[r],
-                idx[r],
-                twin[r],
-                twin_idx[r]
-            );
-        }
-    }
-    println!("reduce max: {:.2} s", start.elapsed().as_secs_f64());
 }
