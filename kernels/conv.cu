@@ -18,6 +18,8 @@
 // Conv2dGeometry::out_h/out_w): oh = (h + 2*ph - kh)/sh + 1, likewise ow.
 // All indices are int: buffers must have fewer than 2^31 elements.
 
+#include "common.cuh" // GRID_STRIDE_LOOP
+
 // cols <- im2col(images). One thread per element of cols (grid-stride loop, so any 1-D grid
 // size works), reading at most one input element: fully parallel, no reuse needed.
 // Launch: block (256), grid (min(ceil(K*P/256), 65535), batch) — batch <= 65535.
@@ -31,8 +33,7 @@ extern "C" __global__ void im2col(int cin, int h, int w, int kh, int kw, int sh,
     int total = cin * kh * kw * p;
     const float* x = images + b * (cin * h * w);
     float* out = cols + b * col_batch_stride;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(idx, total) {
         int q = idx % p;
         int r = idx / p;
         int ox = q % ow;
@@ -65,8 +66,7 @@ extern "C" __global__ void col2im(int cin, int h, int w, int kh, int kw, int sh,
     int total = cin * h * w;
     const float* src = cols + b * col_batch_stride;
     float* x = images + b * total;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(idx, total) {
         int ix = idx % w;
         int iy = (idx / w) % h;
         int ci = idx / (w * h);

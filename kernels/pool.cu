@@ -18,6 +18,8 @@
 // scatter adds them. No atomics; deterministic and bit-identical to the CPU.
 // All indices are int: buffers must have fewer than 2^31 elements.
 
+#include "common.cuh" // GRID_STRIDE_LOOP
+
 // Input rows y0 .. y1 and columns x0 .. x1 of the window of output (oy, ox), clipped to the
 // plane (the padding is left out).
 static __device__ inline void pool_window(int oy, int ox, int h, int w, int kh, int kw, int sh,
@@ -43,8 +45,7 @@ extern "C" __global__ void max_pool2d_forward(int planes, int h, int w, int kh, 
                                               unsigned int* argmax)
 {
     int total = planes * oh * ow;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(idx, total) {
         int ox = idx % ow;
         int oy = (idx / ow) % oh;
         int plane = idx / (ow * oh);
@@ -89,8 +90,7 @@ extern "C" __global__ void max_pool2d_backward(int planes, int h, int w, int kh,
                                                const unsigned int* argmax, float* grad_input)
 {
     int total = planes * h * w;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(idx, total) {
         int ix = idx % w;
         int iy = (idx / w) % h;
         int plane = idx / (w * h);
@@ -135,8 +135,7 @@ extern "C" __global__ void avg_pool2d_forward(int planes, int h, int w, int kh, 
                                               const float* input, float* output)
 {
     int total = planes * oh * ow;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(idx, total) {
         int ox = idx % ow;
         int oy = (idx / ow) % oh;
         int plane = idx / (ow * oh);
@@ -164,8 +163,7 @@ extern "C" __global__ void avg_pool2d_backward(int planes, int h, int w, int kh,
                                                const float* grad_output, float* grad_input)
 {
     int total = planes * h * w;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += gridDim.x * blockDim.x) {
+    GRID_STRIDE_LOOP(idx, total) {
         int ix = idx % w;
         int iy = (idx / w) % h;
         int plane = idx / (w * h);
