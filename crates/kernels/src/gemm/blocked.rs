@@ -4,22 +4,8 @@
 use super::pack::{pack_a_block, pack_panel, with_buffer, PACK_A, PACK_B};
 #[cfg(target_arch = "x86_64")]
 use super::skinny;
-use super::{Kernel, Product, Tile, KC, MC, NC, PAR_THRESHOLD};
+use super::{blocks, Kernel, Product, Tile, KC, MC, NC, PAR_THRESHOLD};
 use rayon::prelude::*;
-
-/// Splits `0..total` into `ceil(total/max_block)` nearly equal blocks whose sizes are multiples
-/// of `unit` (except the last). Depends only on the sizes, never on the thread count.
-pub(super) fn blocks(
-    total: usize,
-    max_block: usize,
-    unit: usize,
-) -> impl Iterator<Item = (usize, usize)> {
-    let count = total.div_ceil(max_block).max(1);
-    let size = total.div_ceil(count).div_ceil(unit) * unit;
-    (0..total)
-        .step_by(size.max(1))
-        .map(move |start| (start, size.min(total - start)))
-}
 
 /// Runs the micro-kernel for every packed A~ panel of `(panels, h, rows)` against one B~
 /// micro-panel `(b, ldb, cols)`, writing the column of tiles whose top-left element is

@@ -118,6 +118,17 @@ pub enum Transpose {
 /// Depth of one packed slice of the shared dimension. A `B~` micro-panel is `KC x NR` floats;
 /// 256 x 32 x 4 B = 32 KiB keeps it in a 48 KiB L1 while `A~` streams past it.
 const KC: usize = 256;
+
+/// Splits `0..total` into `ceil(total/max_block)` nearly equal blocks whose sizes are multiples
+/// of `unit` (except the last). Depends only on the sizes, never on the thread count.
+fn blocks(total: usize, max_block: usize, unit: usize) -> impl Iterator<Item = (usize, usize)> {
+    let count = total.div_ceil(max_block).max(1);
+    let size = total.div_ceil(count).div_ceil(unit) * unit;
+    (0..total)
+        .step_by(size.max(1))
+        .map(move |start| (start, size.min(total - start)))
+}
+
 /// Rows of `A` per packed block; `MC x KC` floats (~260 KiB) sit comfortably in L2 and there
 /// are still several blocks to hand to threads for m around 1000.
 const MC: usize = 256;

@@ -16,8 +16,7 @@
 //! `KC` slices, as in the packed kernels, and it is stored by the same
 //! `alpha * ab + beta * c`: switching between this path and the packed one changes no bits.
 
-use super::blocked::blocks;
-use super::{store_scalar, CPtr, Operand, Product, KC, PAR_THRESHOLD};
+use super::{blocks, store_scalar, CPtr, Operand, Product, KC, PAR_THRESHOLD};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
