@@ -1,4 +1,5 @@
-"""PyTorch side of the strata comparison: the NETWORKS.md recipes on the same MNIST files.
+"""PyTorch side of the strata comparison: the zoo's published recipes (docs/published-results.md)
+on the same MNIST files.
 
 Usage:  python3 benches/pytorch_reference.py MODEL [--epochs N] [--seed S] [--threads T]
 MODEL is one of mnist_mlp, lenet5_classic, snn500, cnn3l, lenet5, journey_final or dnn3.
@@ -61,7 +62,7 @@ def lenet5():
 
 
 def journey_final():
-    def block(cin, cout, k):  # bias=False on every conv, as NETWORKS.md
+    def block(cin, cout, k):  # bias=False on every conv, as round 10's notebook
         return [nn.Conv2d(cin, cout, k, bias=False), nn.ReLU(), nn.BatchNorm2d(cout), nn.Dropout(0.1)]
     return nn.Sequential(*block(1, 8, 3), *block(8, 16, 3), nn.MaxPool2d(2), *block(16, 16, 3), *block(16, 32, 3),
                          nn.Conv2d(32, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.1),

@@ -7,11 +7,11 @@
         computed for them (the test crates/models/tests/zoo.rs compares them with strata's).
 
     python3 scripts/make_pytorch_lenet5.py trained
-        examples/data/lenet5_mnist_pytorch.safetensors: the LeNet-5 of NETWORKS.md trained for
-        one epoch of its recipe (Adam, lr 1e-3, batch 100, pixels scaled to [0, 1]), with the
-        test accuracy and mean loss PyTorch measured in its metadata, which the example
-        load_pytorch.rs compares with what strata gets from the same weights. Needs MNIST
-        (`make data`).
+        examples/data/lenet5_mnist_pytorch.safetensors: the zoo's LeNet-5
+        (docs/published-results.md) trained for one epoch of its recipe (Adam, lr 1e-3, batch
+        100, pixels scaled to [0, 1]), with the test accuracy and mean loss PyTorch measured in
+        its metadata, which the example load_pytorch.rs compares with what strata gets from the
+        same weights. Needs MNIST (`make data`).
 
 Run from the repository root with any PyTorch and the safetensors package.
 """

@@ -1,5 +1,6 @@
 //! The networks of the classic MNIST / CIFAR-10 experiments, each with its exact structure,
-//! PyTorch parameter names and default training recipe.
+//! PyTorch parameter names and default training recipe. `docs/published-results.md` names the
+//! source of every recipe and published figure.
 
 use strata_nn::layers::{
     AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, LogSoftmax, MaxPool2d,
@@ -88,7 +89,8 @@ pub struct Recipe {
     pub step_lr: Option<(usize, f32)>,
     /// Random rotation of training images by up to ± this many degrees.
     pub rotation_degrees: Option<f32>,
-    /// Published test accuracy, percent.
+    /// Published test accuracy, percent: a final-epoch mean of three runs or a single run's best
+    /// epoch, depending on the source (`docs/published-results.md` says which).
     pub published_accuracy: f32,
     /// Published seconds for the whole recipe plus one test pass, and the hardware.
     pub published_time: Option<(f32, &'static str)>,
@@ -98,7 +100,7 @@ pub struct Recipe {
 pub struct ZooEntry {
     /// The name [`find`] looks up and the command line accepts, e.g. `lenet5`.
     pub name: &'static str,
-    /// The structure, as NETWORKS.md writes it.
+    /// The structure, in the notation of `docs/published-results.md`.
     pub description: &'static str,
     /// Trainable parameters.
     pub parameters: usize,
@@ -271,7 +273,8 @@ fn journey_r1(g: &mut Generator) -> Sequential {
 
 fn journey_final(g: &mut Generator) -> Sequential {
     const DROP: f32 = 0.1;
-    // Conv -> ReLU -> BatchNorm -> Dropout, the article's block (C5 puts BatchNorm first).
+    // Conv -> ReLU -> BatchNorm -> Dropout, the block of round 10 of Rashu Tyagi's "The Journey
+    // of a Deep Neural Network Model" (C5 puts BatchNorm first).
     let block = |cin: usize, cout: usize, k: usize, g: &mut Generator| -> Layer {
         Box::new(Sequential::new(vec![
             conv_nobias(cin, cout, k, g),

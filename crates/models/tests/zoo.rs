@@ -1,11 +1,12 @@
-//! Every network of the zoo against NETWORKS.md: parameter counts, names, output shapes.
+//! Every network of the zoo against its source (docs/published-results.md): parameter counts,
+//! names, output shapes.
 
 use std::path::Path;
 use strata_models::zoo::{find, zoo};
 use strata_nn::checkpoint::{load_module, load_tensors};
 use strata_nn::{summary, Module, ModuleExt, Tensor};
 
-/// Trainable parameters as NETWORKS.md lists them.
+/// Trainable parameters as docs/published-results.md lists them.
 const PUBLISHED_COUNTS: &[(&str, usize)] = &[
     ("dnn3", 98),
     ("mnist_mlp", 575_050),
