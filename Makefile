@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz compare cpu-only
+.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz fuzz-corpus fuzz-record compare cpu-only
 
 all: build
 
@@ -80,19 +80,27 @@ bench:
 clean:
 	$(CARGO) clean
 
-## fuzz: the IDX and CIFAR-10 readers and the checkpoint loader under libFuzzer, FUZZ_SECONDS
-## each (needs the nightly toolchain; installs cargo-fuzz when missing). A crash stops with its
+## fuzz: the IDX and CIFAR-10 readers, the dataset packages' tar reader and the checkpoint loader
+## under libFuzzer, FUZZ_SECONDS each (needs the nightly toolchain; installs cargo-fuzz when missing). A crash stops with its
 ## input in fuzz/artifacts/TARGET/; new coverage accumulates in fuzz/corpus/TARGET/.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = idx_reader cifar_reader checkpoint_loader
-fuzz:
-	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
-	@mkdir -p fuzz/corpus/checkpoint_loader
-	@[ -e fuzz/corpus/checkpoint_loader/lenet5_pytorch.safetensors ] || \
-		cp crates/models/tests/fixtures/lenet5_pytorch.safetensors fuzz/corpus/checkpoint_loader/
+FUZZ_TARGETS = idx_reader cifar_reader tar_reader checkpoint_loader
+fuzz: fuzz-corpus
 	@for target in $(FUZZ_TARGETS); do \
 		echo "== fuzz $$target ($(FUZZ_SECONDS) s)"; \
 		mkdir -p fuzz/corpus/$$target; \
 		$(CARGO) +nightly fuzz run $$target fuzz/corpus/$$target fuzz/seeds/$$target -- \
 			-max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+fuzz-corpus:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	@mkdir -p fuzz/corpus/checkpoint_loader
+	@[ -e fuzz/corpus/checkpoint_loader/lenet5_pytorch.safetensors ] || \
+		cp crates/models/tests/fixtures/lenet5_pytorch.safetensors fuzz/corpus/checkpoint_loader/
+
+## fuzz-record: each fuzz target run to FUZZ_RUNS executions (default 10^7, about ten minutes a
+## target on one core), writing results/fuzz/TARGET.json (executions, time, corpus, command).
+FUZZ_RUNS ?= 10000000
+fuzz-record: fuzz-corpus
+	@for target in $(FUZZ_TARGETS); do ./scripts/fuzz-record.sh $$target $(FUZZ_RUNS) || exit 1; done
