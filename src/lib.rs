@@ -47,4 +47,6 @@ pub mod explain;
 pub mod fetch;
 pub mod profile;
 #[cfg(feature = "cli")]
+pub mod records;
+#[cfg(feature = "cli")]
 pub mod runs;

@@ -40,6 +40,9 @@ enum Command {
     Bench(commands::bench::Args),
     /// List the devices strata can run on.
     Devices,
+    /// Regenerate README.md's and BENCHMARKS.md's tables from the records in results/, or check
+    /// that they agree.
+    Records(commands::records::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
             Command::Explain(args) => commands::explain::run(&args),
             Command::Bench(args) => commands::bench::run(&args),
             Command::Devices => commands::devices::run(),
+            Command::Records(args) => commands::records::run(&args),
         })
     });
     match result {

@@ -33,6 +33,9 @@ pub struct RunResults {
     pub epochs: Vec<EpochReport>,
     /// The published test accuracy, when the run used the published dataset.
     pub published_accuracy: Option<f32>,
+    /// The command, commit, machine and date of the latest invocation that wrote this file.
+    #[serde(default)]
+    pub provenance: Option<crate::records::Provenance>,
 }
 
 impl RunResults {

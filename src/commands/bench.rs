@@ -15,7 +15,7 @@ pub struct Args {
     /// For `layers`: examples per batch [default: the recipe's].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// For `train`: epochs to time per network (the figure is the mean).
+    /// For `train`: epochs to time per network (the figure is the mean; a record keeps each).
     #[arg(long, default_value_t = 1)]
     epochs: usize,
     /// For `train`: folder holding the datasets.
@@ -38,6 +38,13 @@ pub struct Args {
     /// `kernels` and `train`: cpu, cuda, cuda:N or cuda-emu.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// For `kernels`: repetitions of the whole table; each figure is their median.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// For `kernels` and `train`: write every repetition, with the command, commit, machine and
+    /// date, to this JSON record (what `strata records` builds the documents' tables from).
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -83,18 +90,27 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
             args.seconds
         ));
     }
+    if args.repeat == 0 {
+        return Err("--repeat must be at least 1".into());
+    }
+    let provenance = strata::records::Provenance::now();
     let device = strata::device::resolve(&args.device)?;
     let emulated = device == Device::CudaEmulated;
-    let rows =
-        strata::bench::measure_kernels(device, Duration::from_secs_f64(args.seconds), emulated)
-            .map_err(|why| format!("strata bench kernels --device {device}: {why}"))?;
+    let mut repetitions = Vec::new();
+    for _ in 0..args.repeat {
+        repetitions.push(
+            strata::bench::measure_kernels(device, Duration::from_secs_f64(args.seconds), emulated)
+                .map_err(|why| format!("strata bench kernels --device {device}: {why}"))?,
+        );
+    }
+    let rows = median_rows(&repetitions);
     let on = match strata::kernels::cuda::runtime::CudaDevice::open(device) {
         Ok(cuda) => format!("{cuda:?}"),
         Err(_) => format!("cpu, {} threads", rayon::current_num_threads()),
     };
     println!(
-        "strata bench kernels on {on}: best of calls over {:.2} s each",
-        args.seconds
+        "strata bench kernels on {on}: median of {} repetitions, each the best of calls over {:.2} s",
+        args.repeat, args.seconds
     );
     if emulated {
         println!(
@@ -116,7 +132,61 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
             row.gbytes_per_second()
         );
     }
+    if let Some(path) = &args.record {
+        let record = kernels_record(provenance, &repetitions, args.seconds, &on);
+        record.save(path)?;
+        println!("record: {}", path.display());
+    }
     Ok(())
+}
+
+/// Each row of the first repetition with its median time over all repetitions.
+fn median_rows(repetitions: &[Vec<strata::bench::KernelRow>]) -> Vec<strata::bench::KernelRow> {
+    use strata::records::Samples;
+    let mut rows = repetitions[0].clone();
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.seconds =
+            Samples::new("s", repetitions.iter().map(|r| r[i].seconds).collect()).median();
+    }
+    rows
+}
+
+fn kernels_record(
+    provenance: strata::records::Provenance,
+    repetitions: &[Vec<strata::bench::KernelRow>],
+    seconds: f64,
+    on: &str,
+) -> strata::records::BenchRecord {
+    use std::collections::BTreeMap;
+    use strata::records::{BenchRecord, BenchRow, Samples};
+    let rows = repetitions[0]
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut facts = BTreeMap::from([
+                ("kernels".to_string(), row.kernels.to_string()),
+                ("bytes".to_string(), row.bytes.to_string()),
+            ]);
+            if let Some(flops) = row.flops {
+                facts.insert("flops".into(), flops.to_string());
+            }
+            let ms = repetitions.iter().map(|r| r[i].seconds * 1e3).collect();
+            BenchRow {
+                label: row.label.clone(),
+                facts,
+                series: BTreeMap::from([("ms".to_string(), Samples::new("ms", ms))]),
+            }
+        })
+        .collect();
+    BenchRecord {
+        kind: "kernels".into(),
+        method: format!(
+            "the best of calls over {seconds} s on {on}, through tensors as training calls them"
+        ),
+        provenance,
+        versions: BTreeMap::new(),
+        rows,
+    }
 }
 
 fn bench_layers(args: &Args) -> Result<(), String> {
@@ -198,6 +268,10 @@ fn bench_train(args: &Args) -> Result<(), String> {
     if args.epochs == 0 {
         return Err("--epochs must be at least 1".into());
     }
+    use std::collections::BTreeMap;
+    use strata::records::Samples;
+    let provenance = strata::records::Provenance::now();
+    let mut rows = Vec::new();
     let device = strata::device::resolve(&args.device)?;
     let names: Vec<String> = if args.models.is_empty() {
         zoo()
@@ -242,8 +316,12 @@ fn bench_train(args: &Args) -> Result<(), String> {
         let reports = trainer
             .run(train.as_ref(), test.as_ref(), &mut Silent)
             .map_err(|e| e.to_string())?;
-        let train_seconds: f64 =
-            reports.iter().map(|r| r.train_seconds).sum::<f64>() / args.epochs as f64;
+        // One sample per timed epoch (for dnn3, per 1,000 of its full-batch epochs).
+        let samples: Vec<f64> = reports
+            .chunks(repeat)
+            .map(|chunk| chunk.iter().map(|r| r.train_seconds).sum())
+            .collect();
+        let train_seconds = samples.iter().sum::<f64>() / args.epochs as f64;
         let start = std::time::Instant::now();
         evaluate(
             &model,
@@ -261,6 +339,30 @@ fn bench_train(args: &Args) -> Result<(), String> {
             test_seconds,
             (train.len() * repeat) as f64 / train_seconds
         );
+        rows.push(strata::records::BenchRow {
+            label: entry.name.to_string(),
+            facts: BTreeMap::from([("batch".to_string(), config.batch_size.to_string())]),
+            series: BTreeMap::from([
+                ("strata".to_string(), Samples::new("s", samples)),
+                (
+                    "test pass".to_string(),
+                    Samples::new("s", vec![test_seconds]),
+                ),
+            ]),
+        });
+    }
+    if let Some(path) = &args.record {
+        let record = strata::records::BenchRecord {
+            kind: "train".into(),
+            method: "one training epoch with the recipe's batch size (dnn3: its 1,000 \
+                     full-batch epochs), data loaded beforehand"
+                .into(),
+            provenance,
+            versions: BTreeMap::new(),
+            rows,
+        };
+        record.save(path)?;
+        println!("record: {}", path.display());
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod explain;
 pub mod gradcheck;
 pub mod list;
+pub mod records;
 pub mod summary;
 pub mod table;
 pub mod train;

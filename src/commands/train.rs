@@ -202,6 +202,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         epochs: Vec::new(),
         published_accuracy: (choice == DatasetChoice::default_for(&entry))
             .then_some(entry.recipe.published_accuracy),
+        provenance: Some(strata::records::Provenance::now()),
     };
     if args.resume {
         run.resume(&mut trainer, &mut results)?;
