@@ -15,6 +15,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 command="cargo +nightly fuzz run $target $corpus fuzz/seeds/$target -- -runs=$runs -print_final_stats=1"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# The commit of the code under test, taken before the build.
+commit=$(git rev-parse HEAD)
+git diff --quiet HEAD -- crates fuzz || commit="$commit+uncommitted"
 start_ns=$(date +%s%N)
 if ! (cd fuzz/.. && $command) >"$log" 2>&1; then
     tail -40 "$log"
@@ -29,8 +32,6 @@ if [ -z "$executed" ] || [ "$executed" -lt "$runs" ]; then
     echo "fuzz-record: $target ran ${executed:-no} executions, fewer than $runs" >&2
     exit 1
 fi
-commit=$(git rev-parse HEAD)
-git diff --quiet HEAD -- crates fuzz || commit="$commit+uncommitted"
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 cat >"results/fuzz/$target.json" <<JSON
 {
