@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz fuzz-corpus fuzz-record compare cpu-only
+.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz fuzz-corpus fuzz-record compare cpu-only check-claims tables records train-records bench-record
 
 all: build
 
@@ -36,7 +36,7 @@ test: cuda-tools mnist
 	$(CARGO) fmt --all -- --check
 	$(MAKE) --no-print-directory lint
 	$(CARGO) test --workspace --release
-	$(MAKE) --no-print-directory examples doc cpu-only
+	$(MAKE) --no-print-directory examples doc cpu-only check-claims
 
 ## cpu-only: the library crates without their `cuda` and `cuda-emu` features, as an embedder
 ## links them: strata-kernels builds with no C++ compiler (CC and CXX fail) and without cudarc
@@ -68,12 +68,47 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## compare: strata and PyTorch trained side by side on the same data (needs torch for PYTHON).
+## compare: strata and PyTorch trained side by side on the same data, five alternating
+## repetitions each (needs torch for PYTHON); writes results/compare/pytorch.json.
 PYTHON ?= python3
 compare:
-	$(PYTHON) benches/side_by_side.py
+	$(PYTHON) benches/side_by_side.py --record results/compare/pytorch.json
 
-## bench: GEMM GFLOP/s table, strata against the matrixmultiply crate.
+## check-claims: every table of README.md and BENCHMARKS.md against the committed records in
+## results/ (a figure without a record, or one that differs from its record, fails).
+check-claims:
+	$(STRATA) records check
+
+## tables: rewrite README.md's and BENCHMARKS.md's tables from the records in results/.
+tables:
+	$(STRATA) records tables
+
+## records: measure everything the documents publish on this machine, then rewrite the tables:
+## the README's training runs (seed 0; about an hour on two cores), the GEMM and kernel tables
+## (five repetitions each). `make compare` and `make fuzz-record` add the PyTorch and fuzz
+## records. Run it on an otherwise idle machine.
+records: train-records bench-record tables
+
+## train-records: each network of the README's table trained with its recipe, seed 0; the run's
+## results.json becomes results/train/MODEL-DATASET.json. RECORD_RUNS picks a subset.
+RECORD_RUNS ?= dnn3:dnn3 mnist_mlp:mnist lenet5_classic:mnist snn500:mnist lenet5:mnist \
+	cnn3l:mnist journey_final:mnist lenet5:fashion-mnist cnn3l:fashion-mnist
+train-records: build
+	@mkdir -p results/train
+	@for run in $(RECORD_RUNS); do \
+		model=$${run%%:*}; data=$${run##*:}; \
+		echo "== strata train $$model --dataset $$data --seed 0"; \
+		$(STRATA) train $$model --dataset $$data --seed 0 --quiet \
+			--out runs/record-$$model-$$data || exit 1; \
+		cp runs/record-$$model-$$data/results.json results/train/$$model-$$data.json || exit 1; \
+	done
+
+## bench-record: the GEMM table (with matrixmultiply) and the kernel table, five repetitions.
+bench-record:
+	$(CARGO) bench --bench gemm -- --repeat 5 --record results/bench/gemm.json
+	$(STRATA) bench kernels --repeat 5 --record results/bench/kernels.json
+
+## bench: GEMM GFLOP/s table, strata against the matrixmultiply crate (median of five).
 bench:
 	$(CARGO) bench --bench gemm
 
