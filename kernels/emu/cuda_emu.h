@@ -7,9 +7,26 @@
 // Execution model (deterministic, single OS thread per launch):
 // - Blocks run one after another (x fastest, then y, then z).
 // - The threads of a block are fibers (ucontext) on the launching OS thread, each with its own
-//   stack. Thread 0 runs until it blocks at a barrier or returns, then thread 1, and so on:
-//   a deterministic, adversarial order. A missing __syncthreads() therefore reliably reads
-//   a value another thread has not written yet, instead of racing "usually correctly".
+//   stack. A thread runs uninterrupted until it waits at a barrier (__syncthreads(), a warp
+//   shuffle, __syncwarp()) or returns; then the first runnable thread in the block's order
+//   runs. The order is increasing linear thread id in blocks whose linear index
+//   (x + gridDim.x * (y + gridDim.y * z)) is even, decreasing in odd blocks. So between two
+//   barriers each thread's code runs in one piece, and the pieces that follow one barrier run
+//   in that order.
+// - Races it can see: a read and a write of the same location by two threads of a block with
+//   no barrier between them. The reader gets the old value when the block's order runs its
+//   piece before the writer's: in even blocks if the reader has the lower id, in odd blocks if
+//   it has the higher id. A launch of two or more blocks, each running the racy code, thus
+//   shows the race whichever thread reads; a one-block launch only when the reader has the
+//   lower id. Shown means a wrong result, which a test notices if the old value differs from
+//   the new one and the result is compared.
+// - Races it cannot see: an unsynchronised read-modify-write by several threads
+//   (`s[0] += v`) never loses an update, since no thread is interrupted between its read and
+//   its write; races between blocks are run in the one block order above; memory is
+//   sequentially consistent, so a missing __threadfence() or `volatile` changes nothing.
+// - Warps do not run in lock-step: the lanes of a warp are ordered like any other threads, so
+//   code relying on implicit warp synchrony (no __syncwarp() or shuffle) races here, as it may
+//   on Volta and later GPUs.
 // - __syncthreads() is a block barrier; warp shuffles exchange values through a per-warp buffer
 //   between two warp barriers (lanes of a warp = consecutive linear thread ids, 32 per warp).
 // - `__shared__` is `static`: one instance per kernel, reused by every block (blocks never
@@ -20,7 +37,9 @@
 // - If every live thread waits and none can proceed (e.g. some at __syncthreads(), some in a
 //   shuffle), the launch stops with a deadlock error. A thread spinning forever in user code
 //   cannot be detected here: the Rust watchdog (strata_kernels::cuda::emu::run_emulated) fails
-//   the test after a timeout.
+//   the test after a timeout and abandons the launch, whose OS thread keeps running on the
+//   `__shared__` statics and fiber stacks. It then poisons the emulator
+//   (strata_emu_poison()): every later launch in the process is refused, naming that kernel.
 // - Out-of-bounds accesses are not trapped; the Rust test buffers carry guard zones instead.
 // Timings mean nothing; results match a GPU to rounding (no FMA contraction, libm expf).
 #pragma once
@@ -76,6 +95,10 @@ struct Fiber {
     ucontext_t ctx;
     uint3 tid;
     bool exited = false;
+    // The barrier this thread waits at (null: runnable) and its generation when it arrived, so
+    // the scheduler sees which threads can run without switching to them.
+    const Barrier* waiting_on = nullptr;
+    unsigned waiting_generation = 0;
 };
 
 struct Launch {
@@ -89,7 +112,7 @@ struct Launch {
     std::vector<Barrier> warps;
     std::vector<unsigned long long> exchange;
     unsigned current = 0;
-    unsigned long long events = 0;  // arrivals, barrier completions, exits: "progress"
+    unsigned long long completions = 0;  // barriers opened (each may make threads runnable)
     std::string error;
 
     void fail(const std::string& msg) {
@@ -113,6 +136,12 @@ inline std::string& last_error() {
     static std::string e;
     return e;
 }
+// The kernel of a launch the watchdog abandoned (strata_emu_poison()), empty if none; under
+// error_mutex().
+inline std::string& abandoned_kernel() {
+    static std::string k;
+    return k;
+}
 
 inline void yield_to_scheduler() {
     Launch* L = current_launch;
@@ -128,19 +157,21 @@ inline void complete(Barrier& b, const char* what) {
     }
     b.arrived = 0;
     b.generation++;
-    L->events++;
+    L->completions++;
 }
 
 inline void barrier_wait(Barrier& b, const char* what) {
     Launch* L = current_launch;
-    L->events++;
-    unsigned gen = b.generation;
+    Fiber& f = L->fibers[L->current];
     if (++b.arrived >= b.expected) {
+        // The last arrival yields too, so the next phase starts with the first thread in the
+        // block's order rather than with whichever thread happened to arrive last.
         complete(b, what);
-        return;
+    } else {
+        f.waiting_on = &b;
+        f.waiting_generation = b.generation;
     }
-    while (b.generation == gen) yield_to_scheduler();
-    // The scheduler restores threadIdx when it resumes this fiber.
+    yield_to_scheduler();  // resumed once b has opened; the scheduler restores threadIdx
 }
 
 inline void drop(Barrier& b, const char* what) {
@@ -159,7 +190,6 @@ inline void fiber_main() {
     L = current_launch;
     Fiber& f = L->fibers[L->current];
     f.exited = true;
-    L->events++;
     unsigned t = linear_tid();
     drop(L->block, "__syncthreads()");
     drop(L->warps[t / kWarp], "full-mask warp shuffle");
@@ -168,7 +198,8 @@ inline void fiber_main() {
 
 // Stacks for `n` fibers, kept from one launch to the next: allocating (and page-faulting)
 // 32 MiB for every launch of a 256-thread block dominated the emulator's time. Launches are
-// serialised by the Rust side (strata_kernels::cuda::emu), so one process-wide buffer is safe.
+// serialised by the Rust side (strata_kernels::cuda::emu), and none runs after a launch was
+// abandoned (see launch()), so one process-wide buffer is safe.
 inline char* fiber_stacks(unsigned n) {
     static std::unique_ptr<char[]> stacks;
     static unsigned capacity = 0;
@@ -179,18 +210,20 @@ inline char* fiber_stacks(unsigned n) {
     return stacks.get();
 }
 
-// Runs one block; false (with L.error set) on deadlock.
-inline bool run_block(Launch& L) {
-    const unsigned n = L.nthreads;
-    L.block = Barrier{};
-    L.block.expected = n;
-    for (unsigned w = 0; w < L.warps.size(); ++w) {
-        L.warps[w] = Barrier{};
-        L.warps[w].expected = (w + 1) * kWarp <= n ? kWarp : n - w * kWarp;
-    }
-    for (unsigned t = 0; t < n; ++t) {
+// Whether the threads of the block with linear index `block` are resumed in reverse order
+// (see "Execution model" above): even blocks run forward, odd blocks in reverse.
+inline bool reversed_block(unsigned long long block) { return (block & 1) != 0; }
+
+inline bool runnable(const Fiber& f) {
+    if (f.exited) return false;
+    return f.waiting_on == nullptr || f.waiting_on->generation != f.waiting_generation;
+}
+
+inline void start_fibers(Launch& L) {
+    for (unsigned t = 0; t < L.nthreads; ++t) {
         Fiber& f = L.fibers[t];
         f.exited = false;
+        f.waiting_on = nullptr;
         f.tid = uint3{t % blockDim.x, (t / blockDim.x) % blockDim.y,
                       t / (blockDim.x * blockDim.y)};
         getcontext(&f.ctx);
@@ -199,32 +232,54 @@ inline bool run_block(Launch& L) {
         f.ctx.uc_link = &L.scheduler;
         makecontext(&f.ctx, fiber_main, 0);
     }
-    unsigned live = n;
-    while (live > 0) {
-        unsigned long long before = L.events;
-        for (unsigned t = 0; t < n; ++t) {
-            Fiber& f = L.fibers[t];
-            if (f.exited) continue;
-            L.current = t;
-            threadIdx = f.tid;
-            swapcontext(&L.scheduler, &f.ctx);
-            if (f.exited) live--;
+}
+
+inline void fail_deadlock(Launch& L, unsigned live) {
+    std::string waiting;
+    unsigned shown = 0;
+    for (unsigned t = 0; t < L.nthreads && shown < 8; ++t) {
+        if (!L.fibers[t].exited) {
+            waiting += (shown ? ", " : "") + std::to_string(t);
+            shown++;
         }
-        if (live > 0 && L.events == before) {
-            std::string waiting;
-            unsigned shown = 0;
-            for (unsigned t = 0; t < n && shown < 8; ++t) {
-                if (!L.fibers[t].exited) {
-                    waiting += (shown ? ", " : "") + std::to_string(t);
-                    shown++;
-                }
-            }
-            L.fail(L.where() + ": deadlock: " + std::to_string(live) +
-                   " thread(s) wait at barriers that can never complete (linear ids " +
-                   waiting + (live > shown ? ", ..." : "") +
-                   "): some at __syncthreads(), some in a warp shuffle");
+    }
+    L.fail(L.where() + ": deadlock: " + std::to_string(live) +
+           " thread(s) wait at barriers that can never complete (linear ids " + waiting +
+           (live > shown ? ", ..." : "") + "): some at __syncthreads(), some in a warp shuffle");
+}
+
+// Runs one block; false (with L.error set) on deadlock. Always resumes the first runnable
+// thread in the block's order. Between two barrier openings threads only stop being runnable,
+// so the scan goes on from where it stopped and restarts from the first position after each.
+inline bool run_block(Launch& L, bool reversed) {
+    const unsigned n = L.nthreads;
+    L.block = Barrier{};
+    L.block.expected = n;
+    for (unsigned w = 0; w < L.warps.size(); ++w) {
+        L.warps[w] = Barrier{};
+        L.warps[w].expected = (w + 1) * kWarp <= n ? kWarp : n - w * kWarp;
+    }
+    start_fibers(L);
+    unsigned live = n;
+    unsigned pos = 0;
+    while (live > 0) {
+        if (pos == n) {
+            fail_deadlock(L, live);
             return false;
         }
+        const unsigned t = reversed ? n - 1 - pos : pos;
+        Fiber& f = L.fibers[t];
+        if (!runnable(f)) {
+            pos++;
+            continue;
+        }
+        const unsigned long long opened = L.completions;
+        f.waiting_on = nullptr;
+        L.current = t;
+        threadIdx = f.tid;
+        swapcontext(&L.scheduler, &f.ctx);
+        if (f.exited) live--;
+        if (L.completions != opened) pos = 0;
     }
     return true;
 }
@@ -241,6 +296,17 @@ inline int launch(const char* kernel, dim3 grid, dim3 block, const std::function
         last_error() = msg;
         return 1;
     };
+    std::string abandoned;
+    {
+        std::lock_guard<std::mutex> g(error_mutex());
+        abandoned = abandoned_kernel();
+    }
+    if (!abandoned.empty()) {
+        return report(std::string("kernel ") + kernel +
+                      " not launched: the emulator is poisoned: an abandoned launch of kernel " +
+                      abandoned +
+                      " (watchdog timeout) may still be running on the shared state");
+    }
     if (grid.x == 0 || grid.y == 0 || grid.z == 0 || nthreads == 0) {
         return report(std::string("kernel ") + kernel + ": empty grid or block");
     }
@@ -262,7 +328,9 @@ inline int launch(const char* kernel, dim3 grid, dim3 block, const std::function
         for (unsigned y = 0; y < grid.y && L.error.empty(); ++y)
             for (unsigned x = 0; x < grid.x && L.error.empty(); ++x) {
                 blockIdx = uint3{x, y, z};
-                if (!run_block(L)) break;
+                const unsigned long long linear =
+                    x + (unsigned long long)grid.x * (y + (unsigned long long)grid.y * z);
+                if (!run_block(L, reversed_block(linear))) break;
             }
     current_launch = saved;
     if (!L.error.empty()) return report(L.error);
@@ -329,7 +397,8 @@ inline T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32) {
 }
 
 // Atomics: the threads of a launch are fibers on one OS thread and never switch inside these,
-// so plain read-modify-write is atomic.
+// so plain read-modify-write is atomic. Updates land in the thread order above, so a float
+// atomicAdd total can differ in its last bits between even and odd blocks, as between GPU runs.
 inline float atomicAdd(float* p, float v) {
     float old = *p;
     *p = old + v;
@@ -401,3 +470,4 @@ inline float min(float a, float b) { return std::fmin(a, b); }
 inline float max(float a, float b) { return std::fmax(a, b); }
 
 extern "C" size_t strata_emu_last_error(char* buf, size_t len);
+extern "C" void strata_emu_poison(const char* kernel);

@@ -1,6 +1,7 @@
 // Planted bugs: kernels that are WRONG on purpose, compiled into the CPU emulation only (they
 // are not in kernels/*.cu, so NVRTC, ptxas and the product kernel count never see them).
-// crates/kernels/tests/cuda_emulated.rs runs each one and expects the harness to catch it.
+// crates/kernels/tests/cuda_emulator.rs (and cuda_emulator_timeout.rs) runs each one and
+// expects the harness to catch it.
 // Same conventions as the product kernels.
 
 #define TREE_THREADS 256
@@ -38,6 +39,33 @@ extern "C" __global__ void planted_sum_rows_missing_sync(const float* x, float* 
             __syncthreads();
         }
         if (threadIdx.x == 0) out[r] = s[0];
+        __syncthreads();
+    }
+}
+
+// out[i] = x[i - 1] within each blockDim.x-element tile (0 at a tile's start), through shared
+// memory, written correctly: the control for planted_shift_missing_sync. One thread per
+// element of a tile (blockDim.x <= 1024), grid-stride over the tiles.
+extern "C" __global__ void planted_shift_ok(const float* x, float* out, int n) {
+    __shared__ float s[1024];
+    for (int base = blockIdx.x * blockDim.x; base < n; base += gridDim.x * blockDim.x) {
+        int i = base + threadIdx.x;
+        s[threadIdx.x] = i < n ? x[i] : 0.0f;
+        __syncthreads();
+        if (i < n) out[i] = threadIdx.x > 0 ? s[threadIdx.x - 1] : 0.0f;
+        __syncthreads();
+    }
+}
+
+// BUG: the same kernel without the __syncthreads() between writing s[] and reading it, so
+// thread t reads s[t - 1] before thread t - 1 may have written it: the reader has the HIGHER
+// thread id, a race that running threads in increasing id order never shows.
+extern "C" __global__ void planted_shift_missing_sync(const float* x, float* out, int n) {
+    __shared__ float s[1024];
+    for (int base = blockIdx.x * blockDim.x; base < n; base += gridDim.x * blockDim.x) {
+        int i = base + threadIdx.x;
+        s[threadIdx.x] = i < n ? x[i] : 0.0f;
+        if (i < n) out[i] = threadIdx.x > 0 ? s[threadIdx.x - 1] : 0.0f;
         __syncthreads();
     }
 }
