@@ -277,11 +277,16 @@ mod emulator {
             write!(params, ", {} {}", p.c_type, p.name).unwrap();
             args.push(p.name.clone());
         }
+        // A launch that ran to completion is recorded (kernels/emu/launcher.cpp), so the
+        // coverage test counts kernels executed rather than names found in test sources.
         format!(
-            "\nextern \"C\" int emu_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, \
+            "\nextern \"C\" void strata_emu_record_launch(const char* kernel);\n\
+             extern \"C\" int emu_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, \
              unsigned by, unsigned bz{params}) {{\n  \
-             return strata_emu::launch(\"{name}\", dim3{{gx, gy, gz}}, dim3{{bx, by, bz}}, \
-             [&]() {{ {name}({args}); }});\n}}\n",
+             int status = strata_emu::launch(\"{name}\", dim3{{gx, gy, gz}}, dim3{{bx, by, bz}}, \
+             [&]() {{ {name}({args}); }});\n  \
+             if (status == 0) strata_emu_record_launch(\"{name}\");\n  \
+             return status;\n}}\n",
             name = k.name,
             args = args.join(", ")
         )

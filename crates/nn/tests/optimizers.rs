@@ -1,5 +1,7 @@
 //! Three steps of each optimizer on L(w) = ½·Σw² (so ∇ = w), from w₀ = 1, against values
-//! worked out by hand from PyTorch's update rules (written beside each expectation).
+//! worked out by hand from PyTorch's update rules (written beside each expectation). Adam is
+//! blind to a constant scale of the gradient, so its L2 weight decay (which on that loss only
+//! scales ∇ by 1 + λ) is checked on L(w) = ½·Σ(w - t)² against PyTorch's rule in f64.
 
 use approx::assert_abs_diff_eq;
 use strata_nn::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
@@ -43,6 +45,8 @@ fn sgd_with_momentum_and_weight_decay() {
     // t1: g = 1.01, b = 1.01, w = 0.899
     // t2: g = 0.90799, b = 0.909 + 0.90799 = 1.81699, w = 0.717301
     // t3: g = 0.72447401, b = 1.635291 + 0.72447401 = 2.35976501, w = 0.481324499
+    // SGD with momentum sees the gradient's scale, so ∇ = w suffices: ignoring the decay
+    // gives 0.9, 0.72, 0.486.
     let w = param(1.0);
     let config = SgdConfig {
         lr: 0.1,
@@ -102,10 +106,48 @@ fn adam_defaults() {
     );
 }
 
+/// Five steps on L(w) = ½·Σ(w - t)², whose gradient w - t is not a multiple of w: the
+/// parameter after each step.
+fn run_toward(optimizer: &mut dyn Optimizer, w: &Tensor, t: &[f32]) -> Vec<Vec<f32>> {
+    let target = Tensor::from_vec(t.to_vec(), &[t.len()]);
+    (0..5)
+        .map(|_| {
+            optimizer.zero_grad();
+            let d = w.sub(&target);
+            d.mul(&d).sum_all().mul_scalar(0.5).backward();
+            optimizer.step();
+            w.to_vec()
+        })
+        .collect()
+}
+
+/// `torch.optim.Adam(lr=0.1, weight_decay=λ)` in f64 on the same loss: `g ← (w - t) + λ·w`
+/// enters both moments; the parameter after each of five steps.
+fn adam_l2_reference(w0: &[f32], t: &[f32], lambda: f64) -> Vec<Vec<f64>> {
+    let (lr, b1, b2, eps) = (0.1, 0.9, 0.999, 1e-8);
+    let mut w: Vec<f64> = w0.iter().map(|&x| x as f64).collect();
+    let (mut m, mut v) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+    (1..=5)
+        .map(|step| {
+            for i in 0..w.len() {
+                let g = (w[i] - t[i] as f64) + lambda * w[i];
+                m[i] = b1 * m[i] + (1.0 - b1) * g;
+                v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                let denom = v[i].sqrt() / (1.0 - b2.powi(step)).sqrt() + eps;
+                w[i] -= lr / (1.0 - b1.powi(step)) * m[i] / denom;
+            }
+            w.clone()
+        })
+        .collect()
+}
+
 #[test]
 fn adam_with_l2_weight_decay() {
-    // g = w + 0.1·w enters the moments; the first step is still ±lr.
-    let w = param(1.0);
+    // The gradient w - t is no multiple of w, so the L2 term changes the direction of each
+    // moment update, not only its scale (to which Adam is blind). Rules out an Adam that
+    // ignores `weight_decay`, or applies it decoupled (AdamW-style), when not told to.
+    let (w0, t) = ([1.0, -2.0, 0.5, 3.0], [0.25, 0.5, -1.0, 2.0]);
+    let w = Tensor::from_vec(w0.to_vec(), &[4]).set_requires_grad(true);
     let mut opt = Adam::with_config(
         vec![("w".into(), w.clone())],
         AdamConfig {
@@ -117,15 +159,18 @@ fn adam_with_l2_weight_decay() {
             decoupled_weight_decay: false,
         },
     );
-    assert_close(
-        &run(&mut opt, &w),
-        &[0.9000000009, 0.8004122295, 0.7015862742],
-    );
+    let got = run_toward(&mut opt, &w, &t);
+    for (step, (got, want)) in got.iter().zip(adam_l2_reference(&w0, &t, 0.1)).enumerate() {
+        println!("step {}: {got:?} (PyTorch {want:?})", step + 1);
+        assert_close(got, &want);
+    }
 }
 
 #[test]
 fn adamw_decays_weights_directly() {
     // w ← w·(1 - 0.1·0.1) before each Adam step: t1: 0.99 - 0.1 = 0.89
+    // The decay acts on w directly, outside Adam's scale-blind update: ignoring it, or
+    // folding it into the gradient as L2, gives Adam's 0.9, 0.80041, 0.70159.
     let w = param(1.0);
     let mut opt = Adam::adamw(vec![("w".into(), w.clone())], 0.1);
     opt.config.weight_decay = 0.1;

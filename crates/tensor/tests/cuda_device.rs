@@ -2,8 +2,9 @@
 //! same `kernels/*.cu` sources a GPU runs, executed on the CPU, reached through the same
 //! launcher code (`Tensor::to`, device buffers, argument checking, launch geometry) as on a
 //! GPU. For each op the forward values and the gradient of every input must match the CPU's
-//! within a relative tolerance; a real GPU runs the same comparisons in
-//! `tests/cuda_gpu_training.rs` at the workspace root when one is present.
+//! within a relative tolerance. Where a real GPU is present, `crates/models/tests/cuda_training.rs`
+//! trains networks on it against the CPU and `crates/kernels/tests/cuda_gpu.rs` checks the
+//! kernels on it against their CPU twins.
 
 use approx::abs_diff_eq;
 use strata_tensor::{Device, Generator, Tensor};

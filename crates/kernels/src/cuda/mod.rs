@@ -32,6 +32,9 @@ pub mod signature;
 #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 pub mod sources;
 
+#[cfg(all(test, feature = "cuda-emu"))]
+mod coverage_tests;
+
 #[cfg(feature = "cuda")]
 use std::path::PathBuf;
 
