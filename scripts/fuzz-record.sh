@@ -15,9 +15,15 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 command="cargo +nightly fuzz run $target $corpus fuzz/seeds/$target -- -runs=$runs -print_final_stats=1"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-# The commit of the code under test, taken before the build.
-commit=$(git rev-parse HEAD)
-git diff --quiet HEAD -- crates fuzz || commit="$commit+uncommitted"
+# The commit of the code under test: taken before the build and again after the run, which must
+# agree (a checkout that changed in between would be recorded under the wrong commit).
+checkout_commit() {
+    local c
+    c=$(git rev-parse HEAD)
+    git diff --quiet HEAD -- crates fuzz || c="$c+uncommitted"
+    echo "$c"
+}
+commit=$(checkout_commit)
 start_ns=$(date +%s%N)
 if ! (cd fuzz/.. && $command) >"$log" 2>&1; then
     tail -40 "$log"
@@ -25,6 +31,10 @@ if ! (cd fuzz/.. && $command) >"$log" 2>&1; then
     exit 1
 fi
 seconds=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+if [ "$(checkout_commit)" != "$commit" ]; then
+    echo "fuzz-record: $target: the checkout changed during the run ($commit, now $(checkout_commit)); run it again" >&2
+    exit 1
+fi
 stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
 executed=$(stat number_of_executed_units)
 if [ -z "$executed" ] || [ "$executed" -lt "$runs" ]; then
