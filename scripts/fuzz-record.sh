@@ -15,15 +15,11 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 command="cargo +nightly fuzz run $target $corpus fuzz/seeds/$target -- -runs=$runs -print_final_stats=1"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-# The commit of the code under test: taken before the build and again after the run, which must
-# agree (a checkout that changed in between would be recorded under the wrong commit).
-checkout_commit() {
-    local c
-    c=$(git rev-parse HEAD)
-    git diff --quiet HEAD -- crates fuzz || c="$c+uncommitted"
-    echo "$c"
-}
-commit=$(checkout_commit)
+# The commit of the code under test, taken before the build; the fuzzed code must not change
+# before the run ends (the record would name the wrong commit).
+fuzzed_code=(crates/*/src crates/*/Cargo.toml crates/kernels/build.rs kernels fuzz/fuzz_targets fuzz/Cargo.toml fuzz/Cargo.lock)
+commit=$(git rev-parse HEAD)
+git diff --quiet HEAD -- "${fuzzed_code[@]}" || commit="$commit+uncommitted"
 start_ns=$(date +%s%N)
 if ! (cd fuzz/.. && $command) >"$log" 2>&1; then
     tail -40 "$log"
@@ -31,8 +27,8 @@ if ! (cd fuzz/.. && $command) >"$log" 2>&1; then
     exit 1
 fi
 seconds=$(( ($(date +%s%N) - start_ns) / 1000000 ))
-if [ "$(checkout_commit)" != "$commit" ]; then
-    echo "fuzz-record: $target: the checkout changed during the run ($commit, now $(checkout_commit)); run it again" >&2
+if ! git diff --quiet "${commit%+uncommitted}" -- "${fuzzed_code[@]}"; then
+    echo "fuzz-record: $target: the fuzzed code changed during the run; run it again" >&2
     exit 1
 fi
 stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
