@@ -29,14 +29,29 @@ cuda-tools:
 kernels-report: cuda-tools
 	$(CARGO) run -p strata-kernels --example kernels_report --release
 
+## Where `make test` keeps cargo's test output and the skips of the run, for the summary.
+TEST_LOGS = $(abspath $(or $(CARGO_TARGET_DIR),target))
+TEST_OUTPUT = $(TEST_LOGS)/test-output.log
+export STRATA_SKIP_LOG = $(TEST_LOGS)/test-skips.log
+## `cargo test ARGS`, its output appended to TEST_OUTPUT; fails as cargo does.
+TEST_TEE = bash -o pipefail -c '"$$0" "$$@" 2>&1 | tee -a "$(TEST_OUTPUT)"'
+SUMMARY = ./scripts/test-summary.sh "$(TEST_OUTPUT)" "$(STRATA_SKIP_LOG)"
+## Under CI every data set comes first, so no test skips for want of one; elsewhere MNIST
+## only (Fashion-MNIST needs apt-get), and its tests skip, listed in the summary.
+TEST_DATA = $(if $(filter true 1,$(CI)),data,mnist)
+
 ## test: formatting, lints (warnings are errors), and the whole test suite in release mode,
 ## including NVRTC/ptxas compilation and CPU emulation of every CUDA kernel. MNIST is fetched
-## first when absent: the training, resume and edge-case tests run on the real files.
-test: cuda-tools mnist
+## first when absent: the training, resume and edge-case tests run on the real files. Ends
+## with passed, failed, ignored and skipped counts and each skip's reason; under CI=true a
+## skip for anything but the hardware (no GPU) fails the test that skipped.
+test: cuda-tools $(TEST_DATA)
 	$(CARGO) fmt --all -- --check
 	$(MAKE) --no-print-directory lint
-	$(CARGO) test --workspace --release
-	$(MAKE) --no-print-directory examples doc cpu-only check-claims
+	@mkdir -p "$(TEST_LOGS)" && : >"$(TEST_OUTPUT)" && : >"$(STRATA_SKIP_LOG)"
+	$(TEST_TEE) $(CARGO) test --workspace --release || { $(SUMMARY); exit 1; }
+	$(MAKE) --no-print-directory examples doc cpu-only check-claims || { $(SUMMARY); exit 1; }
+	@$(SUMMARY)
 
 ## cpu-only: the library crates without their `cuda` and `cuda-emu` features, as an embedder
 ## links them: strata-kernels builds with no C++ compiler (CC and CXX fail) and without cudarc
@@ -46,7 +61,8 @@ cpu-only:
 	CC=/bin/false CXX=/bin/false $(CARGO) build -p strata-kernels --no-default-features --release
 	@if $(CARGO) tree -p strata-kernels --no-default-features -e normal,build | grep -E ' (cudarc|cc|libloading) v'; then \
 		echo "a CPU-only strata-kernels must not depend on the crates above"; exit 1; fi
-	CC=/bin/false CXX=/bin/false $(CARGO) test -p strata-kernels --no-default-features --release --lib
+	@mkdir -p "$(TEST_LOGS)"
+	CC=/bin/false CXX=/bin/false $(TEST_TEE) $(CARGO) test -p strata-kernels --no-default-features --release --lib
 	CC=/bin/false CXX=/bin/false $(CARGO) run -p strata-models --no-default-features --release --example train_dnn3
 
 ## examples: run every program in examples/ (each checks its own result and fails loudly).

@@ -1,6 +1,7 @@
 //! The command line on bad input: each mistake is a clear message and a non-zero exit.
 
 use std::process::{Command, Output};
+use strata::kernels::test_skip::{skip, Reason};
 
 fn strata(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -55,7 +56,9 @@ fn impossible_batch_size_is_refused() {
 #[test]
 fn cuda_without_a_gpu_is_an_error_not_a_fallback() {
     if strata::kernels::cuda::runtime::CudaDevice::open(strata::kernels::Device::Cuda(0)).is_ok() {
-        println!("skipped: this machine has a GPU, so --device cuda is not an error here");
+        skip(Reason::Hardware(
+            "this machine has a GPU, so --device cuda is not an error here".into(),
+        ));
         return;
     }
     let o = strata(&["train", "dnn3", "--device", "cuda", "--epochs", "1"]);
@@ -74,7 +77,9 @@ fn cuda_without_a_gpu_is_an_error_not_a_fallback() {
 #[test]
 fn auto_uses_the_cpu_without_a_gpu_and_says_why() {
     if strata::kernels::cuda::runtime::CudaDevice::open(strata::kernels::Device::Cuda(0)).is_ok() {
-        println!("skipped: this machine has a GPU, which auto would pick");
+        skip(Reason::Hardware(
+            "this machine has a GPU, which auto would pick".into(),
+        ));
         return;
     }
     let dir = tempfile::tempdir().unwrap();

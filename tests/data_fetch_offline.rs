@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use strata::fetch::{ensure_fashion_mnist, ensure_mnist};
+use strata::kernels::test_skip::{skip, Reason};
 use strata::models::data::DataError;
 
 fn script(bin: &Path, name: &str, body: &str) {
@@ -199,10 +200,10 @@ fn fetch_failures_say_what_failed_and_what_to_do() {
     if real.join("mnist/train-images-idx3-ubyte").is_file() {
         assert_eq!(ensure_mnist(&real).unwrap(), real.join("mnist"));
     } else {
-        eprintln!(
-            "SKIPPED case 7: {}/mnist is absent (run `make data`)",
+        skip(Reason::DataAbsent(format!(
+            "case 7: {}/mnist is absent (run `make data`)",
             real.display()
-        );
+        )));
     }
     if real.join("fashion-mnist/train-images-idx3-ubyte").is_file() {
         assert_eq!(
@@ -210,10 +211,10 @@ fn fetch_failures_say_what_failed_and_what_to_do() {
             real.join("fashion-mnist")
         );
     } else {
-        eprintln!(
-            "SKIPPED case 7: {}/fashion-mnist is absent (run `make data`)",
+        skip(Reason::DataAbsent(format!(
+            "case 7: {}/fashion-mnist is absent (run `make data`)",
             real.display()
-        );
+        )));
     }
 
     match original_path {

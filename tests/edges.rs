@@ -6,8 +6,10 @@
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use strata::kernels::test_skip::{skip, Reason};
 
 fn strata() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
@@ -77,12 +79,10 @@ fn mnist_dir() -> Option<PathBuf> {
     if dir.join("train-images-idx3-ubyte").is_file() {
         return Some(dir);
     }
-    let why = format!("{} is absent (run `make data`)", dir.display());
-    assert!(
-        !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-        "CI=true and {why}"
-    );
-    eprintln!("SKIPPED: {why}");
+    skip(Reason::DataAbsent(format!(
+        "{} is absent (run `make data`)",
+        dir.display()
+    )));
     None
 }
 
@@ -133,37 +133,88 @@ fn a_checkpoint_that_cannot_be_written_names_it_and_leaves_no_temporary_file() {
     assert_eq!(hidden_files(&out), Vec::<String>::new());
 }
 
-/// Makes a folder unwritable for the duration of a test: mode 0o555, or, where that does not
-/// bind (root), the immutable attribute. `None` when neither works here.
-struct ReadOnly(PathBuf, bool);
+/// How [`ReadOnly`] keeps the `strata` processes of a test from writing into a folder.
+#[derive(Debug, PartialEq)]
+enum Lock {
+    /// Mode 0o555: binds for any user but root.
+    Mode,
+    /// Root, with the immutable attribute (`chattr +i`: needs CAP_LINUX_IMMUTABLE and a file
+    /// system that keeps the attribute).
+    Immutable,
+    /// Root without that (a container's default capabilities): the processes run as
+    /// `nobody`, for whom mode 0o555 binds.
+    Nobody,
+}
+
+/// A folder no `strata` process of the test can write into, for the guard's life; commands go
+/// through [`ReadOnly::command`].
+struct ReadOnly(PathBuf, Lock);
+
+const NOBODY: u32 = 65_534;
 
 impl ReadOnly {
-    fn new(dir: &Path) -> Option<ReadOnly> {
-        let writable = |dir: &Path| {
-            let probe = dir.join("probe");
-            let ok = File::create(&probe).is_ok();
-            let _ = std::fs::remove_file(&probe);
-            ok
-        };
+    /// Locks `dir` the first way that works here, or says why none does.
+    fn new(dir: &Path) -> Result<ReadOnly, String> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-        if !writable(dir) {
-            return Some(ReadOnly(dir.to_path_buf(), false));
+        let guard = |lock| ReadOnly(dir.to_path_buf(), lock);
+        if !writable(dir, None) {
+            return Ok(guard(Lock::Mode));
         }
-        // Running as root: permissions do not bind, the immutable attribute does.
+        // Running as root: permissions do not bind for this process.
         let immutable = Command::new("chattr")
             .arg("+i")
             .arg(dir)
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        let guard = ReadOnly(dir.to_path_buf(), immutable);
-        (immutable && !writable(dir)).then_some(guard)
+        if immutable {
+            if !writable(dir, None) {
+                return Ok(guard(Lock::Immutable));
+            }
+            let _ = Command::new("chattr").arg("-i").arg(dir).status();
+        }
+        if !writable(dir, Some(NOBODY)) {
+            return Ok(guard(Lock::Nobody));
+        }
+        Err(format!(
+            "cannot make {} read-only: it stays writable for root, chattr +i {}, and a \
+             process running as uid {NOBODY} could write into it or could not be started",
+            dir.display(),
+            if immutable { "does not bind" } else { "failed" },
+        ))
     }
+
+    /// `command` as it must run to meet the lock.
+    fn command<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        if self.1 == Lock::Nobody {
+            command.uid(NOBODY).gid(NOBODY);
+        }
+        command
+    }
+}
+
+/// Whether a file can be created in `dir` by this process, or by a child running as `uid`
+/// (false as well when no such child can be started).
+fn writable(dir: &Path, uid: Option<u32>) -> bool {
+    let probe = dir.join("probe");
+    let ok = match uid {
+        None => File::create(&probe).is_ok(),
+        Some(uid) => Command::new("/bin/sh")
+            .args(["-c", ": > \"$1\"", "sh"])
+            .arg(&probe)
+            .uid(uid)
+            .gid(uid)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+    };
+    let _ = std::fs::remove_file(&probe);
+    ok
 }
 
 impl Drop for ReadOnly {
     fn drop(&mut self) {
-        if self.1 {
+        if self.1 == Lock::Immutable {
             let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
         }
         let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
@@ -175,13 +226,15 @@ fn a_read_only_output_folder_fails_before_training_and_keeps_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let good = finished_run(&out);
-    let Some(_read_only) = ReadOnly::new(&out) else {
-        eprintln!(
-            "SKIPPED: cannot make a folder read-only here (running as root without chattr +i)"
-        );
-        return;
+    let read_only = match ReadOnly::new(&out) {
+        Ok(read_only) => read_only,
+        Err(why) => {
+            skip(Reason::Unprovided(why));
+            return;
+        }
     };
-    let o = run(&mut train_dnn3(&out, 3, true));
+    eprintln!("{} locked by {:?}", out.display(), read_only.1);
+    let o = run(read_only.command(&mut train_dnn3(&out, 3, true)));
     let message = out.display().to_string();
     assert_clean_failure(&o, &[&message, "cannot write to the output folder"]);
     assert!(

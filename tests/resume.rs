@@ -2,8 +2,8 @@
 //! ends with the same weights and results, bit for bit, as a run that was never interrupted;
 //! and whenever the checkpoint exists on disk, it loads.
 //!
-//! Needs MNIST in `datasets/mnist/` (`make data`): where it is absent the test prints why and
-//! passes without checking, except under CI=true, where the data must be there.
+//! Needs MNIST in `datasets/mnist/` (`make data`): where it is absent the test skips with the
+//! reason (`test_skip`), except under CI=true, where the data must be there.
 #![cfg(unix)]
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use strata::kernels::test_skip::{skip, Reason};
 use strata_models::train::EpochReport;
 use strata_nn::checkpoint::{load_tensors, StoredTensors};
 
@@ -21,12 +22,10 @@ fn datasets() -> Option<PathBuf> {
     if dir.join("mnist/train-images-idx3-ubyte").is_file() {
         return Some(dir);
     }
-    let why = format!("{}/mnist is absent (run `make data`)", dir.display());
-    assert!(
-        !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-        "CI=true and {why}"
-    );
-    eprintln!("SKIPPED: {why}");
+    skip(Reason::DataAbsent(format!(
+        "{}/mnist is absent (run `make data`)",
+        dir.display()
+    )));
     None
 }
 

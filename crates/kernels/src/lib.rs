@@ -27,6 +27,8 @@ pub mod reduce;
 pub mod simd;
 pub mod softmax_ce;
 pub mod strided;
+#[doc(hidden)]
+pub mod test_skip;
 #[cfg(test)]
 #[allow(dead_code)] // each op folder's tests use the helpers they need
 pub(crate) mod test_support;

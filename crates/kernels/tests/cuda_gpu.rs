@@ -1,20 +1,21 @@
 //! The kernels on a real GPU against their CPU twins, at sizes the emulator cannot afford.
-//! Where no GPU is usable the tests print why and pass: the ops' emulated twin tests
-//! (`src/<op>/twin_tests.rs`) cover the kernels on every machine.
+//! Where no GPU is usable the tests skip with the reason (`test_skip`, listed by `make test`):
+//! the ops' emulated twin tests (`src/<op>/twin_tests.rs`) cover the kernels on every machine.
 #![cfg(feature = "cuda")]
 
 use strata_kernels::cuda::gpu::{GemmKernel, Gpu};
 use strata_kernels::gemm::gemm;
 use strata_kernels::half_precision::{gemm_half, HalfFormat};
+use strata_kernels::test_skip::{skip, Reason};
 
-fn gpu_or_skip(test: &str) -> Option<Gpu> {
+fn gpu_or_skip() -> Option<Gpu> {
     match Gpu::open(0) {
         Ok(gpu) => {
-            println!("{test}: running on {gpu:?}");
+            println!("running on {gpu:?}");
             Some(gpu)
         }
         Err(reason) => {
-            println!("{test}: skipped, no usable GPU: {reason}");
+            skip(Reason::NoGpu(reason));
             None
         }
     }
@@ -28,7 +29,7 @@ fn values(len: usize, seed: usize) -> Vec<f32> {
 
 #[test]
 fn gemm_ladder_matches_the_cpu_on_large_and_ragged_shapes() {
-    let Some(gpu) = gpu_or_skip("gemm ladder") else {
+    let Some(gpu) = gpu_or_skip() else {
         return;
     };
     for (m, n, k) in [
@@ -60,7 +61,7 @@ fn gemm_ladder_matches_the_cpu_on_large_and_ragged_shapes() {
 
 #[test]
 fn half_gemms_match_the_cpu_on_large_and_ragged_shapes() {
-    let Some(gpu) = gpu_or_skip("half gemm") else {
+    let Some(gpu) = gpu_or_skip() else {
         return;
     };
     for (m, n, k) in [(127, 129, 131), (512, 384, 256), (1024, 1024, 1024)] {

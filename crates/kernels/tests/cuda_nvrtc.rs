@@ -2,24 +2,23 @@
 //! and the kernels NVRTC emits are exactly the `__global__` functions of the sources, which
 //! are exactly the kernels compiled into the CPU emulator (when it is built).
 //!
-//! NVRTC comes from scripts/cuda-tools.sh. Missing NVRTC skips these tests with the reason,
-//! except under CI=true, where it fails them.
+//! NVRTC comes from scripts/cuda-tools.sh. Missing NVRTC skips these tests with the reason
+//! (`test_skip`), except under CI=true, where it fails them.
 #![cfg(feature = "cuda")]
 
 use strata_kernels::cuda::nvrtc::{self, compile_cached, Target};
 use strata_kernels::cuda::ptxas::parse_verbose;
 use strata_kernels::cuda::sources::{kernel_count, kernel_names, SOURCES};
-use strata_kernels::cuda::tools_required;
+use strata_kernels::test_skip::{skip, Reason};
 
-fn nvrtc_or_skip(test: &str) -> bool {
+fn nvrtc_or_skip() -> bool {
     match nvrtc::availability() {
         Ok(found) => {
-            eprintln!("{test}: using {found}");
+            eprintln!("using {found}");
             true
         }
-        Err(why) if tools_required() => panic!("{test}: CI=true and {why}"),
         Err(why) => {
-            eprintln!("{test}: SKIPPED: {why}");
+            skip(Reason::ToolsAbsent(why));
             false
         }
     }
@@ -27,7 +26,7 @@ fn nvrtc_or_skip(test: &str) -> bool {
 
 #[test]
 fn every_kernel_file_compiles_for_compute_80_and_90() {
-    if !nvrtc_or_skip("every_kernel_file_compiles_for_compute_80_and_90") {
+    if !nvrtc_or_skip() {
         return;
     }
     let start = std::time::Instant::now();
@@ -71,7 +70,7 @@ fn every_kernel_file_compiles_for_compute_80_and_90() {
 
 #[test]
 fn a_compile_error_shows_the_file_and_line() {
-    if !nvrtc_or_skip("a_compile_error_shows_the_file_and_line") {
+    if !nvrtc_or_skip() {
         return;
     }
     let src = "extern \"C\" __global__ void k(float* x) {\n    x[0] = not_declared;\n}\n";
@@ -82,7 +81,7 @@ fn a_compile_error_shows_the_file_and_line() {
 
 #[test]
 fn cubin_for_sm_90_comes_with_the_ptxas_report() {
-    if !nvrtc_or_skip("cubin_for_sm_90_comes_with_the_ptxas_report") {
+    if !nvrtc_or_skip() {
         return;
     }
     let c = compile_cached("reduce.cu", Target::Cubin(90));

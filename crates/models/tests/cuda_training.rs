@@ -224,7 +224,7 @@ fn mnist_mlp_trains_on_the_emulated_device_as_on_the_cpu() {
 #[test]
 fn a_full_mnist_mlp_epoch_on_a_gpu_matches_the_cpu() {
     match CudaDevice::open(Device::Cuda(0)) {
-        Err(why) => println!("skipped: no usable GPU here ({why})"),
+        Err(why) => strata_kernels::test_skip::skip(strata_kernels::test_skip::Reason::NoGpu(why)),
         Ok(gpu) => {
             println!("running on {gpu:?}");
             // A full epoch of real MNIST when it is there (`make data`), else synthetic images.

@@ -1,8 +1,10 @@
 //! Checks against the real MNIST / Fashion-MNIST files in `<workspace>/datasets/`, which
-//! `make data` fetches. Where they are absent the tests print why and pass without checking.
+//! `make data` fetches. Where they are absent the tests skip with the reason (`test_skip`),
+//! except under CI=true, where they fail.
 
 use std::path::PathBuf;
 
+use strata_kernels::test_skip::{skip, Reason};
 use strata_models::data::{file_md5, load_mnist_dir, Dataset, FASHION_MNIST_MD5, MNIST_MD5};
 
 fn datasets_dir() -> PathBuf {
@@ -16,10 +18,10 @@ fn present(folder: &str) -> Option<PathBuf> {
     {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: {} is absent (run `make data` to fetch it)",
+        skip(Reason::DataAbsent(format!(
+            "{} is absent (run `make data` to fetch it)",
             dir.display()
-        );
+        )));
         None
     }
 }

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::simd::Isa;
+use crate::test_skip::{skip, Reason};
 
 /// Every micro-kernel this CPU runs, narrowest first.
 fn kernels() -> Vec<Kernel> {
@@ -120,7 +121,9 @@ fn every_kernel_matches_naive() {
 #[test]
 fn skinny_products_equal_the_packed_kernels_bit_for_bit() {
     let Some(with) = kernels().into_iter().find(|k| k.skinny.is_some()) else {
-        eprintln!("SKIPPED: no skinny kernels on this CPU");
+        skip(Reason::Hardware(
+            "no skinny kernels on this CPU (they need AVX-512)".into(),
+        ));
         return;
     };
     let without = Kernel {
