@@ -47,6 +47,10 @@ pub struct Machine {
     pub logical_cpus: usize,
     /// Worker threads of strata's pool during the measurement.
     pub threads: usize,
+    /// `/proc/loadavg`'s 1, 5 and 15 minute averages when the measurement started: other work
+    /// on the machine slows a measurement down.
+    #[serde(default)]
+    pub load_average: Vec<f64>,
 }
 
 impl Provenance {
@@ -79,6 +83,14 @@ impl Machine {
             isa: format!("{:?}", crate::kernels::simd::Isa::detected()).to_lowercase(),
             logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             threads: rayon::current_num_threads(),
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .map(|text| {
+                    text.split_whitespace()
+                        .take(3)
+                        .filter_map(|v| v.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
