@@ -56,16 +56,16 @@ def main():
         binary = os.path.join(ROOT, "target", "release", "strata")
     rows, provenance, version = [], None, "?"
     for model in a.models:
-        strata, torch, batch = [], [], None
+        strata, torch, facts = [], [], {}
         for i in range(a.repeat):
             row, provenance = strata_run(binary, model, a.threads)
             strata.append(row["series"]["strata"]["values"][0])
-            batch = row["facts"]["batch"]
+            facts = row["facts"]
             t, version = torch_seconds(model, a.threads)
             torch.append(t)
             print(f"  {model} {i + 1}/{a.repeat}: strata {strata[-1]:.3f} s, PyTorch {t:.3f} s",
                   file=sys.stderr, flush=True)
-        rows.append({"label": model, "facts": {"batch": batch},
+        rows.append({"label": model, "facts": facts,
                      "series": {"strata": {"unit": "s", "values": strata},
                                 "pytorch": {"unit": "s", "values": torch}}})
     print(f"one training epoch, {a.threads} threads (dnn3: 1,000 full-batch epochs); PyTorch "

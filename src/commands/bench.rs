@@ -341,7 +341,10 @@ fn bench_train(args: &Args) -> Result<(), String> {
         );
         rows.push(strata::records::BenchRow {
             label: entry.name.to_string(),
-            facts: BTreeMap::from([("batch".to_string(), config.batch_size.to_string())]),
+            facts: BTreeMap::from([
+                ("batch".to_string(), config.batch_size.to_string()),
+                ("epochs per value".to_string(), repeat.to_string()),
+            ]),
             series: BTreeMap::from([
                 ("strata".to_string(), Samples::new("s", samples)),
                 (

@@ -70,7 +70,7 @@ fn caption(provenances: &[&Provenance]) -> String {
         format!("{first} to {last}")
     };
     format!(
-        "Measured on {}; commit {}; {when}.",
+        "on {}; commit {}; {when}.",
         machines.into_iter().collect::<Vec<_>>().join("; "),
         commits.into_iter().collect::<Vec<_>>().join(", ")
     )
@@ -149,7 +149,9 @@ fn per_epoch(samples: &Samples) -> String {
     }
 }
 
-/// The training runs of `results/train/`, in zoo order, MNIST-family datasets last.
+/// The training runs of `results/train/`, in zoo order, other datasets last, with the seconds
+/// per epoch of `results/compare/pytorch.json`'s strata series: accuracy does not depend on
+/// what else the machine runs, a time does, so times come from the quiet, repeated benchmark.
 fn training(results: &Path) -> Result<String, String> {
     let mut runs: Vec<RunResults> = Vec::new();
     let dir = results.join("train");
@@ -175,29 +177,42 @@ fn training(results: &Path) -> Result<String, String> {
     let order: Vec<&str> = zoo().iter().map(|e| e.name).collect();
     let rank = |r: &RunResults| {
         let published_data = r.published_accuracy.is_some();
-        let at = order
-            .iter()
-            .position(|n| *n == r.model)
-            .unwrap_or(usize::MAX);
+        let at = order.iter().position(|n| *n == r.model).unwrap_or(usize::MAX);
         (!published_data, at, r.dataset.clone())
     };
     runs.sort_by_key(rank);
+    let timing = BenchRecord::load(&results.join("compare/pytorch.json"))?;
+    let seconds_of = |r: &RunResults| {
+        timing
+            .rows
+            .iter()
+            .find(|row| row.label == r.model && r.published_accuracy.is_some())
+            .and_then(|row| Some((series(row, "strata")?, epochs_per_value(row))))
+            .map_or("–".to_string(), |(samples, epochs)| {
+                let values = samples.values.iter().map(|v| v / epochs).collect();
+                per_epoch(&Samples::new("s", values))
+            })
+    };
     let provenances: Vec<&Provenance> = runs.iter().filter_map(|r| r.provenance.as_ref()).collect();
     let mut out = format!(
-        "{}\n\n| model | data | best test accuracy (epoch) | final | published | s/epoch, median (min–max) over the epochs |\n|---|---|---:|---:|---:|---:|\n",
-        caption(&provenances)
+        "Accuracies measured {} Seconds per epoch: the median of {} fresh-process epochs (smallest–largest \
+         in brackets) from BENCHMARKS.md's comparison with PyTorch, {}.\n\n\
+         | model | data | best test accuracy (epoch) | final | published | s/epoch |\n\
+         |---|---|---:|---:|---:|---:|\n",
+        caption(&provenances),
+        timing.rows.first().and_then(|r| series(r, "strata")).map_or(0, |s| s.values.len()),
+        timing.provenance.machine.describe()
     );
     for r in &runs {
         let (best, at) = r.best().unwrap_or((f32::NAN, 0));
         let last = r.epochs.last().map_or(f32::NAN, |e| e.test_accuracy);
-        let seconds = Samples::new("s", r.epochs.iter().map(|e| e.train_seconds).collect());
         out += &format!(
             "| {} | {} | {best:.2} % ({at}) | {last:.2} % | {} | {} |\n",
             r.model,
             dataset_label(&r.dataset),
             r.published_accuracy
                 .map_or("–".to_string(), |a| format!("{a:.2} %")),
-            per_epoch(&seconds)
+            seconds_of(r)
         );
     }
     let missing: Vec<&str> = zoo()
@@ -210,14 +225,18 @@ fn training(results: &Path) -> Result<String, String> {
         out += &format!(
             "\nNo record yet for {}: {} not been trained on this machine.\n",
             missing.join(", "),
-            if missing.len() == 1 {
-                "it has"
-            } else {
-                "they have"
-            }
+            if missing.len() == 1 { "it has" } else { "they have" }
         );
     }
     Ok(out)
+}
+
+/// Epochs each value of a training benchmark times (1,000 for dnn3's full-batch epochs).
+fn epochs_per_value(row: &super::BenchRow) -> f64 {
+    row.facts
+        .get("epochs per value")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1.0)
 }
 
 fn series<'a>(row: &'a super::BenchRow, name: &str) -> Option<&'a Samples> {
@@ -247,7 +266,7 @@ fn bench_caption(record: &BenchRecord) -> String {
         format!(" Beside strata: {versions}.")
     };
     format!(
-        "{} Each figure is the median of {repeats} repetitions (smallest–largest in brackets); \
+        "Measured {} Each figure is the median of {repeats} repetitions (smallest–largest in brackets); \
          each repetition is {}.{versions} Command: `{}`.",
         caption(&[&record.provenance]),
         record.method,
@@ -288,9 +307,13 @@ fn compare(record: &BenchRecord) -> Result<String, String> {
                 row.label
             ));
         };
+        let label = match epochs_per_value(row) {
+            1.0 => row.label.clone(),
+            n => format!("{} ({n} epochs)", row.label),
+        };
         out += &format!(
             "| {} | {} | {} | {} | {:.2} |\n",
-            row.label,
+            label,
             row.facts.get("batch").map_or("–", String::as_str),
             median_spread(strata, 3),
             median_spread(torch, 3),
