@@ -44,7 +44,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -177,7 +177,10 @@ fn training(results: &Path) -> Result<String, String> {
     let order: Vec<&str> = zoo().iter().map(|e| e.name).collect();
     let rank = |r: &RunResults| {
         let published_data = r.published_accuracy.is_some();
-        let at = order.iter().position(|n| *n == r.model).unwrap_or(usize::MAX);
+        let at = order
+            .iter()
+            .position(|n| *n == r.model)
+            .unwrap_or(usize::MAX);
         (!published_data, at, r.dataset.clone())
     };
     runs.sort_by_key(rank);
@@ -225,7 +228,11 @@ fn training(results: &Path) -> Result<String, String> {
         out += &format!(
             "\nNo record yet for {}: {} not been trained on this machine.\n",
             missing.join(", "),
-            if missing.len() == 1 { "it has" } else { "they have" }
+            if missing.len() == 1 {
+                "it has"
+            } else {
+                "they have"
+            }
         );
     }
     Ok(out)
