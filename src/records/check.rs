@@ -45,15 +45,18 @@ pub fn parts(text: &str) -> Result<Vec<Part<'_>>, String> {
     Ok(parts)
 }
 
-/// Whether `line` holds a figure: a digit that does not continue a word (`f16`, `sm_80` and
-/// `x86` are names, not figures).
+/// Whether `line` holds a figure: a digit that does not continue a name (`f16`, `sm_80`,
+/// `x86`, `LeNet-5` and `AVX-512` are names, not figures).
 fn holds_figure(line: &str) -> bool {
-    let mut previous = ' ';
+    let (mut before, mut previous) = (' ', ' ');
     for c in line.chars() {
-        if c.is_ascii_digit() && !(previous.is_alphanumeric() || previous == '_') {
+        let continues_name = previous.is_alphanumeric()
+            || previous == '_'
+            || (previous == '-' && before.is_alphabetic());
+        if c.is_ascii_digit() && !continues_name {
             return true;
         }
-        previous = c;
+        (before, previous) = (previous, c);
     }
     false
 }
