@@ -20,6 +20,8 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 fuzzed_code=(crates/*/src crates/*/Cargo.toml crates/kernels/build.rs kernels fuzz/fuzz_targets fuzz/Cargo.toml fuzz/Cargo.lock)
 commit=$(git rev-parse HEAD)
 git diff --quiet HEAD -- "${fuzzed_code[@]}" || commit="$commit+uncommitted"
+# One rayon thread: a rayon join on a loaded 2-core machine waits for a time slice.
+export RAYON_NUM_THREADS=1
 start_ns=$(date +%s%N)
 if ! (cd fuzz/.. && $command) >"$log" 2>&1; then
     tail -40 "$log"

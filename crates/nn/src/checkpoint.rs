@@ -210,17 +210,26 @@ pub fn load_tensors(path: &Path) -> Result<StoredTensors, CheckpointError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_tensors(&bytes, path)
+}
+
+/// Every tensor of `bytes`, the content of the safetensors file `path`, as [`load_tensors`]
+/// returns them. `path` only names the file in errors (and is kept in the result).
+pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<StoredTensors, CheckpointError> {
     let format = |message: String| CheckpointError::Format {
         path: path.to_path_buf(),
         message,
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+    let (header_len, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    // read_metadata has checked that the tensors' offsets tile the data after the header
+    // exactly, so every slice below is in bounds (as SafeTensors::tensors relies on too).
+    let body = &bytes[8 + header_len..];
     let mut tensors = HashMap::new();
-    for (name, view) in file.tensors() {
-        let data = view.data();
-        let values = match view.dtype() {
+    for (name, info) in header.tensors() {
+        let data = &body[info.data_offsets.0..info.data_offsets.1];
+        let values = match info.dtype {
             Dtype::F32 => f32_from_le_bytes(data),
             Dtype::I64 => data
                 .chunks_exact(8)
@@ -232,7 +241,7 @@ pub fn load_tensors(path: &Path) -> Result<StoredTensors, CheckpointError> {
                 )))
             }
         };
-        tensors.insert(name, (view.dtype(), view.shape().to_vec(), values));
+        tensors.insert(name, (info.dtype, info.shape.clone(), values));
     }
     Ok(StoredTensors {
         path: path.to_path_buf(),
@@ -270,8 +279,11 @@ pub fn save_module(module: &dyn Module, path: &Path) -> Result<(), CheckpointErr
 
 /// Checks that `stored` holds exactly the module's tensors with the right shapes and dtypes,
 /// then copies them in. Nothing is changed unless everything matches; the error lists every
-/// missing, unexpected and mismatched tensor by name.
-fn copy_into_module(module: &dyn Module, stored: &StoredTensors) -> Result<(), CheckpointError> {
+/// missing, unexpected and mismatched tensor by name. [`load_module`] is this on a file.
+pub fn load_module_tensors(
+    module: &dyn Module,
+    stored: &StoredTensors,
+) -> Result<(), CheckpointError> {
     let expected = module.state_dict();
     let mut problems = Vec::new();
     for (name, t) in &expected {
@@ -325,7 +337,7 @@ fn copy_into_module(module: &dyn Module, stored: &StoredTensors) -> Result<(), C
 
 /// Loads a `state_dict()` saved by [`save_module`] or by PyTorch into `module`.
 pub fn load_module(module: &dyn Module, path: &Path) -> Result<(), CheckpointError> {
-    copy_into_module(module, &load_tensors(path)?)
+    load_module_tensors(module, &load_tensors(path)?)
 }
 
 /// What a training checkpoint says besides the tensors.
@@ -367,9 +379,19 @@ pub fn load_training(
     module: &dyn Module,
     optimizer: &mut dyn Optimizer,
 ) -> Result<TrainingProgress, CheckpointError> {
-    let stored = load_tensors(path)?;
+    load_training_tensors(load_tensors(path)?, module, optimizer)
+}
+
+/// Restores the tensors of a training checkpoint, already read (see [`parse_tensors`]), into
+/// `module` and `optimizer`, with the checks of [`load_training`], which is this on a file.
+pub fn load_training_tensors(
+    stored: StoredTensors,
+    module: &dyn Module,
+    optimizer: &mut dyn Optimizer,
+) -> Result<TrainingProgress, CheckpointError> {
+    let path = stored.path.clone();
     let format = |message: String| CheckpointError::Format {
-        path: path.to_path_buf(),
+        path: path.clone(),
         message,
     };
     if stored.metadata.get(KIND_KEY).map(String::as_str) != Some("training") {
@@ -411,7 +433,7 @@ pub fn load_training(
             state.counters.push((slot.to_string(), count));
         }
     }
-    copy_into_module(module, &stored)?;
+    load_module_tensors(module, &stored)?;
     optimizer.load_state(&state).map_err(format)?;
     Ok(TrainingProgress {
         epoch,

@@ -54,10 +54,16 @@ strata cannot download CIFAR-10 itself (it is in no package registry this machin
 /// accepted, so tests can use small files; the published files hold 10,000 each.
 pub fn read_cifar10_file(path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
     let data = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse_cifar10_file(&data, path)
+}
+
+/// Labels and CHW pixels of `data`, the content of the binary batch file `path`, as
+/// [`read_cifar10_file`] returns them. `path` only names the file in errors.
+pub fn parse_cifar10_file(data: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
     if data.is_empty() {
         return Err(DataError::malformed(path, "the file is empty (no records)"));
     }
-    if data.len() % RECORD != 0 {
+    if !data.len().is_multiple_of(RECORD) {
         return Err(DataError::malformed(
             path,
             format!(
@@ -99,6 +105,9 @@ fn locate(dir: &Path) -> PathBuf {
 
 /// The CIFAR-10 train (data_batch_1..5.bin, in order) and test (test_batch.bin) sets of `dir`,
 /// named `cifar10-train` / `cifar10-test`, batching as `p/255` until given a normalisation.
+///
+/// Beyond finding and reading the files, this is [`parse_cifar10_file`] and [`cifar10_sets`],
+/// the byte-level functions the `cifar_reader` fuzz target runs.
 pub fn load_cifar10_dir(dir: &Path) -> Result<(ImageDataset, ImageDataset), DataError> {
     if !dir.is_dir() {
         return Err(DataError::Missing {
@@ -133,10 +142,21 @@ pub fn load_cifar10_dir(dir: &Path) -> Result<(ImageDataset, ImageDataset), Data
         .par_iter()
         .map(|f| read_cifar10_file(&dir.join(f)))
         .collect::<Result<Vec<_>, _>>()?;
-    let (test_labels, test_pixels) = files.pop().unwrap();
-    let mut labels = Vec::with_capacity(files.iter().map(|f| f.0.len()).sum());
+    let test = files.pop().expect("the test file is read last");
+    cifar10_sets(files, test)
+}
+
+/// The train set, from the parsed training files (labels and pixels, as [`parse_cifar10_file`]
+/// returns them) in order, and the test set from the parsed test file, named `cifar10-train`
+/// / `cifar10-test`.
+pub fn cifar10_sets(
+    train_files: Vec<(Vec<u8>, Vec<u8>)>,
+    test_file: (Vec<u8>, Vec<u8>),
+) -> Result<(ImageDataset, ImageDataset), DataError> {
+    let (test_labels, test_pixels) = test_file;
+    let mut labels = Vec::with_capacity(train_files.iter().map(|f| f.0.len()).sum());
     let mut pixels = Vec::with_capacity(labels.capacity() * PIXELS);
-    for (l, p) in files {
+    for (l, p) in train_files {
         labels.extend_from_slice(&l);
         pixels.extend_from_slice(&p);
     }

@@ -32,6 +32,12 @@ pub const MNIST_FILE_NAMES: [&str; 4] = [
 /// corrupt gzip stream is an error, never a short result.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode_maybe_gzip(raw, path)
+}
+
+/// `raw`, the bytes of the file `path`, decompressed if they start with the gzip magic, else
+/// as they are. `path` only names the file in errors; [`read_maybe_gzip`] is this on a file.
+pub fn decode_maybe_gzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
     if raw.len() < 2 || raw[..2] != [0x1f, 0x8b] {
         return Ok(raw);
     }
@@ -121,7 +127,15 @@ fn check_length(
 
 /// An IDX image file: `(count, rows, cols, pixels)` with `count*rows*cols` pixel bytes.
 pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
-    let data = read_maybe_gzip(path)?;
+    parse_idx_images(read_maybe_gzip(path)?, path)
+}
+
+/// The content of an IDX image file, already decompressed (see [`decode_maybe_gzip`]), as
+/// [`read_idx_images`] returns it. `path` only names the file in errors.
+pub fn parse_idx_images(
+    data: Vec<u8>,
+    path: &Path,
+) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
     if data.len() >= 4 {
         check_magic(path, &data, IMAGES_MAGIC, "images")?;
     }
@@ -154,7 +168,12 @@ pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>), Da
 
 /// An IDX label file: the labels, one byte each (not range-checked; see [`load_mnist_dir`]).
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DataError> {
-    let data = read_maybe_gzip(path)?;
+    parse_idx_labels(read_maybe_gzip(path)?, path)
+}
+
+/// The content of an IDX label file, already decompressed (see [`decode_maybe_gzip`]), as
+/// [`read_idx_labels`] returns it. `path` only names the file in errors.
+pub fn parse_idx_labels(data: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
     if data.len() >= 4 {
         check_magic(path, &data, LABELS_MAGIC, "labels")?;
     }
@@ -199,7 +218,7 @@ train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and \
 t10k-labels-idx1-ubyte, each plain or gzip'd (.gz). `make data` fetches MNIST into \
 datasets/mnist/ and Fashion-MNIST into datasets/fashion-mnist/.";
 
-/// Images and labels of one split, checked against each other.
+/// Images and labels of one split, read in parallel, checked against each other.
 fn load_split(
     images_path: &Path,
     labels_path: &Path,
@@ -209,7 +228,20 @@ fn load_split(
         || read_idx_images(images_path),
         || read_idx_labels(labels_path),
     );
-    let ((count, rows, cols, pixels), labels) = (images?, labels?);
+    mnist_split(images?, images_path, labels?, labels_path, name)
+}
+
+/// One MNIST split named `name` from its parsed image file (as [`parse_idx_images`] returns
+/// it) and label file: as many labels as images, each below 10, and at least one image.
+/// The paths only name the files in errors; [`load_mnist_dir`] builds both splits with this.
+pub fn mnist_split(
+    images: (usize, usize, usize, Vec<u8>),
+    images_path: &Path,
+    labels: Vec<u8>,
+    labels_path: &Path,
+    name: String,
+) -> Result<ImageDataset, DataError> {
+    let (count, rows, cols, pixels) = images;
     if labels.len() != count {
         return Err(DataError::malformed(
             labels_path,
@@ -239,6 +271,10 @@ fn load_split(
 /// The train and test sets of an MNIST-style folder (MNIST, Fashion-MNIST): the four IDX files,
 /// each plain or `.gz`. The sets are named `{name}-train` and `{name}-test`, and batch as
 /// `p/255` until given a normalisation.
+///
+/// Beyond finding the files, this is [`decode_maybe_gzip`], [`parse_idx_images`],
+/// [`parse_idx_labels`], [`mnist_split`] and [`mnist_sets`], the byte-level functions the
+/// `idx_reader` fuzz target runs.
 pub fn load_mnist_dir(dir: &Path, name: &str) -> Result<(ImageDataset, ImageDataset), DataError> {
     if !dir.is_dir() {
         return Err(DataError::Missing {
@@ -254,15 +290,25 @@ pub fn load_mnist_dir(dir: &Path, name: &str) -> Result<(ImageDataset, ImageData
         || load_split(&paths[0], &paths[1], format!("{name}-train")),
         || load_split(&paths[2], &paths[3], format!("{name}-test")),
     );
-    let (train, test) = (train?, test?);
+    mnist_sets(train?, &paths[0], test?, &paths[2])
+}
+
+/// The train and test splits as a pair, if their images have the same size. The paths (of
+/// the two image files) only name the files in errors.
+pub fn mnist_sets(
+    train: ImageDataset,
+    train_images_path: &Path,
+    test: ImageDataset,
+    test_images_path: &Path,
+) -> Result<(ImageDataset, ImageDataset), DataError> {
     if (train.height(), train.width()) != (test.height(), test.width()) {
         return Err(DataError::malformed(
-            &paths[2],
+            test_images_path,
             format!(
                 "images are {}x{} but the train images in {} are {}x{}",
                 test.height(),
                 test.width(),
-                paths[0].display(),
+                train_images_path.display(),
                 train.height(),
                 train.width()
             ),

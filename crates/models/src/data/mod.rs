@@ -11,13 +11,14 @@ mod verify;
 
 pub use augment::{random_angles, random_rotation, rotate_batch, rotate_image, rotate_image_into};
 pub use cifar::{
-    load_cifar10_dir, read_cifar10_file, CIFAR10_CLASS_NAMES, CIFAR10_TEST_FILE,
-    CIFAR10_TRAIN_FILES,
+    cifar10_sets, load_cifar10_dir, parse_cifar10_file, read_cifar10_file, CIFAR10_CLASS_NAMES,
+    CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES,
 };
 pub use dnn3::{dnn3_split, Dnn3};
 pub use error::DataError;
 pub use idx::{
-    load_mnist_dir, read_idx_images, read_idx_labels, read_maybe_gzip, MNIST_FILE_NAMES,
+    decode_maybe_gzip, load_mnist_dir, mnist_sets, mnist_split, parse_idx_images, parse_idx_labels,
+    read_idx_images, read_idx_labels, read_maybe_gzip, MNIST_FILE_NAMES,
 };
 pub use image::ImageDataset;
 pub use verify::{
