@@ -79,7 +79,10 @@ fn matrixmultiply_gflops(p: &GemmProblem, a: &[f32], b: &[f32], budget: Duration
 
 fn main() {
     let options = options();
-    let provenance = Provenance::now();
+    let mut provenance = Provenance::now();
+    // What a user types, rather than the path of the bench binary cargo runs.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    provenance.command = format!("cargo bench --bench gemm -- {}", args.join(" "));
     let budget = Duration::from_millis(300);
     let single = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
