@@ -81,7 +81,10 @@ fn main() {
     let options = options();
     let mut provenance = Provenance::now();
     // What a user types, rather than the path of the bench binary cargo runs.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     provenance.command = format!("cargo bench --bench gemm -- {}", args.join(" "));
     let budget = Duration::from_millis(300);
     let single = rayon::ThreadPoolBuilder::new()
