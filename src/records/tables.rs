@@ -39,18 +39,7 @@ pub fn median_spread(samples: &Samples, digits: usize) -> String {
     )
 }
 
-/// Thousands separated by commas: 6379786 → `6,379,786`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use strata_nn::thousands;
 
 fn short(commit: &str) -> String {
     let (hash, rest) = commit.split_at(commit.find('+').unwrap_or(commit.len()));
@@ -120,7 +109,7 @@ fn networks() -> String {
         out += &format!(
             "| {} | {} | {} | {} | {:.2} % |\n",
             e.name,
-            thousands(e.parameters as u64),
+            thousands(e.parameters),
             data_text(e.recipe.data, e.recipe.rotation_degrees),
             recipe_text(&e),
             e.recipe.published_accuracy
@@ -371,10 +360,10 @@ fn fuzz(dir: &Path) -> Result<String, String> {
         out += &format!(
             "| {} | {} | {:.0} | {} | {} | {} | {} | {} |\n",
             r["target"].as_str().unwrap_or("?"),
-            thousands(number("executions")? as u64),
+            thousands(number("executions")? as usize),
             number("seconds")?,
-            thousands(number("executions_per_second")? as u64),
-            thousands(number("corpus_files")? as u64),
+            thousands(number("executions_per_second")? as usize),
+            thousands(number("corpus_files")? as usize),
             number("crashes")?,
             short(r["commit"].as_str().unwrap_or("?")),
             &r["date"].as_str().unwrap_or("?")[..10]

@@ -23,4 +23,4 @@ mod summary;
 pub use module::{Module, ModuleExt};
 pub use strata_tensor as tensor;
 pub use strata_tensor::{Device, DeviceError, Generator, Tensor};
-pub use summary::{summary, Summary, SummaryRow};
+pub use summary::{summary, thousands, Summary, SummaryRow};

@@ -92,7 +92,8 @@ pub fn summary(model: &dyn Module, input_shape: &[usize]) -> Summary {
     }
 }
 
-fn thousands(n: usize) -> String {
+/// `n` with its thousands separated by commas: 6379786 → `6,379,786`.
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
