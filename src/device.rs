@@ -1,4 +1,4 @@
-//! `--device auto|cpu|cuda|cuda:N|cuda-emu`.
+//! `--device auto|cpu|cuda|cuda:N|cuda-emu|cuda-sim`.
 
 use strata_kernels::cuda::runtime::CudaDevice;
 use strata_kernels::Device;
@@ -27,6 +27,16 @@ pub fn resolve(requested: &str) -> Result<Device, String> {
                     eprintln!(
                         "device cuda-emu: the CUDA kernels run in the CPU emulator, one thread \
                          at a time: expect it to be far slower than --device cpu"
+                    );
+                    Ok(device)
+                }
+                Device::CudaSim => {
+                    CudaDevice::open(device)
+                        .map_err(|why| format!("--device {requested}: {why}"))?;
+                    eprintln!(
+                        "device cuda-sim: NVRTC's PTX of the CUDA kernels is interpreted with \
+                         memcheck, racecheck, initcheck and synccheck on every launch: expect \
+                         it to be far slower than --device cpu"
                     );
                     Ok(device)
                 }

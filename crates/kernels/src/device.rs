@@ -16,6 +16,10 @@ pub enum Device {
     /// "device" buffers in host memory: slow, but it exercises the whole CUDA path of every op
     /// on a machine without a GPU.
     CudaEmulated,
+    /// The virtual CUDA device: the PTX NVRTC compiles from the same kernels, interpreted
+    /// instruction by instruction (`cuda::sim`) with memcheck, racecheck, initcheck and
+    /// synccheck on every launch: slower still, but it runs the code a GPU runs.
+    CudaSim,
 }
 
 impl Device {
@@ -36,6 +40,7 @@ impl fmt::Display for Device {
             Device::Cpu => f.write_str("cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
             Device::CudaEmulated => f.write_str("cuda-emu"),
+            Device::CudaSim => f.write_str("cuda-sim"),
         }
     }
 }
@@ -60,7 +65,7 @@ impl std::error::Error for DeviceParseError {}
 impl FromStr for Device {
     type Err = DeviceParseError;
 
-    /// Accepts `cpu`, `cuda` (device 0), `cuda:N` and `cuda-emu`. Whether a GPU is actually
+    /// Accepts `cpu`, `cuda` (device 0), `cuda:N`, `cuda-emu` and `cuda-sim`. Whether a GPU is actually
     /// there is found out when the device is first used, which says why if it is not.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.trim().to_ascii_lowercase();
@@ -72,13 +77,14 @@ impl FromStr for Device {
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda(0)),
             "cuda-emu" | "cuda_emu" => Ok(Device::CudaEmulated),
+            "cuda-sim" | "cuda_sim" => Ok(Device::CudaSim),
             _ => match lower.strip_prefix("cuda:") {
                 Some(n) => n
                     .parse()
                     .map(Device::Cuda)
                     .map_err(|_| refuse("expected cuda:N with N a device number, e.g. cuda:0")),
                 None => Err(refuse(
-                    "unknown device (expected cpu, cuda, cuda:N or cuda-emu)",
+                    "unknown device (expected cpu, cuda, cuda:N, cuda-emu or cuda-sim)",
                 )),
             },
         }
@@ -96,6 +102,7 @@ mod tests {
             Device::Cuda(0),
             Device::Cuda(3),
             Device::CudaEmulated,
+            Device::CudaSim,
         ] {
             assert_eq!(device.to_string().parse::<Device>(), Ok(device));
         }

@@ -1,5 +1,6 @@
 //! Training on a CUDA device against training on the CPU: the same network, seed and batches,
-//! step by step. On the emulated device (`cuda-emu`, every machine) a few steps of three
+//! step by step. On the emulated device (`cuda-emu`) and the virtual device (`cuda-sim`, the
+//! kernels' PTX interpreted with every check on), both on every machine, a few steps of three
 //! networks that between them use every kernel family (convolution, both poolings' siblings,
 //! batch norm, dropout, softmax-cross-entropy, SGD with momentum and Adam); on a real GPU,
 //! when there is one, a longer run. The losses of every step and the final weights must agree
@@ -219,6 +220,37 @@ fn journey_final_trains_on_the_emulated_device_as_on_the_cpu() {
 fn mnist_mlp_trains_on_the_emulated_device_as_on_the_cpu() {
     // Transposed-weight GEMMs, bias broadcasts, SGD with momentum 0.5.
     compare(Device::CudaEmulated, "mnist_mlp", 32, 16, 1e-4);
+}
+
+#[test]
+fn lenet5_gradients_on_the_virtual_device_match_the_cpu() {
+    // The same through NVRTC's PTX, interpreted with memcheck, racecheck and initcheck.
+    compare_gradients(Device::CudaSim, "lenet5", 4, 2e-5);
+}
+
+#[test]
+fn journey_final_gradients_on_the_virtual_device_match_the_cpu() {
+    compare_gradients(Device::CudaSim, "journey_final", 4, 2e-5);
+}
+
+#[test]
+fn mnist_mlp_gradients_on_the_virtual_device_match_the_cpu() {
+    compare_gradients(Device::CudaSim, "mnist_mlp", 4, 2e-5);
+}
+
+#[test]
+fn lenet5_trains_on_the_virtual_device_as_on_the_cpu() {
+    compare(Device::CudaSim, "lenet5", 24, 8, 1e-4);
+}
+
+#[test]
+fn journey_final_trains_on_the_virtual_device_as_on_the_cpu() {
+    compare(Device::CudaSim, "journey_final", 8, 4, 1e-4);
+}
+
+#[test]
+fn mnist_mlp_trains_on_the_virtual_device_as_on_the_cpu() {
+    compare(Device::CudaSim, "mnist_mlp", 32, 16, 1e-4);
 }
 
 #[test]

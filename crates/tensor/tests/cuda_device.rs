@@ -1,6 +1,7 @@
-//! Every op's CUDA path against its CPU path, on the emulated CUDA device (`cuda-emu`): the
-//! same `kernels/*.cu` sources a GPU runs, executed on the CPU, reached through the same
-//! launcher code (`Tensor::to`, device buffers, argument checking, launch geometry) as on a
+//! Every op's CUDA path against its CPU path, on both CPU-hosted CUDA devices: the emulator
+//! (`cuda-emu`: the same `kernels/*.cu` sources compiled as C++) and the virtual device
+//! (`cuda-sim`: NVRTC's PTX of those sources interpreted, with memcheck, racecheck, initcheck
+//! and synccheck on every launch), reached through the same launcher code (`Tensor::to`, device buffers, argument checking, launch geometry) as on a
 //! GPU. For each op the forward values and the gradient of every input must match the CPU's
 //! within a relative tolerance. Where a real GPU is present, `crates/models/tests/cuda_training.rs`
 //! trains networks on it against the CPU and `crates/kernels/tests/cuda_gpu.rs` checks the
@@ -9,7 +10,8 @@
 use approx::abs_diff_eq;
 use strata_tensor::{Device, Generator, Tensor};
 
-const EMU: Device = Device::CudaEmulated;
+/// The CUDA devices every test runs on.
+const DEVICES: [Device; 2] = [Device::CudaEmulated, Device::CudaSim];
 
 /// Asserts |got - want| <= tolerance · max(1, |want|) for every element.
 fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
@@ -55,27 +57,41 @@ fn same_on_device(
         (y.to_vec(), grads)
     };
     let (y_cpu, g_cpu) = run(Device::Cpu);
-    let (y_emu, g_emu) = run(EMU);
-    assert_close(&format!("{what}: forward"), &y_emu, &y_cpu, tolerance);
-    for (i, (a, b)) in g_emu.iter().zip(&g_cpu).enumerate() {
-        assert_close(&format!("{what}: gradient of input {i}"), a, b, tolerance);
+    for device in DEVICES {
+        let (y_dev, g_dev) = run(device);
+        assert_close(
+            &format!("{what} on {device}: forward"),
+            &y_dev,
+            &y_cpu,
+            tolerance,
+        );
+        for (i, (a, b)) in g_dev.iter().zip(&g_cpu).enumerate() {
+            assert_close(
+                &format!("{what} on {device}: gradient of input {i}"),
+                a,
+                b,
+                tolerance,
+            );
+        }
     }
 }
 
 #[test]
 fn moving_to_the_device_and_back_keeps_values_shape_and_gradients() {
-    let x = random(&[3, 4], 1).set_requires_grad(true);
-    let on_device = x.to(EMU).unwrap();
-    assert_eq!(on_device.device(), EMU);
-    assert_eq!(on_device.shape(), &[3, 4]);
-    assert_eq!(on_device.to_vec(), x.to_vec());
-    // A transposed view is copied dense on the way.
-    assert_eq!(x.t().to(EMU).unwrap().to_vec(), x.t().to_vec());
-    assert_eq!(on_device.get(&[2, 1]), x.get(&[2, 1]));
-    // Gradients flow back across the move.
-    on_device.mul_scalar(3.0).sum_all().backward();
-    assert_eq!(x.grad().unwrap().device(), Device::Cpu);
-    assert_eq!(x.grad().unwrap().to_vec(), vec![3.0; 12]);
+    for device in DEVICES {
+        let x = random(&[3, 4], 1).set_requires_grad(true);
+        let on_device = x.to(device).unwrap();
+        assert_eq!(on_device.device(), device);
+        assert_eq!(on_device.shape(), &[3, 4]);
+        assert_eq!(on_device.to_vec(), x.to_vec());
+        // A transposed view is copied dense on the way.
+        assert_eq!(x.t().to(device).unwrap().to_vec(), x.t().to_vec());
+        assert_eq!(on_device.get(&[2, 1]), x.get(&[2, 1]));
+        // Gradients flow back across the move.
+        on_device.mul_scalar(3.0).sum_all().backward();
+        assert_eq!(x.grad().unwrap().device(), Device::Cpu);
+        assert_eq!(x.grad().unwrap().to_vec(), vec![3.0; 12]);
+    }
 }
 
 #[test]
@@ -119,9 +135,11 @@ fn reductions_match_the_cpu() {
         t[0].max(&[2], false)
     });
     let am_cpu = x.argmax(1, false).to_vec();
-    let am_emu = x.to(EMU).unwrap().argmax(1, false);
-    assert_eq!(am_emu.device(), EMU);
-    assert_eq!(am_emu.to_vec(), am_cpu);
+    for device in DEVICES {
+        let am = x.to(device).unwrap().argmax(1, false);
+        assert_eq!(am.device(), device);
+        assert_eq!(am.to_vec(), am_cpu, "argmax on {device}");
+    }
 }
 
 #[test]
@@ -197,13 +215,17 @@ fn losses_and_log_softmax_match_the_cpu() {
 #[test]
 fn mixing_devices_in_one_op_is_a_clear_error() {
     let a = random(&[2, 2], 18);
-    let b = a.to(EMU).unwrap();
-    let err = std::panic::catch_unwind(|| a.add(&b)).unwrap_err();
-    let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(
-        message.contains("add") && message.contains("cpu") && message.contains("cuda-emu"),
-        "{message}"
-    );
+    for device in DEVICES {
+        let b = a.to(device).unwrap();
+        let err = std::panic::catch_unwind(|| a.add(&b)).unwrap_err();
+        let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            message.contains("add")
+                && message.contains("cpu")
+                && message.contains(&device.to_string()),
+            "{message}"
+        );
+    }
 }
 
 #[test]
@@ -230,9 +252,11 @@ fn batch_norm_and_dropout_match_the_cpu() {
         |t| t[0].batch_norm_train(None, None, 1e-5).0,
     );
     let (_, stats_cpu) = x.batch_norm_train(None, None, 1e-5);
-    let (_, stats_emu) = x.to(EMU).unwrap().batch_norm_train(None, None, 1e-5);
-    assert_close("batch mean", &stats_emu.mean, &stats_cpu.mean, 1e-5);
-    assert_close("batch variance", &stats_emu.var, &stats_cpu.var, 1e-4);
+    for device in DEVICES {
+        let (_, stats) = x.to(device).unwrap().batch_norm_train(None, None, 1e-5);
+        assert_close("batch mean", &stats.mean, &stats_cpu.mean, 1e-5);
+        assert_close("batch variance", &stats.var, &stats_cpu.var, 1e-4);
+    }
     // The device draws the CPU's mask (same Philox stream): exactly the same output.
     same_on_device("dropout", vec![random(&[5, 37], 24)], 0.0, |t| {
         t[0].dropout(0.3, true, &mut Generator::seed(7))

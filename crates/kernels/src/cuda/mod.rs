@@ -29,6 +29,8 @@ pub mod ptxas;
 pub mod runtime;
 #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 pub mod signature;
+#[cfg(feature = "cuda-sim")]
+pub mod sim;
 #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 pub mod sources;
 

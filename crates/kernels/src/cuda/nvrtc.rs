@@ -155,7 +155,10 @@ pub fn compile(file: &str, source: &str, target: Target) -> Result<Compiled, Str
     let fmad = matches!(file, "gemm.cu" | "half_precision.cu");
     let mut options = vec!["--std=c++17".to_string(), format!("--fmad={fmad}")];
     match target {
-        Target::Ptx(arch) => options.push(format!("--gpu-architecture=compute_{arch}")),
+        Target::Ptx(arch) => {
+            options.push(format!("--gpu-architecture=compute_{arch}"));
+            options.push("--generate-line-info".into());
+        }
         Target::Cubin(arch) => {
             options.push(format!("--gpu-architecture=sm_{arch}"));
             options.push("--ptxas-options=-v".into());

@@ -23,6 +23,8 @@
 use super::emu::{self, EmuArg};
 #[cfg(feature = "cuda")]
 use super::gpu::Gpu;
+#[cfg(feature = "cuda-sim")]
+use super::sim::{ArgValue, Simulator};
 #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
 use super::sources;
 use crate::Device;
@@ -56,6 +58,10 @@ enum Repr<T: Element> {
     Gpu(CudaSlice<u8>),
     #[cfg(feature = "cuda-emu")]
     Emulated(Vec<T>),
+    /// The address of an allocation of the virtual device ([`Simulator::global`]), holding
+    /// at least one element.
+    #[cfg(feature = "cuda-sim")]
+    Simulated(u64),
     /// Keeps `T` in the type when the emulator is compiled out; has no values.
     #[cfg(not(feature = "cuda-emu"))]
     _Never(std::convert::Infallible, std::marker::PhantomData<T>),
@@ -73,6 +79,16 @@ impl<T: Element> DeviceBuffer<T> {
     }
 }
 
+#[cfg(feature = "cuda-sim")]
+impl<T: Element> Drop for DeviceBuffer<T> {
+    fn drop(&mut self) {
+        if let Repr::Simulated(ptr) = self.repr {
+            // Freed addresses stay reserved: a kernel that still holds one is caught.
+            let _ = Simulator::global().free(ptr);
+        }
+    }
+}
+
 impl<T: Element> std::fmt::Debug for DeviceBuffer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let place: &str = match self.repr {
@@ -80,6 +96,8 @@ impl<T: Element> std::fmt::Debug for DeviceBuffer<T> {
             Repr::Gpu(_) => "gpu",
             #[cfg(feature = "cuda-emu")]
             Repr::Emulated(_) => "emulated",
+            #[cfg(feature = "cuda-sim")]
+            Repr::Simulated(_) => "simulated",
             #[cfg(not(feature = "cuda-emu"))]
             Repr::_Never(never, _) => match never {},
         };
@@ -197,6 +215,8 @@ enum Backend {
     Gpu(Gpu),
     #[cfg(feature = "cuda-emu")]
     Emulated,
+    #[cfg(feature = "cuda-sim")]
+    Simulated(&'static Simulator),
 }
 
 /// A CUDA device tensors can live on: a GPU, or the CPU emulation of one.
@@ -212,6 +232,13 @@ impl std::fmt::Debug for CudaDevice {
             Backend::Gpu(ref gpu) => write!(f, "{gpu:?}"),
             #[cfg(feature = "cuda-emu")]
             Backend::Emulated => write!(f, "cuda-emu (CUDA kernels emulated on the CPU)"),
+            #[cfg(feature = "cuda-sim")]
+            Backend::Simulated(sim) => write!(
+                f,
+                "cuda-sim (NVRTC's PTX for sm_{} interpreted, with memcheck, racecheck, initcheck \
+                 and synccheck)",
+                sim.arch()
+            ),
         }
     }
 }
@@ -222,7 +249,7 @@ fn copy_error(what: &str, e: impl std::fmt::Debug) -> String {
 }
 
 /// Why `device` cannot be opened in a build without `feature`.
-#[cfg(not(all(feature = "cuda", feature = "cuda-emu")))]
+#[cfg(not(all(feature = "cuda", feature = "cuda-emu", feature = "cuda-sim")))]
 fn compiled_out(device: Device, feature: &str) -> String {
     format!(
         "{device}: strata-kernels was built without its `{feature}` feature (enable it, e.g. \
@@ -254,6 +281,14 @@ impl CudaDevice {
             Device::CudaEmulated => Backend::Emulated,
             #[cfg(not(feature = "cuda-emu"))]
             Device::CudaEmulated => return Err(compiled_out(device, "cuda-emu")),
+            #[cfg(feature = "cuda-sim")]
+            Device::CudaSim => {
+                // The kernels are NVRTC's PTX: without NVRTC there is nothing to run.
+                super::nvrtc::availability().map_err(|e| format!("{device}: {e}"))?;
+                Backend::Simulated(Simulator::global())
+            }
+            #[cfg(not(feature = "cuda-sim"))]
+            Device::CudaSim => return Err(compiled_out(device, "cuda-sim")),
         };
         let opened = Arc::new(CudaDevice { device, backend });
         open.insert(device, opened.clone());
@@ -279,6 +314,13 @@ impl CudaDevice {
             ),
             #[cfg(feature = "cuda-emu")]
             Backend::Emulated => Repr::Emulated(values.to_vec()),
+            #[cfg(feature = "cuda-sim")]
+            Backend::Simulated(sim) => {
+                let bytes = bytemuck::cast_slice::<T, u8>(values);
+                let ptr = sim.alloc(bytes.len() as u64);
+                sim.write(ptr, bytes)?;
+                Repr::Simulated(ptr)
+            }
         };
         Ok(DeviceBuffer {
             repr,
@@ -303,6 +345,15 @@ impl CudaDevice {
             }
             #[cfg(feature = "cuda-emu")]
             Backend::Emulated => Repr::Emulated(vec![T::default(); len]),
+            #[cfg(feature = "cuda-sim")]
+            Backend::Simulated(sim) => {
+                let bytes = (len.max(1) as u64)
+                    .checked_mul(std::mem::size_of::<T>() as u64)
+                    .ok_or_else(|| format!("{}: {len} elements overflow u64", self.device))?;
+                let ptr = sim.alloc(bytes);
+                sim.fill(ptr, 0, bytes)?;
+                Repr::Simulated(ptr)
+            }
         };
         Ok(DeviceBuffer { repr, len })
     }
@@ -323,7 +374,15 @@ impl CudaDevice {
                 }
                 #[cfg(feature = "cuda-emu")]
                 Backend::Emulated => Err(self.foreign()),
+                #[cfg(feature = "cuda-sim")]
+                Backend::Simulated(_) => Err(self.foreign()),
             },
+            #[cfg(feature = "cuda-sim")]
+            Repr::Simulated(ptr) => {
+                let mut values = vec![T::zeroed(); buffer.len];
+                Simulator::global().read(ptr, bytemuck::cast_slice_mut::<T, u8>(&mut values))?;
+                Ok(values)
+            }
             #[cfg(feature = "cuda-emu")]
             Repr::Emulated(ref values) => Ok(values.clone()),
             #[cfg(not(feature = "cuda-emu"))]
@@ -345,9 +404,16 @@ impl CudaDevice {
             ),
             #[cfg(feature = "cuda-emu")]
             (Backend::Emulated, Repr::Emulated(values)) => Repr::Emulated(values.clone()),
+            #[cfg(feature = "cuda-sim")]
+            (Backend::Simulated(sim), Repr::Simulated(src)) => {
+                let bytes = (buffer.len.max(1) * std::mem::size_of::<T>()) as u64;
+                let ptr = sim.alloc(bytes);
+                sim.copy(ptr, *src, bytes)?;
+                Repr::Simulated(ptr)
+            }
             #[cfg(not(feature = "cuda-emu"))]
             (_, Repr::_Never(never, _)) => match *never {},
-            #[cfg(all(feature = "cuda", feature = "cuda-emu"))]
+            #[cfg(any(all(feature = "cuda", feature = "cuda-emu"), feature = "cuda-sim"))]
             _ => return Err(self.foreign()),
         };
         Ok(DeviceBuffer {
@@ -364,11 +430,13 @@ impl CudaDevice {
             Backend::Gpu(ref gpu) => gpu.synchronize(),
             #[cfg(feature = "cuda-emu")]
             Backend::Emulated => Ok(()),
+            #[cfg(feature = "cuda-sim")]
+            Backend::Simulated(_) => Ok(()),
         }
     }
 
     /// A buffer of the other backend (only a build with both can have one).
-    #[cfg(all(feature = "cuda", feature = "cuda-emu"))]
+    #[cfg(any(all(feature = "cuda", feature = "cuda-emu"), feature = "cuda-sim"))]
     fn foreign(&self) -> String {
         format!(
             "{}: a buffer of another device was passed to it",
@@ -393,6 +461,8 @@ impl CudaDevice {
             Backend::Gpu(ref gpu) => self.launch_gpu(gpu, file, name, launch, args),
             #[cfg(feature = "cuda-emu")]
             Backend::Emulated => self.launch_emulated(file, name, launch, args),
+            #[cfg(feature = "cuda-sim")]
+            Backend::Simulated(sim) => self.launch_simulated(sim, file, name, launch, args),
         }
     }
 
@@ -443,6 +513,8 @@ impl CudaDevice {
                     Repr::Gpu(slice) => slice,
                     #[cfg(feature = "cuda-emu")]
                     Repr::Emulated(_) => return Err(self.foreign()),
+                    #[cfg(feature = "cuda-sim")]
+                    Repr::Simulated(_) => return Err(self.foreign()),
                     #[cfg(not(feature = "cuda-emu"))]
                     Repr::_Never(never, _) => match *never {},
                 }
@@ -454,6 +526,8 @@ impl CudaDevice {
                     Repr::Gpu(slice) => slice,
                     #[cfg(feature = "cuda-emu")]
                     Repr::Emulated(_) => return Err(self.foreign()),
+                    #[cfg(feature = "cuda-sim")]
+                    Repr::Simulated(_) => return Err(self.foreign()),
                     #[cfg(not(feature = "cuda-emu"))]
                     Repr::_Never(never, _) => match *never {},
                 }
@@ -501,6 +575,8 @@ impl CudaDevice {
                     Repr::Emulated(values) => EmuArg::Ptr(values.as_ptr() as *mut std::ffi::c_void),
                     #[cfg(feature = "cuda")]
                     Repr::Gpu(_) => return Err(self.foreign()),
+                    #[cfg(feature = "cuda-sim")]
+                    Repr::Simulated(_) => return Err(self.foreign()),
                 }
             };
         }
@@ -512,6 +588,8 @@ impl CudaDevice {
                     }
                     #[cfg(feature = "cuda")]
                     Repr::Gpu(_) => return Err(self.foreign()),
+                    #[cfg(feature = "cuda-sim")]
+                    Repr::Simulated(_) => return Err(self.foreign()),
                 }
             };
         }
@@ -532,6 +610,58 @@ impl CudaDevice {
         // SAFETY: the pointers come from live host buffers borrowed for this call (the mutable
         // ones exclusively); their sizes are the caller's contract, as on a GPU.
         unsafe { emu::launch_by_name(name, launch.grid, launch.block, &emu_args) }
+            .map_err(|e| format!("{}: kernel {name} (kernels/{file}): {e}", self.device))
+    }
+}
+
+impl CudaDevice {
+    #[cfg(feature = "cuda-sim")]
+    fn launch_simulated(
+        &self,
+        sim: &Simulator,
+        file: &str,
+        name: &str,
+        launch: Launch,
+        args: &mut [KernelArg],
+    ) -> Result<(), String> {
+        let mut values = Vec::with_capacity(args.len());
+        for arg in args.iter() {
+            let repr_ptr = |repr: &Repr<_>| -> Result<u64, String> {
+                match repr {
+                    Repr::Simulated(ptr) => Ok(*ptr),
+                    _ => Err(self.foreign()),
+                }
+            };
+            values.push(match arg {
+                KernelArg::I32(v) => ArgValue::U32(*v as u32),
+                KernelArg::U64(v) => ArgValue::U64(*v),
+                KernelArg::F32(v) => ArgValue::F32(*v),
+                KernelArg::F32s(b) => ArgValue::Ptr(repr_ptr(&b.repr)?),
+                KernelArg::F32sMut(b) => ArgValue::Ptr(repr_ptr(&b.repr)?),
+                KernelArg::I32s(b) => ArgValue::Ptr(match b.repr {
+                    Repr::Simulated(p) => p,
+                    _ => return Err(self.foreign()),
+                }),
+                KernelArg::U32s(b) => ArgValue::Ptr(match b.repr {
+                    Repr::Simulated(p) => p,
+                    _ => return Err(self.foreign()),
+                }),
+                KernelArg::U32sMut(b) => ArgValue::Ptr(match b.repr {
+                    Repr::Simulated(p) => p,
+                    _ => return Err(self.foreign()),
+                }),
+                KernelArg::U16s(b) => ArgValue::Ptr(match b.repr {
+                    Repr::Simulated(p) => p,
+                    _ => return Err(self.foreign()),
+                }),
+                KernelArg::U16sMut(b) => ArgValue::Ptr(match b.repr {
+                    Repr::Simulated(p) => p,
+                    _ => return Err(self.foreign()),
+                }),
+            });
+        }
+        sim.launch(&format!("{file}"), name, launch.grid, launch.block, &values)
+            .map(|_| ())
             .map_err(|e| format!("{}: kernel {name} (kernels/{file}): {e}", self.device))
     }
 }
