@@ -34,8 +34,10 @@ pub struct Args {
     /// Only rows whose label contains this text.
     #[arg(long)]
     only: Option<String>,
-    /// For `gemm`: `cpu`, or `cuda` / `cuda:N` to time the CUDA GEMM ladder on a GPU. For
-    /// `kernels` and `train`: cpu, cuda, cuda:N or cuda-emu.
+    /// For `gemm`: `cpu`, `cuda` / `cuda:N` to time the CUDA GEMM ladder on a GPU, or
+    /// `cuda-sim` for the ladder's counters and roofline estimates on the virtual device. For
+    /// `kernels` and `train`: cpu, cuda, cuda:N, cuda-emu or cuda-sim (which adds a table of
+    /// each kernel's counters and its roofline estimate on an H100 and an A100).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// For `kernels`: repetitions of the whole table; each figure is their median.
@@ -95,13 +97,21 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
     }
     let provenance = strata::records::Provenance::now();
     let device = strata::device::resolve(&args.device)?;
-    let emulated = device == Device::CudaEmulated;
+    let emulated = matches!(device, Device::CudaEmulated | Device::CudaSim);
     let mut repetitions = Vec::new();
+    let mut sim_records = Vec::new();
     for _ in 0..args.repeat {
-        repetitions.push(
+        let measure = || {
             strata::bench::measure_kernels(device, Duration::from_secs_f64(args.seconds), emulated)
-                .map_err(|why| format!("strata bench kernels --device {device}: {why}"))?,
-        );
+                .map_err(|why| format!("strata bench kernels --device {device}: {why}"))
+        };
+        if device == Device::CudaSim {
+            let (rows, records) = super::sim_report::recording(measure)?;
+            repetitions.push(rows);
+            sim_records = records;
+        } else {
+            repetitions.push(measure()?);
+        }
     }
     let rows = median_rows(&repetitions);
     let on = match strata::kernels::cuda::runtime::CudaDevice::open(device) {
@@ -114,8 +124,13 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
     );
     if emulated {
         println!(
-            "(the emulator runs one CUDA thread at a time on the CPU, with small problems: the \
-             times show that every path runs, not how fast a GPU is)"
+            "(the {} runs the CUDA kernels on the CPU, with small problems: the times show that \
+             every path runs, not how fast a GPU is)",
+            if device == Device::CudaSim {
+                "virtual device"
+            } else {
+                "emulator"
+            }
         );
     }
     println!(
@@ -131,6 +146,10 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
             row.gflops().map_or("-".into(), |g| format!("{g:.1}")),
             row.gbytes_per_second()
         );
+    }
+    if device == Device::CudaSim {
+        println!("\nwhat each kernel did on the virtual device (first launch of each shape):");
+        super::sim_report::print_table(&sim_records);
     }
     if let Some(path) = &args.record {
         let record = kernels_record(provenance, &repetitions, args.seconds, &on);
@@ -455,6 +474,15 @@ fn bench_gemm(args: &Args) -> Result<(), String> {
         ));
     }
     let device = args.device.trim().to_ascii_lowercase();
+    if device == "cuda-sim" {
+        // Interpreted: small sizes unless asked (256³ is about ten seconds per rung).
+        let sizes: Vec<usize> = if args.sizes == [64, 128, 256, 512, 1024, 2048] {
+            vec![64, 128, 256]
+        } else {
+            args.sizes.clone()
+        };
+        return super::sim_report::gemm_ladder(&sizes);
+    }
     if let Some(rest) = device.strip_prefix("cuda") {
         let ordinal = match rest.strip_prefix(':') {
             None if rest.is_empty() => 0,

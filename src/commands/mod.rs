@@ -9,6 +9,7 @@ pub mod explain;
 pub mod gradcheck;
 pub mod list;
 pub mod records;
+pub mod sim_report;
 pub mod summary;
 pub mod table;
 pub mod train;

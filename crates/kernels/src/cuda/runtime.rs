@@ -624,43 +624,31 @@ impl CudaDevice {
         launch: Launch,
         args: &mut [KernelArg],
     ) -> Result<(), String> {
+        fn address<T: Element>(
+            device: &CudaDevice,
+            b: &DeviceBuffer<T>,
+        ) -> Result<ArgValue, String> {
+            match b.repr {
+                Repr::Simulated(ptr) => Ok(ArgValue::Ptr(ptr)),
+                _ => Err(device.foreign()),
+            }
+        }
         let mut values = Vec::with_capacity(args.len());
         for arg in args.iter() {
-            let repr_ptr = |repr: &Repr<_>| -> Result<u64, String> {
-                match repr {
-                    Repr::Simulated(ptr) => Ok(*ptr),
-                    _ => Err(self.foreign()),
-                }
-            };
             values.push(match arg {
                 KernelArg::I32(v) => ArgValue::U32(*v as u32),
                 KernelArg::U64(v) => ArgValue::U64(*v),
                 KernelArg::F32(v) => ArgValue::F32(*v),
-                KernelArg::F32s(b) => ArgValue::Ptr(repr_ptr(&b.repr)?),
-                KernelArg::F32sMut(b) => ArgValue::Ptr(repr_ptr(&b.repr)?),
-                KernelArg::I32s(b) => ArgValue::Ptr(match b.repr {
-                    Repr::Simulated(p) => p,
-                    _ => return Err(self.foreign()),
-                }),
-                KernelArg::U32s(b) => ArgValue::Ptr(match b.repr {
-                    Repr::Simulated(p) => p,
-                    _ => return Err(self.foreign()),
-                }),
-                KernelArg::U32sMut(b) => ArgValue::Ptr(match b.repr {
-                    Repr::Simulated(p) => p,
-                    _ => return Err(self.foreign()),
-                }),
-                KernelArg::U16s(b) => ArgValue::Ptr(match b.repr {
-                    Repr::Simulated(p) => p,
-                    _ => return Err(self.foreign()),
-                }),
-                KernelArg::U16sMut(b) => ArgValue::Ptr(match b.repr {
-                    Repr::Simulated(p) => p,
-                    _ => return Err(self.foreign()),
-                }),
+                KernelArg::F32s(b) => address(self, b)?,
+                KernelArg::F32sMut(b) => address(self, b)?,
+                KernelArg::I32s(b) => address(self, b)?,
+                KernelArg::U32s(b) => address(self, b)?,
+                KernelArg::U32sMut(b) => address(self, b)?,
+                KernelArg::U16s(b) => address(self, b)?,
+                KernelArg::U16sMut(b) => address(self, b)?,
             });
         }
-        sim.launch(&format!("{file}"), name, launch.grid, launch.block, &values)
+        sim.launch(file, name, launch.grid, launch.block, &values)
             .map(|_| ())
             .map_err(|e| format!("{}: kernel {name} (kernels/{file}): {e}", self.device))
     }

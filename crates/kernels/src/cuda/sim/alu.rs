@@ -444,6 +444,98 @@ pub fn compute(op: &Op, ty: Ty, a: u64, b: u64, c: u64) -> Result<u64, String> {
     })
 }
 
+/// [`compute`] over 32 lanes, with the dispatch hoisted out of the lane loop for the
+/// instructions that dominate strata's kernels (f32 arithmetic, 32/64-bit integer address
+/// arithmetic, moves and selects); the rest go lane by lane.
+pub fn compute_lanes(
+    op: &Op,
+    ty: Ty,
+    a: &[u64; 32],
+    b: &[u64; 32],
+    c: &[u64; 32],
+    d: &mut [u64; 32],
+) -> Result<(), String> {
+    macro_rules! lanes {
+        (|$x:ident, $y:ident, $z:ident| $e:expr) => {{
+            for l in 0..32 {
+                let ($x, $y, $z) = (a[l], b[l], c[l]);
+                d[l] = $e;
+            }
+            return Ok(());
+        }};
+    }
+    let rn = |r: Round| matches!(r, Round::Rn | Round::Default);
+    match (*op, ty) {
+        (Op::Mov, _) => lanes!(|x, _y, _z| x),
+        (Op::Selp, _) => lanes!(|x, y, z| if z & 1 != 0 { x } else { y }),
+        (Op::Add { round, .. }, Ty::F32) if rn(round) => {
+            lanes!(|x, y, _z| bits_f32(f32_of(x) + f32_of(y)))
+        }
+        (Op::Sub { round }, Ty::F32) if rn(round) => {
+            lanes!(|x, y, _z| bits_f32(f32_of(x) - f32_of(y)))
+        }
+        (Op::Mul { round, .. }, Ty::F32) if rn(round) => {
+            lanes!(|x, y, _z| bits_f32(f32_of(x) * f32_of(y)))
+        }
+        (Op::Fma { round }, Ty::F32) if rn(round) => {
+            lanes!(|x, y, z| bits_f32(f32_of(x).mul_add(f32_of(y), f32_of(z))))
+        }
+        (Op::Add { sat: false, .. }, Ty::S32 | Ty::U32 | Ty::B32) => {
+            lanes!(|x, y, _z| (x as u32).wrapping_add(y as u32) as u64)
+        }
+        (Op::Add { .. }, Ty::S64 | Ty::U64 | Ty::B64) => lanes!(|x, y, _z| x.wrapping_add(y)),
+        (Op::Sub { .. }, Ty::S32 | Ty::U32 | Ty::B32) => {
+            lanes!(|x, y, _z| (x as u32).wrapping_sub(y as u32) as u64)
+        }
+        (
+            Op::Mul {
+                mode: MulMode::Lo, ..
+            },
+            Ty::S32 | Ty::U32,
+        ) => {
+            lanes!(|x, y, _z| (x as u32).wrapping_mul(y as u32) as u64)
+        }
+        (Op::Mad { mode: MulMode::Lo }, Ty::S32 | Ty::U32) => {
+            lanes!(|x, y, z| (x as u32).wrapping_mul(y as u32).wrapping_add(z as u32) as u64)
+        }
+        (
+            Op::Mul {
+                mode: MulMode::Wide,
+                ..
+            },
+            Ty::S32,
+        ) => {
+            lanes!(|x, y, _z| ((x as u32 as i32 as i64) * (y as u32 as i32 as i64)) as u64)
+        }
+        (
+            Op::Mul {
+                mode: MulMode::Wide,
+                ..
+            },
+            Ty::U32,
+        ) => {
+            lanes!(|x, y, _z| (x as u32 as u64) * (y as u32 as u64))
+        }
+        (Op::Shl, Ty::B64) => lanes!(|x, y, _z| if (y as u32) < 64 { x << (y as u32) } else { 0 }),
+        (Op::Shl, Ty::B32) => {
+            lanes!(|x, y, _z| if (y as u32) < 32 {
+                ((x as u32) << (y as u32)) as u64
+            } else {
+                0
+            })
+        }
+        (Op::And, Ty::B32) => lanes!(|x, y, _z| (x & y) & 0xffff_ffff),
+        (Op::And, Ty::B64) => lanes!(|x, y, _z| x & y),
+        (Op::Or, Ty::B32) => lanes!(|x, y, _z| (x | y) & 0xffff_ffff),
+        _ => {
+            for l in 0..32 {
+                d[l] = compute(op, ty, a[l], b[l], c[l])?;
+            }
+            Ok(())
+        }
+    }
+}
+
 fn mul(mode: MulMode, ty: Ty, a: u64, b: u64) -> u64 {
     let bits = ty.bits();
     if ty.is_signed() {

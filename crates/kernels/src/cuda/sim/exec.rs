@@ -107,7 +107,8 @@ pub struct Metrics {
     /// Branches whose lanes went different ways.
     pub divergent_branches: u64,
     pub flops: u64,
-    /// Global memory: warp-level requests, 32-byte sectors they touched, bytes lanes asked for.
+    /// Global memory: warp-level requests, 32-byte sectors they touched, distinct bytes the
+    /// lanes asked for.
     pub global_requests: u64,
     pub global_sectors: u64,
     pub global_bytes: u64,
@@ -273,14 +274,20 @@ pub fn run(launch: &Launch, global: &mut Global) -> Result<Metrics, SimError> {
     let mut total = Metrics::default();
     let mut sectors = HashSet::new();
     let mut executed = 0u64;
+    // Register files are reused from block to block (a GEMM's can be megabytes): a
+    // well-formed kernel writes a register before reading it.
+    let mut pool: Vec<Vec<u64>> = Vec::new();
     for b in order {
         let ctaid = [
             (b % gx as u64) as u32,
             ((b / gx as u64) % gy as u64) as u32,
             (b / (gx as u64 * gy as u64)) as u32,
         ];
-        let mut state = BlockState::new(launch, global, ctaid, b as u32, tpb, sectors, executed);
+        let mut state = BlockState::new(
+            launch, global, ctaid, b as u32, tpb, sectors, executed, &mut pool,
+        );
         state.run()?;
+        pool.extend(state.warps.drain(..).map(|w| w.regs));
         total.add(&state.metrics);
         sectors = std::mem::take(&mut state.sectors);
         executed = state.executed;
@@ -290,6 +297,7 @@ pub fn run(launch: &Launch, global: &mut Global) -> Result<Metrics, SimError> {
 }
 
 impl<'l, 'g> BlockState<'l, 'g> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         launch: &'l Launch<'l>,
         global: &'g mut Global,
@@ -298,6 +306,7 @@ impl<'l, 'g> BlockState<'l, 'g> {
         tpb: u32,
         sectors: HashSet<u64>,
         executed: u64,
+        pool: &mut Vec<Vec<u64>>,
     ) -> Self {
         let [bx, by, _] = launch.block;
         let nregs = launch.kernel.registers as usize;
@@ -316,7 +325,7 @@ impl<'l, 'g> BlockState<'l, 'g> {
                     }
                 }
                 Warp {
-                    regs: vec![0; nregs * WARP],
+                    regs: pool.pop().unwrap_or_else(|| vec![0; nregs * WARP]),
                     pc: [0; WARP],
                     running: present,
                     at_barrier: 0,
@@ -449,6 +458,43 @@ impl<'l, 'g> BlockState<'l, 'g> {
         }
     }
 
+    /// Operand `o` of every lane (inactive lanes too: cheaper than masking, never written back).
+    #[inline]
+    fn fetch(&self, w: usize, o: &Opnd, out: &mut [u64; WARP]) {
+        match *o {
+            Opnd::Reg(r) => {
+                let base = r as usize * WARP;
+                out.copy_from_slice(&self.warps[w].regs[base..base + WARP]);
+            }
+            Opnd::Imm(v) => *out = [v; WARP],
+            Opnd::Special(s) => {
+                for (l, v) in out.iter_mut().enumerate() {
+                    *v = self.special(w, s, l);
+                }
+            }
+            Opnd::Addr { .. } | Opnd::None => {}
+        }
+    }
+
+    /// Writes `values` of the lanes in `exec` to register `o`.
+    #[inline]
+    fn write_back(&mut self, w: usize, o: &Opnd, exec: u32, values: &[u64; WARP]) {
+        if let Opnd::Reg(r) = *o {
+            let base = r as usize * WARP;
+            let regs = &mut self.warps[w].regs[base..base + WARP];
+            if exec == u32::MAX {
+                regs.copy_from_slice(values);
+            } else {
+                let mut m = exec;
+                while m != 0 {
+                    let l = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    regs[l] = values[l];
+                }
+            }
+        }
+    }
+
     #[inline]
     fn set(&mut self, w: usize, o: &Opnd, l: usize, v: u64) {
         if let Opnd::Reg(r) = *o {
@@ -536,6 +582,11 @@ impl<'l, 'g> BlockState<'l, 'g> {
                 return Ok(());
             }
             Op::Shfl { mode } => self.shuffle(w, exec, instr, mode)?,
+            Op::WarpSync => {
+                if exec != 0 {
+                    self.member_mask(w, exec, &instr.src[0], instr)?;
+                }
+            }
             Op::Vote { mode } => self.vote(w, exec, instr, mode)?,
             Op::Ld { space, vec } => self.load(w, exec, instr, space, vec)?,
             Op::St { space, vec } => self.store(w, exec, instr, space, vec)?,
@@ -591,17 +642,19 @@ impl<'l, 'g> BlockState<'l, 'g> {
                 }
             }
             ref op => {
-                let mut m = exec;
-                while m != 0 {
-                    let l = m.trailing_zeros() as usize;
-                    m &= m - 1;
-                    let a = self.get(w, &instr.src[0], l);
-                    let b = self.get(w, &instr.src[1], l);
-                    let c = self.get(w, &instr.src[2], l);
-                    let v = alu::compute(op, instr.ty, a, b, c)
-                        .map_err(|e| self.fail(Check::Unsupported, e, w, l, instr))?;
-                    self.set(w, &instr.dst[0], l, v);
+                // Operands of all 32 lanes at once, one dispatch per warp instruction.
+                let mut a = [0u64; WARP];
+                let mut b = [0u64; WARP];
+                let mut c = [0u64; WARP];
+                self.fetch(w, &instr.src[0], &mut a);
+                self.fetch(w, &instr.src[1], &mut b);
+                self.fetch(w, &instr.src[2], &mut c);
+                let mut d = [0u64; WARP];
+                if let Err(e) = alu::compute_lanes(op, instr.ty, &a, &b, &c, &mut d) {
+                    let l = exec.trailing_zeros().min(31) as usize;
+                    return Err(self.fail(Check::Unsupported, e, w, l, instr));
                 }
+                self.write_back(w, &instr.dst[0], exec, &d);
             }
         }
         self.advance(w, group, pc);
@@ -622,27 +675,47 @@ impl<'l, 'g> BlockState<'l, 'g> {
         }
     }
 
-    /// The lanes that execute next: all running lanes at the lowest pc.
+    /// The lanes that execute next: all running lanes at the lowest pc, except that a
+    /// warp-synchronous instruction (shuffle, vote, `__syncwarp`) waits while other lanes can
+    /// still move: they may be on their way to it, or about to exit.
     fn group(&self, w: usize) -> (u32, u32) {
         let warp = &self.warps[w];
         if warp.uniform {
             return (warp.upc, warp.running);
         }
-        let mut min = u32::MAX;
-        let mut group = 0;
-        let mut m = warp.running;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            let p = warp.pc[l];
-            if p < min {
-                min = p;
-                group = 1 << l;
-            } else if p == min {
-                group |= 1 << l;
+        let code = &self.launch.kernel.code;
+        let is_sync = |pc: u32| {
+            code.get(pc as usize)
+                .is_some_and(|i| matches!(i.op, Op::Shfl { .. } | Op::Vote { .. } | Op::WarpSync))
+        };
+        let lowest = |skip_sync: bool| {
+            let mut min = u32::MAX;
+            let mut group = 0;
+            let mut m = warp.running;
+            while m != 0 {
+                let l = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let p = warp.pc[l];
+                if skip_sync && is_sync(p) {
+                    continue;
+                }
+                if p < min {
+                    min = p;
+                    group = 1 << l;
+                } else if p == min {
+                    group |= 1 << l;
+                }
+            }
+            (min, group)
+        };
+        let (pc, group) = lowest(false);
+        if is_sync(pc) {
+            let (other, others) = lowest(true);
+            if others != 0 {
+                return (other, others);
             }
         }
-        (min, group)
+        (pc, group)
     }
 
     /// Moves `lanes` (all at `pc`) to `pc + 1`.
@@ -1141,9 +1214,29 @@ impl<'l, 'g> BlockState<'l, 'g> {
                     }
                 }
             }
+            // Bytes the warp needs: lanes reading the same address (a broadcast) count once.
+            let mut lane_addrs = [0u64; WARP];
+            let mut k = 0;
+            let mut m = exec;
+            while m != 0 {
+                let l = m.trailing_zeros() as usize;
+                m &= m - 1;
+                lane_addrs[k] = addrs[l];
+                k += 1;
+            }
+            let lane_addrs = &mut lane_addrs[..k];
+            lane_addrs.sort_unstable();
+            let mut unique = 0u64;
+            let mut prev = u64::MAX;
+            for &a in lane_addrs.iter() {
+                if a != prev {
+                    unique += 1;
+                    prev = a;
+                }
+            }
             self.metrics.global_requests += 1;
             self.metrics.global_sectors += distinct;
-            self.metrics.global_bytes += (exec.count_ones() * width) as u64;
+            self.metrics.global_bytes += unique * width as u64;
         }
     }
 
@@ -1248,7 +1341,7 @@ impl<'l, 'g> BlockState<'l, 'g> {
                     instr,
                 ));
             };
-            let var_name = var.short.clone();
+            let var_name = &var.short;
             let var_off = a - var.sim_offset as u64;
             let at = a as usize;
             if !write && self.launch.options.initcheck {

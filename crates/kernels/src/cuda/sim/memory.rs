@@ -66,6 +66,10 @@ impl Bytes {
         self.data.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
     pub fn mark_init(&mut self, start: usize, len: usize) {
         for b in start..start + len {
             self.init[b / 64] |= 1 << (b % 64);

@@ -111,7 +111,8 @@ pub fn launched_kernels() -> BTreeSet<String> {
 
 impl Simulator {
     /// A device whose kernels NVRTC compiles for `compute_<arch>`; checks as [`Options::default`]
-    /// unless `STRATA_SIM_RACECHECK=0`, `STRATA_SIM_INITCHECK=0` or `STRATA_SIM_SEED=<n>`.
+    /// unless `STRATA_SIM_RACECHECK=0`, `STRATA_SIM_INITCHECK=0` or `STRATA_SIM_SEED=<n>`;
+    /// `STRATA_SIM_TRACE=1` prints each launch's instruction count and speed.
     pub fn new(arch: u32) -> Simulator {
         let mut options = Options::default();
         if std::env::var("STRATA_SIM_RACECHECK").is_ok_and(|v| v == "0") {
@@ -342,10 +343,13 @@ impl Simulator {
         }
         let mut params = vec![0u8; k.param_bytes as usize];
         for (i, (p, a)) in k.params.iter().zip(args).enumerate() {
-            let bytes: Vec<u8> = match (a, p.ty.bytes()) {
-                (ArgValue::U32(v), 4) => v.to_le_bytes().to_vec(),
-                (ArgValue::F32(v), 4) => v.to_le_bytes().to_vec(),
-                (ArgValue::U64(v) | ArgValue::Ptr(v), 8) => v.to_le_bytes().to_vec(),
+            use ptx::Ty;
+            let bytes: Vec<u8> = match (a, p.ty) {
+                (ArgValue::U32(v), Ty::U32 | Ty::S32 | Ty::B32) => v.to_le_bytes().to_vec(),
+                (ArgValue::F32(v), Ty::F32) => v.to_le_bytes().to_vec(),
+                (ArgValue::U64(v) | ArgValue::Ptr(v), Ty::U64 | Ty::S64 | Ty::B64) => {
+                    v.to_le_bytes().to_vec()
+                }
                 _ => {
                     return Err(launch_error(format!(
                         "parameter {i} is .{:?} ({} bytes), was given {a:?}",

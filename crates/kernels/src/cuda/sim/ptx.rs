@@ -296,6 +296,8 @@ pub enum Op {
     Bar {
         aligned_all: bool,
     },
+    /// `bar.warp.sync mask`: the named lanes of the warp meet.
+    WarpSync,
     Bra,
     Ret,
     Atom {
@@ -566,8 +568,13 @@ pub fn parse_module(name: &str, ptx: &str) -> Result<Module, String> {
                 if let (Some(idx), Some(path)) = (parts.next(), parts.next()) {
                     if let Ok(idx) = idx.parse::<u32>() {
                         let path = path.trim_matches('"').trim_end_matches(',');
-                        let base = path.rsplit('/').next().unwrap_or(path);
-                        module.files.insert(idx, format!("kernels/{base}"));
+                        // NVRTC writes the working directory before the name it was given
+                        // (`kernels/sim/planted.cu`); headers get their base name.
+                        let rel = match path.rfind("kernels/") {
+                            Some(p) => path[p + "kernels/".len()..].to_string(),
+                            None => path.rsplit('/').next().unwrap_or(path).to_string(),
+                        };
+                        module.files.insert(idx, format!("kernels/{rel}"));
                     }
                 }
             } else if t.starts_with(".shared") {
@@ -1384,6 +1391,11 @@ fn decode_instr(
             src[1] = Opnd::Imm(neg);
             src[2] = d.value(&ops[2], Ty::B32)?;
             (Op::Vote { mode }, Class::Sync)
+        }
+        "bar" if has("warp") => {
+            op_count(1)?;
+            src[0] = d.value(&ops[0], Ty::B32)?;
+            (Op::WarpSync, Class::Sync)
         }
         "bar" | "barrier" => {
             // bar.sync 0; barrier.sync 0; bar.sync 0, count is outside the subset.

@@ -1,0 +1,164 @@
+//! What `strata bench kernels|gemm --device cuda-sim` prints: per launch, the work the virtual
+//! device counted (instructions by class, divergence, coalescing, bank conflicts), the
+//! occupancy ptxas's register count allows, and a roofline estimate on an H100 and an A100.
+
+use strata::kernels::cuda::runtime::{CudaDevice, KernelArg};
+use strata::kernels::cuda::sim::exec::Options;
+use strata::kernels::cuda::sim::roofline::{self, A100_SXM, H100_SXM};
+use strata::kernels::cuda::sim::{LaunchRecord, Simulator};
+use strata::kernels::gemm::cuda::GemmKernel;
+use strata::kernels::Device;
+
+/// Runs `f` with every launch on the virtual device recorded (and the distinct sectors of each
+/// counted, for the DRAM estimate); the records of its launches.
+pub fn recording<T>(
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<(T, Vec<LaunchRecord>), String> {
+    let sim = Simulator::global();
+    let before = sim.options();
+    sim.set_options(Options {
+        unique_sectors: true,
+        ..before
+    });
+    sim.take_records();
+    sim.record(true);
+    let out = f();
+    sim.record(false);
+    sim.set_options(before);
+    let records = sim.take_records();
+    Ok((out?, records))
+}
+
+/// One line per distinct (kernel, grid, block), its first launch.
+pub fn print_table(records: &[LaunchRecord]) {
+    let mut seen = std::collections::HashSet::new();
+    println!(
+        "{:<28} {:>15} {:>11} {:>9} {:>6} {:>6} {:>6} {:>7} {:>6} {:>6} {:>9} {:>9} {:>9}",
+        "kernel",
+        "grid x block",
+        "warp instr",
+        "MFLOP",
+        "lanes",
+        "div br",
+        "coal",
+        "bank cf",
+        "occ",
+        "F/B",
+        "H100 us",
+        "A100 us",
+        "bound"
+    );
+    let mut instructions = 0u64;
+    let mut seconds = 0.0;
+    for r in records {
+        instructions += r.metrics.warp_instructions;
+        seconds += r.seconds;
+        if !seen.insert((r.kernel.clone(), r.grid, r.block)) {
+            continue;
+        }
+        let m = &r.metrics;
+        let threads = r.block.iter().product::<u32>();
+        let occupancy = r
+            .registers
+            .map(|regs| roofline::occupancy(&H100_SXM, threads, regs, r.shared_bytes));
+        let h100 = roofline::estimate(m, &H100_SXM);
+        let a100 = roofline::estimate(m, &A100_SXM);
+        println!(
+            "{:<28} {:>15} {:>11} {:>9.3} {:>6.1} {:>6} {:>5.0}% {:>7} {:>6} {:>6.2} {:>9.2} {:>9.2} {:>9}",
+            r.kernel,
+            format!("{}x{}", r.grid.iter().product::<u32>(), threads),
+            m.warp_instructions,
+            m.flops as f64 / 1e6,
+            m.lanes_per_instruction(),
+            m.divergent_branches,
+            100.0 * m.coalescing(),
+            m.bank_conflicts(),
+            occupancy.map_or("-".into(), |o| format!("{:.0}%", 100.0 * o)),
+            h100.intensity,
+            h100.seconds * 1e6,
+            a100.seconds * 1e6,
+            h100.bound
+        );
+    }
+    println!(
+        "lanes: active lanes per warp instruction; div br: branches whose lanes split; coal: \
+         bytes asked for / bytes of the 32-byte sectors moved; bank cf: extra shared-memory \
+         wavefronts; occ: theoretical occupancy on an H100 from ptxas's registers; F/B: FLOPs \
+         per DRAM byte (distinct sectors); us: roofline estimate (max of FP32, DRAM and L1 \
+         time, plus {:.1} us launch latency).",
+        roofline::LAUNCH_LATENCY_S * 1e6
+    );
+    if seconds > 0.0 {
+        println!(
+            "interpreter: {instructions} warp instructions in {seconds:.2} s, {:.2} M warp \
+             instructions/s ({:.0} M thread instructions/s at full warps)",
+            instructions as f64 / seconds / 1e6,
+            instructions as f64 * 32.0 / seconds / 1e6
+        );
+    }
+}
+
+/// The GEMM ladder on the virtual device for each square size: each rung checked against the
+/// CPU's GEMM, then its counters and roofline estimates.
+pub fn gemm_ladder(sizes: &[usize]) -> Result<(), String> {
+    let device = CudaDevice::open(Device::CudaSim)?;
+    println!("strata bench gemm on {device:?}: C = A·B, f32, row-major");
+    for &n in sizes {
+        let a: Vec<f32> = (0..n * n)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+            .collect();
+        let b: Vec<f32> = (0..n * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0)
+            .collect();
+        let mut want = vec![0f32; n * n];
+        strata::kernels::gemm::gemm_naive(n, n, n, 1.0, &a, n, 1, &b, n, 1, 0.0, &mut want, n, 1);
+        let da = device.upload(&a)?;
+        let db = device.upload(&b)?;
+        println!(
+            "\n{n} x {n} x {n} ({:.1} MFLOP):",
+            2.0 * (n * n * n) as f64 / 1e6
+        );
+        let mut all = Vec::new();
+        for rung in GemmKernel::LADDER {
+            let mut dc = device.zeros::<f32>(n * n)?;
+            let ((), records) = recording(|| {
+                let i = |x: usize| KernelArg::I32(x as i32);
+                device.launch(
+                    rung.name(),
+                    rung.launch(n, n),
+                    &mut [
+                        i(n),
+                        i(n),
+                        i(n),
+                        KernelArg::F32(1.0),
+                        KernelArg::F32s(&da),
+                        i(n),
+                        i(1),
+                        KernelArg::F32s(&db),
+                        i(n),
+                        i(1),
+                        KernelArg::F32(0.0),
+                        KernelArg::F32sMut(&mut dc),
+                        i(n),
+                        i(1),
+                    ],
+                )
+            })?;
+            let got = device.download(&dc)?;
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+                .fold(0.0f32, f32::max);
+            if worst > 1e-4 {
+                return Err(format!(
+                    "{} at {n}: relative error {worst:e} against the CPU",
+                    rung.name()
+                ));
+            }
+            all.extend(records);
+        }
+        print_table(&all);
+    }
+    Ok(())
+}
