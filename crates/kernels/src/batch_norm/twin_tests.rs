@@ -14,7 +14,8 @@
 //! | backward: grad_input          | 1e-5 | |k|(|dy|+|a|+|xhat||b|) from sums of absolute values |
 //! | backward: grad_gamma, grad_beta | 1e-5 | Σ|dy·xhat|, Σ|dy|                          |
 
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::test_support::{abs_scale, close, grid_stride_launches, guard, i, launch, random};
 use std::time::Instant;
 

@@ -9,7 +9,8 @@
 //! `1e-5` relative to `Σ|x||C|`.
 
 use super::{col2im, im2col, Conv2dGeometry};
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::test_support::{d, grid_stride_launches, guard, i, launch, random, same};
 use std::time::Instant;
 

@@ -1,5 +1,6 @@
-//! Every product kernel of kernels/*.cu runs on the emulator in some twin test
-//! (`src/<op>/twin_tests.rs`), counted from launches that ran, not from names in sources.
+//! Every product kernel of kernels/*.cu runs in some twin test (`src/<op>/twin_tests.rs`), on
+//! the emulator and on the virtual device, counted from launches that ran, not from names in
+//! sources.
 
 use super::sources::kernel_names;
 use std::collections::BTreeSet;
@@ -21,35 +22,60 @@ const LAUNCH_LOG: &str = "STRATA_EMU_LAUNCH_LOG";
 /// one more run of the twin tests.
 #[test]
 fn every_kernel_is_launched_by_a_twin_test() {
-    let log = std::env::temp_dir().join(format!("strata-emu-launches-{}.log", std::process::id()));
+    let launched = twin_launches(LAUNCH_LOG, &[]);
+    check_every_kernel("launched by the twin tests on the emulator", &launched);
+}
+
+/// The same on the virtual device: every kernel's NVRTC PTX runs (with memcheck, racecheck,
+/// initcheck and synccheck) in the twin tests and matches its CPU twin.
+#[cfg(feature = "cuda-sim")]
+#[test]
+fn every_kernel_runs_on_the_virtual_device_against_its_cpu_twin() {
+    use super::twin::{SIM_LAUNCH_LOG, TWIN_DEVICE};
+    let launched = twin_launches(SIM_LAUNCH_LOG, &[(TWIN_DEVICE, "cuda-sim")]);
+    check_every_kernel("run on cuda-sim (NVRTC's PTX) by the twin tests", &launched);
+}
+
+/// Runs this test binary again on the twin tests alone with `log_var` naming a fresh file (and
+/// `env` set); the kernel names the launchers appended there.
+fn twin_launches(log_var: &str, env: &[(&str, &str)]) -> BTreeSet<String> {
+    let log = std::env::temp_dir().join(format!(
+        "strata-{}-launches-{}.log",
+        log_var.to_ascii_lowercase(),
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&log);
     let exe = std::env::current_exe().expect("the path of this test binary");
-    let child = Command::new(&exe)
-        .arg("twin_tests")
-        .env(LAUNCH_LOG, &log)
+    let mut command = Command::new(&exe);
+    command.arg("twin_tests").env(log_var, &log);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command
         .output()
         .unwrap_or_else(|e| panic!("running {} twin_tests: {e}", exe.display()));
     let launched = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     let stdout = String::from_utf8_lossy(&child.stdout);
+    let stderr = String::from_utf8_lossy(&child.stderr);
     assert!(
         child.status.success(),
-        "the twin tests failed ({}):\n{stdout}",
+        "the twin tests failed ({}) with {env:?}:\n{stdout}\n{stderr}",
         child.status
     );
-    let launched: BTreeSet<&str> = launched.lines().collect();
+    launched.lines().map(str::to_string).collect()
+}
+
+fn check_every_kernel(how: &str, launched: &BTreeSet<String>) {
     let declared: Vec<String> = kernel_names().into_iter().flat_map(|(_, k)| k).collect();
-    let missing: Vec<&String> = declared
-        .iter()
-        .filter(|k| !launched.contains(k.as_str()))
-        .collect();
+    let missing: Vec<&String> = declared.iter().filter(|k| !launched.contains(*k)).collect();
     println!(
-        "{} of {} kernels launched by the twin tests",
+        "{} of {} kernels {how}",
         declared.len() - missing.len(),
         declared.len()
     );
     assert!(
         missing.is_empty(),
-        "kernels of kernels/*.cu that no twin test launched to completion: {missing:?}"
+        "kernels of kernels/*.cu that no twin test {how} to completion: {missing:?}"
     );
 }

@@ -91,8 +91,24 @@ extern "C" {
 /// A generous default for [`run_emulated`]: the test kernels take milliseconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A failure of a launch made for the emulator's callers by another device (the twin tests
+/// on the virtual device), reported by the next [`last_error`].
+static FOREIGN_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+/// Records `reason` as the last failed launch's (see [`FOREIGN_ERROR`]).
+pub fn set_foreign_error(reason: String) {
+    *FOREIGN_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+}
+
 /// The reason the last failed launch gave.
 pub fn last_error() -> String {
+    if let Some(reason) = FOREIGN_ERROR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        return reason;
+    }
     let mut buf = vec![0u8; 4096];
     // SAFETY: the buffer is writable for its length.
     let n = unsafe { strata_emu_last_error(buf.as_mut_ptr() as *mut _, buf.len()) };
@@ -171,10 +187,18 @@ pub fn run_emulated<T: Send + 'static>(
 /// Elements of guard zone on each side of a [`Guarded`] buffer.
 pub const GUARD: usize = 64;
 
+/// The element ranges of every live [`Guarded`] buffer, as (address of the first element,
+/// bytes): how the virtual device (`crate::cuda::twin`) finds the buffer a host pointer
+/// belongs to, so the twin tests can run there too.
+pub fn guarded_regions() -> &'static Mutex<std::collections::BTreeMap<usize, usize>> {
+    static REGIONS: OnceLock<Mutex<std::collections::BTreeMap<usize, usize>>> = OnceLock::new();
+    REGIONS.get_or_init(Default::default)
+}
+
 /// A device-buffer stand-in with guard zones before and after, filled with a sentinel, so a
 /// kernel writing out of bounds is caught ([`Guarded::check`]) and one reading out of bounds
 /// gets the sentinel (a NaN for floats) instead of a plausible value.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Guarded<T: bytemuck::Pod + PartialEq + std::fmt::Debug> {
     storage: Vec<T>,
     len: usize,
@@ -195,11 +219,16 @@ impl<T: bytemuck::Pod + PartialEq + std::fmt::Debug> Guarded<T> {
     pub fn new(values: &[T], sentinel: T) -> Self {
         let mut storage = vec![sentinel; values.len() + 2 * GUARD];
         storage[GUARD..GUARD + values.len()].copy_from_slice(values);
-        Guarded {
+        let guarded = Guarded {
             storage,
             len: values.len(),
             sentinel,
-        }
+        };
+        guarded_regions()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(guarded.ptr() as usize, std::mem::size_of_val(values));
+        guarded
     }
     /// Pointer to the first element, for `const T*` parameters.
     pub fn ptr(&self) -> *const T {
@@ -236,6 +265,24 @@ impl<T: bytemuck::Pod + PartialEq + std::fmt::Debug> Guarded<T> {
             ));
         }
         Ok(())
+    }
+}
+
+impl<T: bytemuck::Pod + PartialEq + std::fmt::Debug> Clone for Guarded<T> {
+    fn clone(&self) -> Self {
+        let mut copy = Guarded::new(self.as_slice(), self.sentinel);
+        // Keep the guard zones as they are (a clone of an overrun buffer is still overrun).
+        copy.storage.copy_from_slice(&self.storage);
+        copy
+    }
+}
+
+impl<T: bytemuck::Pod + PartialEq + std::fmt::Debug> Drop for Guarded<T> {
+    fn drop(&mut self) {
+        guarded_regions()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(self.ptr() as usize));
     }
 }
 

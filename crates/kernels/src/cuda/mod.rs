@@ -36,6 +36,8 @@ pub mod sources;
 
 #[cfg(all(test, feature = "cuda-emu"))]
 mod coverage_tests;
+#[cfg(all(test, feature = "cuda-emu"))]
+pub(crate) mod twin;
 
 #[cfg(feature = "cuda")]
 use std::path::PathBuf;

@@ -3,7 +3,8 @@
 //! the mask and the output, ragged lengths against the groups of four, and a grid smaller than
 //! the work for the grid-stride loop. Every guarded buffer is checked for out-of-bounds writes.
 
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::dropout;
 use crate::test_support::{d, guard, i, launch, random, same_bits};
 use std::time::Instant;

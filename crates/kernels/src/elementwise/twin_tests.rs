@@ -10,7 +10,8 @@
 //!
 //! (f32 libm functions are within a few ulp of the f64 reference.)
 
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::elementwise::cuda::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
 use crate::elementwise::{self, binary_scalar, BinaryOp, UnaryOp};
 use crate::strided::{contiguous_strides, numel, Strided};

@@ -9,8 +9,9 @@
 //! reference cannot pass both.
 
 use super::cuda::GemmKernel;
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
 use crate::cuda::runtime::Launch;
+use crate::cuda::twin as emu;
 use crate::test_support::{close, d, guard, i, launch, random};
 use std::time::Instant;
 

@@ -8,7 +8,8 @@
 //! | hgemm_f16, hgemm_bf16   | tol (k+3)*2^-23 on the widened operands, scale   | same bound     |
 //! |                         | alpha*Σ|a||b| + |beta*c|                         |                |
 
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::half_precision::{self, HalfFormat};
 use crate::test_support::{close, d, guard, i, launch, random};
 

@@ -7,7 +7,8 @@
 //! |---------------------|------------------------------------------------------|----------------|
 //! | sgd_step, adam_step | tol 1e-6 (2e-6 Adam), scale = the formula on |values| | identical bits |
 
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::optim::{self, AdamConfig, SgdConfig};
 use crate::test_support::{close, guard, i, launch, random, same_bits};
 use std::time::Instant;

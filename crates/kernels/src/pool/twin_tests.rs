@@ -14,7 +14,8 @@ use super::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
     Pool2dGeometry,
 };
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::test_support::{close, grid_stride_launches, guard, i, launch, random, same};
 use std::time::Instant;
 

@@ -8,7 +8,8 @@
 //! | reduce_sum_rows | tol [`REL_TOL`], scale max(|ref|, 1)      | (adds in another order)       |
 //! | reduce_max_rows | -                                         | same values and argmax, NaN first |
 
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::reduce::{reduce, ReduceOp};
 use crate::strided::Strided;
 use crate::test_support::{abs_scale, close, guard, i, launch, random};

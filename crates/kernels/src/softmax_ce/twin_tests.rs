@@ -12,7 +12,8 @@
 //! | log_softmax bwd                 | 1e-5 | |dy| + exp(y)·Σ|dy|                    | same bound  |
 //! | softmax CE bwd                  | 1e-6 | |ref| + tiny                           | exact       |
 
-use crate::cuda::emu::{self, Guarded};
+use crate::cuda::emu::Guarded;
+use crate::cuda::twin as emu;
 use crate::test_support::{
     abs_scale, close, grid_stride_launches, guard, i, launch, random, same, widen,
 };

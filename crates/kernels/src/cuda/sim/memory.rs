@@ -139,7 +139,16 @@ impl Global {
     }
 
     pub fn free(&mut self, base: u64) -> Result<(), String> {
-        match self.find(base) {
+        let exact = self
+            .allocations
+            .binary_search_by_key(&base, |a| a.base)
+            .ok();
+        let place = match exact {
+            Some(i) if self.allocations[i].freed => Place::Freed(i),
+            Some(i) => Place::Inside(i, 0),
+            None => Place::Outside(None),
+        };
+        match place {
             Place::Inside(i, 0) => {
                 let a = &mut self.allocations[i];
                 a.freed = true;
@@ -179,7 +188,18 @@ impl Global {
 
     /// The live allocation starting at `base` and holding `len` bytes from `offset`.
     pub fn range(&mut self, base: u64, offset: u64, len: u64) -> Result<&mut Allocation, String> {
-        match self.find(base) {
+        // By exact base, so an allocation of zero bytes is found too.
+        let exact = self
+            .allocations
+            .binary_search_by_key(&base, |a| a.base)
+            .ok()
+            .map(|i| (i, self.allocations[i].freed));
+        let place = match exact {
+            Some((i, false)) => Place::Inside(i, 0),
+            Some((i, true)) => Place::Freed(i),
+            None => Place::Outside(None),
+        };
+        match place {
             Place::Inside(i, 0) => {
                 let a = &mut self.allocations[i];
                 if offset + len > a.size {
