@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz fuzz-corpus fuzz-record compare cpu-only check-claims tables records train-records bench-record
+.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz fuzz-corpus fuzz-record compare cpu-only check-claims tables records train-records bench-record sim-record
 
 all: build
 
@@ -103,7 +103,7 @@ tables:
 ## the README's training runs (seed 0; about an hour on two cores), the GEMM and kernel tables
 ## (five repetitions each). `make compare` and `make fuzz-record` add the PyTorch and fuzz
 ## records. Run it on an otherwise idle machine.
-records: train-records bench-record tables
+records: train-records bench-record sim-record tables
 
 ## train-records: each network of the README's table trained with its recipe, seed 0; the run's
 ## results.json becomes results/train/MODEL-DATASET.json. RECORD_RUNS picks a subset.
@@ -123,6 +123,12 @@ train-records: build
 bench-record:
 	$(CARGO) bench --bench gemm -- --repeat 5 --record results/bench/gemm.json
 	$(STRATA) bench kernels --repeat 5 --record results/bench/kernels.json
+
+## sim-record: the virtual device's counters and roofline estimates for every kernel family and
+## the GEMM ladder (counts: the same on any machine; a minute or two).
+sim-record: cuda-tools
+	$(STRATA) bench kernels --device cuda-sim --seconds 0.01 --record results/sim/kernels.json
+	$(STRATA) bench gemm --device cuda-sim --sizes 64,128,256 --record results/sim/gemm.json
 
 ## bench: GEMM GFLOP/s table, strata against the matrixmultiply crate (median of five).
 bench:

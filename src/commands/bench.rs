@@ -45,6 +45,7 @@ pub struct Args {
     repeat: usize,
     /// For `kernels` and `train`: write every repetition, with the command, commit, machine and
     /// date, to this JSON record (what `strata records` builds the documents' tables from).
+    /// With `--device cuda-sim` (also for `gemm`): the virtual device's counters and estimates.
     #[arg(long)]
     record: Option<std::path::PathBuf>,
 }
@@ -150,6 +151,11 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
     if device == Device::CudaSim {
         println!("\nwhat each kernel did on the virtual device (first launch of each shape):");
         super::sim_report::print_table(&sim_records);
+        // The record of the virtual device holds its counters, not the interpreter's times.
+        if let Some(path) = &args.record {
+            let rows = super::sim_report::record_rows(&sim_records, "");
+            return super::sim_report::save_record("sim-kernels", provenance, rows, path);
+        }
     }
     if let Some(path) = &args.record {
         let record = kernels_record(provenance, &repetitions, args.seconds, &on);
@@ -481,7 +487,7 @@ fn bench_gemm(args: &Args) -> Result<(), String> {
         } else {
             args.sizes.clone()
         };
-        return super::sim_report::gemm_ladder(&sizes);
+        return super::sim_report::gemm_ladder(&sizes, args.record.as_deref());
     }
     if let Some(rest) = device.strip_prefix("cuda") {
         let ordinal = match rest.strip_prefix(':') {

@@ -8,6 +8,7 @@ use strata::kernels::cuda::sim::roofline::{self, A100_SXM, H100_SXM};
 use strata::kernels::cuda::sim::{LaunchRecord, Simulator};
 use strata::kernels::gemm::cuda::GemmKernel;
 use strata::kernels::Device;
+use strata::records::{BenchRecord, BenchRow, Provenance, Samples};
 
 /// Runs `f` with every launch on the virtual device recorded (and the distinct sectors of each
 /// counted, for the DRAM estimate); the records of its launches.
@@ -27,6 +28,88 @@ pub fn recording<T>(
     sim.set_options(before);
     let records = sim.take_records();
     Ok((out?, records))
+}
+
+/// One record row per distinct (kernel, grid, block), from its first launch: the counters and
+/// estimates as facts (they are counts, the same on every run), the interpreter's seconds as
+/// the measured series. `label` prefixes each row's label (e.g. the GEMM size).
+pub fn record_rows(records: &[LaunchRecord], label: &str) -> Vec<BenchRow> {
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Vec::new();
+    for r in records {
+        if !seen.insert((r.kernel.clone(), r.grid, r.block)) {
+            continue;
+        }
+        let m = &r.metrics;
+        let threads = r.block.iter().product::<u32>();
+        let h100 = roofline::estimate(m, &H100_SXM);
+        let a100 = roofline::estimate(m, &A100_SXM);
+        let mut facts = std::collections::BTreeMap::new();
+        let mut fact = |k: &str, v: String| {
+            facts.insert(k.to_string(), v);
+        };
+        fact("kernel", r.kernel.clone());
+        fact(
+            "launch",
+            format!("{}x{}", r.grid.iter().product::<u32>(), threads),
+        );
+        fact("warp_instructions", m.warp_instructions.to_string());
+        fact("flops", m.flops.to_string());
+        fact("lanes", format!("{:.1}", m.lanes_per_instruction()));
+        fact("divergent_branches", m.divergent_branches.to_string());
+        fact("coalescing", format!("{:.0}%", 100.0 * m.coalescing()));
+        fact("bank_conflicts", m.bank_conflicts().to_string());
+        fact(
+            "occupancy",
+            r.registers.map_or("–".into(), |regs| {
+                format!(
+                    "{:.0}%",
+                    100.0 * roofline::occupancy(&H100_SXM, threads, regs, r.shared_bytes)
+                )
+            }),
+        );
+        fact("intensity", format!("{:.2}", h100.intensity));
+        fact("h100_us", format!("{:.2}", h100.seconds * 1e6));
+        fact("a100_us", format!("{:.2}", a100.seconds * 1e6));
+        fact("bound", h100.bound.to_string());
+        let mut series = std::collections::BTreeMap::new();
+        series.insert(
+            "interpreter seconds".to_string(),
+            Samples::new("s", vec![r.seconds]),
+        );
+        rows.push(BenchRow {
+            label: if label.is_empty() {
+                r.kernel.clone()
+            } else {
+                format!("{label} {}", r.kernel)
+            },
+            facts,
+            series,
+        });
+    }
+    rows
+}
+
+/// A record of the virtual device's counters (`kind` `sim-kernels` or `sim-gemm`).
+pub fn save_record(
+    kind: &str,
+    provenance: Provenance,
+    rows: Vec<BenchRow>,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let record = BenchRecord {
+        kind: kind.into(),
+        method: "one launch of each kernel shape on cuda-sim (sm_80 PTX), counted by the \
+                 interpreter; estimates from NVIDIA's published peak FP32 rate and memory \
+                 bandwidth"
+            .into(),
+        provenance,
+        versions: Default::default(),
+        rows,
+    };
+    record.save(path)?;
+    println!("record: {}", path.display());
+    Ok(())
 }
 
 /// One line per distinct (kernel, grid, block), its first launch.
@@ -100,7 +183,9 @@ pub fn print_table(records: &[LaunchRecord]) {
 
 /// The GEMM ladder on the virtual device for each square size: each rung checked against the
 /// CPU's GEMM, then its counters and roofline estimates.
-pub fn gemm_ladder(sizes: &[usize]) -> Result<(), String> {
+pub fn gemm_ladder(sizes: &[usize], record: Option<&std::path::Path>) -> Result<(), String> {
+    let provenance = Provenance::now();
+    let mut rows = Vec::new();
     let device = CudaDevice::open(Device::CudaSim)?;
     println!("strata bench gemm on {device:?}: C = A·B, f32, row-major");
     for &n in sizes {
@@ -159,6 +244,10 @@ pub fn gemm_ladder(sizes: &[usize]) -> Result<(), String> {
             all.extend(records);
         }
         print_table(&all);
+        rows.extend(record_rows(&all, &format!("{n}³")));
+    }
+    if let Some(path) = record {
+        save_record("sim-gemm", provenance, rows, path)?;
     }
     Ok(())
 }

@@ -9,7 +9,16 @@ use std::path::Path;
 use strata_models::zoo::{zoo, DataKind, LossKind, OptimizerKind};
 
 /// Every block the documents may hold, by name.
-pub const BLOCKS: [&str; 6] = ["networks", "training", "gemm", "compare", "kernels", "fuzz"];
+pub const BLOCKS: [&str; 8] = [
+    "networks",
+    "training",
+    "gemm",
+    "compare",
+    "kernels",
+    "fuzz",
+    "sim-kernels",
+    "sim-gemm",
+];
 
 /// The text of block `name` (without its markers), from the records under `results`.
 pub fn generate(name: &str, results: &Path) -> Result<String, String> {
@@ -19,6 +28,8 @@ pub fn generate(name: &str, results: &Path) -> Result<String, String> {
         "gemm" => gemm(&BenchRecord::load(&results.join("bench/gemm.json"))?),
         "compare" => compare(&BenchRecord::load(&results.join("compare/pytorch.json"))?),
         "kernels" => kernels(&BenchRecord::load(&results.join("bench/kernels.json"))?),
+        "sim-kernels" => sim(&BenchRecord::load(&results.join("sim/kernels.json"))?),
+        "sim-gemm" => sim(&BenchRecord::load(&results.join("sim/gemm.json"))?),
         "fuzz" => fuzz(&results.join("fuzz")),
         other => Err(format!(
             "no generated table is called {other:?} (there are: {})",
@@ -336,6 +347,45 @@ fn kernels(record: &BenchRecord) -> Result<String, String> {
             median_spread(ms, 3),
             fact("flops").map_or("–".into(), |f| format!("{:.1}", f / seconds / 1e9)),
             fact("bytes").unwrap_or(f64::NAN) / seconds / 1e9
+        );
+    }
+    Ok(out)
+}
+
+/// The virtual device's counters per kernel launch and the roofline estimates.
+fn sim(record: &BenchRecord) -> Result<String, String> {
+    let mut out = format!(
+        "Counted {} Each row is {}. Command: `{}`.\n\n\
+         | launch | grid×block | warp instructions | MFLOP | lanes | divergent branches | \
+         coalescing | bank conflicts | occupancy | FLOP/B | H100 µs | A100 µs | bound |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        caption(&[&record.provenance]),
+        record.method,
+        record.provenance.command
+    );
+    for row in &record.rows {
+        let fact = |name: &str| {
+            row.facts
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("{} record: row {} lacks {name}", record.kind, row.label))
+        };
+        let flops: f64 = fact("flops")?.parse().map_err(|_| "flops: not a number")?;
+        out += &format!(
+            "| {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.label,
+            fact("launch")?,
+            fact("warp_instructions")?,
+            flops / 1e6,
+            fact("lanes")?,
+            fact("divergent_branches")?,
+            fact("coalescing")?,
+            fact("bank_conflicts")?,
+            fact("occupancy")?,
+            fact("intensity")?,
+            fact("h100_us")?,
+            fact("a100_us")?,
+            fact("bound")?
         );
     }
     Ok(out)
