@@ -41,7 +41,8 @@ SUMMARY = ./scripts/test-summary.sh "$(TEST_OUTPUT)" "$(STRATA_SKIP_LOG)"
 TEST_DATA = $(if $(filter true 1,$(CI)),data,mnist)
 
 ## test: formatting, lints (warnings are errors), and the whole test suite in release mode,
-## including NVRTC/ptxas compilation and CPU emulation of every CUDA kernel. MNIST is fetched
+## including NVRTC/ptxas compilation of every CUDA kernel and its PTX run on the virtual
+## device (cuda-sim) against its CPU twin. MNIST is fetched
 ## first when absent: the training, resume and edge-case tests run on the real files. Ends
 ## with passed, failed, ignored and skipped counts and each skip's reason; under CI=true a
 ## skip for anything but the hardware (no GPU) fails the test that skipped.
@@ -53,7 +54,7 @@ test: cuda-tools $(TEST_DATA)
 	$(MAKE) --no-print-directory examples doc cpu-only check-claims || { $(SUMMARY); exit 1; }
 	@$(SUMMARY)
 
-## cpu-only: the library crates without their `cuda` and `cuda-emu` features, as an embedder
+## cpu-only: the library crates without their `cuda` and `cuda-sim` features, as an embedder
 ## links them: strata-kernels builds with no C++ compiler (CC and CXX fail) and without cudarc
 ## or cc in its dependency tree, its unit tests pass, and an example trains dnn3 on the CPU
 ## linking only the library crates (it checks its own result).

@@ -1,7 +1,7 @@
 // Device helpers shared by several kernels/*.cu files: `#include "common.cuh"`.
 //
 // NVRTC is handed this file by name (strata_kernels::cuda::nvrtc, from the embedded
-// kernels/*.cuh); the CPU emulation (crates/kernels/build.rs) has kernels/ on its include path.
+// kernels/*.cuh), for GPUs and the virtual device alike.
 // Everything here is `static` or a macro, so each including file gets its own copy.
 #pragma once
 

@@ -2,7 +2,7 @@
 // 16-bit operands and accumulates in float.
 //
 // The formats, stored as raw `unsigned short` bits (no cuda_fp16.h: the arithmetic below is
-// the whole story, and it runs unchanged in the CPU emulator):
+// the whole story, and it runs unchanged on the virtual device):
 //
 //   f16  (IEEE binary16)  1 sign, 5 exponent (bias 15), 10 mantissa bits: 3-4 significant
 //                         digits, largest finite 65504, subnormals down to 2^-24

@@ -152,7 +152,7 @@ impl KernelRow {
 
 /// Times the ops behind every kernel family on `device` (tensor-level calls, so what a
 /// training step pays, launch overhead included), each for about `budget`. `small` shrinks
-/// every problem (for the emulated device, whose timings only show that each path runs).
+/// every problem (for the virtual device, whose timings only show that each path runs).
 pub fn measure_kernels(
     device: strata_tensor::Device,
     budget: Duration,

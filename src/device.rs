@@ -1,4 +1,4 @@
-//! `--device auto|cpu|cuda|cuda:N|cuda-emu|cuda-sim`.
+//! `--device auto|cpu|cuda|cuda:N|cuda-sim`.
 
 use strata_kernels::cuda::runtime::CudaDevice;
 use strata_kernels::Device;
@@ -23,13 +23,6 @@ pub fn resolve(requested: &str) -> Result<Device, String> {
             let device = other.parse::<Device>().map_err(|e| e.to_string())?;
             match device {
                 Device::Cpu => Ok(device),
-                Device::CudaEmulated => {
-                    eprintln!(
-                        "device cuda-emu: the CUDA kernels run in the CPU emulator, one thread \
-                         at a time: expect it to be far slower than --device cpu"
-                    );
-                    Ok(device)
-                }
                 Device::CudaSim => {
                     CudaDevice::open(device)
                         .map_err(|why| format!("--device {requested}: {why}"))?;
@@ -43,7 +36,7 @@ pub fn resolve(requested: &str) -> Result<Device, String> {
                 Device::Cuda(_) => CudaDevice::open(device).map(|_| device).map_err(|why| {
                     format!(
                         "--device {requested}: no usable GPU: {why}. Use --device cpu, or \
-                         --device cuda-emu to run the CUDA kernels in the CPU emulator"
+                         --device cuda-sim to run the CUDA kernels on the virtual device"
                     )
                 }),
             }

@@ -68,7 +68,7 @@ fn cuda_without_a_gpu_is_an_error_not_a_fallback() {
         message.contains("--device cuda: no usable GPU"),
         "{message}"
     );
-    assert!(message.contains("cuda-emu"), "{message}");
+    assert!(message.contains("cuda-sim"), "{message}");
     let o = strata(&["train", "dnn3", "--device", "tpu"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("unknown device"), "{}", stderr(&o));
@@ -224,12 +224,12 @@ fn a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
-fn bench_kernels_runs_every_family_on_the_emulated_device() {
+fn bench_kernels_runs_every_family_on_the_virtual_device() {
     let o = strata(&[
         "bench",
         "kernels",
         "--device",
-        "cuda-emu",
+        "cuda-sim",
         "--seconds",
         "0.001",
     ]);
@@ -253,5 +253,9 @@ fn bench_kernels_runs_every_family_on_the_emulated_device() {
     ] {
         assert!(table.contains(kernel), "no row for {kernel}:\n{table}");
     }
-    assert!(table.contains("cuda-emu"), "{table}");
+    assert!(table.contains("cuda-sim"), "{table}");
+    // The virtual device's own table: counters and roofline estimates per kernel.
+    for column in ["warp instr", "bank cf", "H100 us", "A100 us"] {
+        assert!(table.contains(column), "no {column} column:\n{table}");
+    }
 }

@@ -1,22 +1,17 @@
-//! Embeds the CUDA kernel sources and builds their CPU emulation (see `kernels/emu/cuda_emu.h`).
+//! Embeds the CUDA kernel sources and generates the twin tests' typed launchers.
 //!
-//! With neither the `cuda` nor the `cuda-emu` feature this script does nothing: a CPU-only
-//! build reads no file outside the crate and needs no C++ compiler.
+//! Without the `cuda` feature this script does nothing: a CPU-only build reads no file outside
+//! the crate.
 //!
-//! With either feature it writes, in `OUT_DIR`, `kernel_sources.rs`: every `kernels/*.cu` and
-//! `kernels/*.cuh` embedded with `include_str!` (read by `src/cuda/sources.rs`).
-//!
-//! With `cuda-emu`, for every `kernels/*.cu` file (and the test-only `kernels/emu/planted.cu`)
-//! it also parses each `extern "C" __global__ void name(params)` and generates:
-//! - `emu_<file>.cpp`: `#include "cuda_emu.h"`, the prelude, `#line 1 "kernels/<file>.cu"`,
-//!   the source verbatim (its `#include "common.cuh"` found in `kernels/`), then one
-//!   `extern "C" int emu_<name>(gx, gy, gz, bx, by, bz, params...)` launcher per kernel;
-//! - `emu_ffi.rs`: the matching Rust `extern "C"` declarations and the kernel name lists
-//!   (`EMULATED_KERNELS`, `PLANTED_KERNELS`), included by `src/cuda/emu.rs`.
-//!
-//! All of it is compiled by the `cc` crate (g++ or clang++, C++20) into one static library.
+//! With it, it checks every `extern "C" __global__ void name(params)` of `kernels/*.cu`
+//! against the kernel conventions and writes, in `OUT_DIR`:
+//! - `kernel_sources.rs`: every `kernels/*.cu` and `kernels/*.cuh` embedded with
+//!   `include_str!` (read by `src/cuda/sources.rs`);
+//! - `twin_ffi.rs`: per kernel, `<name>(gx, gy, gz, bx, by, bz, params...) -> i32`, which runs
+//!   it on the virtual device with host buffers (included by `src/cuda/twin.rs`, for the
+//!   twin tests).
 
-#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+#[cfg(feature = "cuda")]
 #[path = "src/cuda/signature.rs"]
 #[allow(dead_code)]
 mod signature;
@@ -26,9 +21,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let cuda = std::env::var_os("CARGO_FEATURE_CUDA").is_some();
-    let emulator = std::env::var_os("CARGO_FEATURE_CUDA_EMU").is_some();
-    if !cuda && !emulator {
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;
     }
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -42,17 +35,9 @@ fn main() {
     for path in product.iter().chain(&headers) {
         println!("cargo:rerun-if-changed={}", path.display());
     }
-    // Every kernel signature must follow the conventions (`extern "C"`, portable parameter
-    // types), so that parsing the embedded sources at run time cannot fail.
-    #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
-    for path in &product {
-        let shown = format!("kernels/{}", path.file_name().unwrap().to_string_lossy());
-        let src = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {shown}: {e}"));
-        signature::parse_kernels(&shown, &src).unwrap_or_else(|e| panic!("{e}"));
-    }
     write_sources(&out, &product, &headers);
-    #[cfg(feature = "cuda-emu")]
-    emulator::build(&kernels_dir, &product, &out);
+    #[cfg(feature = "cuda")]
+    twin::write(&product, &out);
 }
 
 /// The files of `dir` named `*.<extension>`, sorted.
@@ -102,8 +87,8 @@ fn write_if_changed(path: &Path, text: &str) {
     }
 }
 
-#[cfg(feature = "cuda-emu")]
-mod emulator {
+#[cfg(feature = "cuda")]
+mod twin {
     use super::signature::{parse_kernels, rust_type, Kernel};
     use super::write_if_changed;
     use std::collections::BTreeMap;
@@ -117,160 +102,31 @@ mod emulator {
         "use", "where", "while", "async", "await", "dyn", "gen", "try", "yield",
     ];
 
-    /// What the generated files declare, gathered file by file.
-    #[derive(Default)]
-    struct Generated {
-        /// The body of the `extern "C"` block of `emu_ffi.rs`.
-        ffi: String,
-        /// Kernel name -> the file that defines it (names must be unique).
-        seen: BTreeMap<String, String>,
-        product_names: Vec<String>,
-        planted_names: Vec<String>,
-        /// The `match` arms of `emu_dispatch` (product kernels only).
-        dispatch_arms: String,
-        /// The body of `twin_ffi.rs`: per product kernel, a launcher with the signature of
-        /// `emu_<kernel>` that runs it on the emulator or on the virtual device.
-        twin: String,
-    }
-
-    /// Generates the emulator's C++ and Rust for `product` (and kernels/emu/planted.cu) and
-    /// compiles the C++ into the static library `strata_kernels_emu`.
-    pub(super) fn build(kernels_dir: &Path, product: &[PathBuf], out: &Path) {
-        let emu_dir = kernels_dir.join("emu");
-        println!("cargo:rerun-if-changed={}", emu_dir.display());
-        for f in ["cuda_emu.h", "launcher.cpp", "prelude.cuh", "planted.cu"] {
-            println!("cargo:rerun-if-changed={}", emu_dir.join(f).display());
-        }
-        let prelude = read(&emu_dir.join("prelude.cuh"));
-        let planted = emu_dir.join("planted.cu");
-        let mut build = compiler(kernels_dir, &emu_dir);
-        let mut generated = Generated::default();
-        let files = product
-            .iter()
-            .map(|p| (p, true))
-            .chain(std::iter::once((&planted, false)));
-        for (path, is_product) in files {
-            let cpp = generated.add_file(path, is_product, &prelude);
-            let stem = path.file_stem().unwrap().to_string_lossy();
-            let prefix = if is_product { "emu_" } else { "emu_test_" };
-            let file = out.join(format!("{prefix}{stem}.cpp"));
-            write_if_changed(&file, &cpp);
-            build.file(&file);
-        }
-        write_if_changed(&out.join("emu_ffi.rs"), &generated.ffi_rs());
-        write_if_changed(
-            &out.join("twin_ffi.rs"),
-            &format!(
-                "// Generated by crates/kernels/build.rs from kernels/*.cu: do not edit.\n{}",
-                generated.twin
-            ),
+    /// Checks every kernel signature (so that parsing the embedded sources at run time cannot
+    /// fail, and names are unique) and writes `twin_ffi.rs`.
+    pub(super) fn write(product: &[PathBuf], out: &Path) {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut text = String::from(
+            "// Generated by crates/kernels/build.rs from kernels/*.cu: do not edit.\n",
         );
-        build.compile("strata_kernels_emu");
-    }
-
-    /// C++20 without FMA contraction (the CPU twins round every product and sum), with
-    /// kernels/emu/ and kernels/ (for `#include "common.cuh"`) on the include path.
-    fn compiler(kernels_dir: &Path, emu_dir: &Path) -> cc::Build {
-        let mut build = cc::Build::new();
-        build
-            .cpp(true)
-            .std("c++20")
-            .opt_level(2)
-            .debug(false)
-            .warnings(false)
-            .extra_warnings(false)
-            .flag("-w")
-            .flag("-ffp-contract=off")
-            .include(emu_dir)
-            .include(kernels_dir)
-            .file(emu_dir.join("launcher.cpp"));
-        build
-    }
-
-    fn read(path: &Path) -> String {
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-    }
-
-    impl Generated {
-        /// Parses one source, records its kernels and returns its `emu_<file>.cpp`.
-        fn add_file(&mut self, path: &Path, is_product: bool, prelude: &str) -> String {
-            println!("cargo:rerun-if-changed={}", path.display());
+        for path in product {
             let file_name = path.file_name().unwrap().to_string_lossy().to_string();
-            let shown = if is_product {
-                format!("kernels/{file_name}")
-            } else {
-                format!("kernels/emu/{file_name}")
-            };
-            let src = read(path);
+            let shown = format!("kernels/{file_name}");
+            let src =
+                std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {shown}: {e}"));
             let kernels = parse_kernels(&shown, &src).unwrap_or_else(|e| panic!("{e}"));
-            let mut cpp = format!(
-                "// Generated by crates/kernels/build.rs from {shown}: do not edit.\n\
-                 #include \"cuda_emu.h\"\n{prelude}\n#line 1 \"{shown}\"\n{src}\n"
-            );
             for k in &kernels {
-                if let Some(other) = self.seen.insert(k.name.clone(), shown.clone()) {
+                if let Some(other) = seen.insert(k.name.clone(), shown.clone()) {
                     panic!(
                         "kernel `{}` is defined in both {other} and {shown}: kernel names must \
                          be unique",
                         k.name
                     );
                 }
-                cpp.push_str(&launcher(k));
-                self.ffi.push_str(&ffi_decl(k));
-                if is_product {
-                    self.product_names.push(k.name.clone());
-                    self.dispatch_arms.push_str(&dispatch_arm(k));
-                    self.twin.push_str(&twin_launcher(k, &file_name));
-                } else {
-                    self.planted_names.push(k.name.clone());
-                }
+                text.push_str(&launcher(k, &file_name));
             }
-            cpp
         }
-
-        /// The whole of `emu_ffi.rs`.
-        fn ffi_rs(&self) -> String {
-            let mut ffi = format!(
-                "// Generated by crates/kernels/build.rs from kernels/*.cu: do not edit.\n\
-                 #[allow(clippy::too_many_arguments, dead_code)]\nextern \"C\" {{\n{}}}\n\n",
-                self.ffi
-            );
-            let list = |names: &[String]| {
-                names
-                    .iter()
-                    .map(|n| format!("{n:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            writeln!(
-                ffi,
-                "/// Every product kernel (`__global__` in kernels/*.cu) compiled into the emulator.\n\
-                 pub const EMULATED_KERNELS: &[&str] = &[{}];\n\
-                 /// The deliberately broken kernels of kernels/emu/planted.cu (tests only).\n\
-                 pub const PLANTED_KERNELS: &[&str] = &[{}];",
-                list(&self.product_names),
-                list(&self.planted_names)
-            )
-            .unwrap();
-            writeln!(
-                ffi,
-                "\n/// Launches product kernel `name` over `grid` x `block` with arguments checked one by one\n\
-                 /// against its declaration: `Ok(status)` from the launcher (0, or 1 with the reason in\n\
-                 /// [`last_error`]), `Err` for an unknown kernel or an argument of the wrong kind.\n\
-                 ///\n\
-                 /// # Safety\n\
-                 /// Every pointer argument must address enough elements of the declared type for the launch.\n\
-                 pub unsafe fn emu_dispatch(name: &str, grid: [u32; 3], block: [u32; 3], args: &[EmuArg]) -> Result<i32, String> {{\n\
-                 \x20   let [gx, gy, gz] = grid;\n\
-                 \x20   let [bx, by, bz] = block;\n\
-                 \x20   match name {{\n{}\
-                 \x20       _ => Err(format!(\"no kernel named {{name}} in kernels/*.cu\")),\n\
-                 \x20   }}\n}}",
-                self.dispatch_arms
-            )
-            .unwrap();
-            ffi
-        }
+        write_if_changed(&out.join("twin_ffi.rs"), &text);
     }
 
     fn rust_name(name: &str) -> String {
@@ -281,71 +137,16 @@ mod emulator {
         }
     }
 
-    fn launcher(k: &Kernel) -> String {
+    /// `<kernel>` for the twin tests: the kernel on the virtual device, each pointer a
+    /// `Guarded` buffer's (copied in and, for `T*`, back out); 0, or 1 with the reason in
+    /// `last_error`.
+    fn launcher(k: &Kernel, file: &str) -> String {
         let mut params = String::new();
-        let mut args = Vec::new();
-        for p in &k.params {
-            write!(params, ", {} {}", p.c_type, p.name).unwrap();
-            args.push(p.name.clone());
-        }
-        // A launch that ran to completion is recorded (kernels/emu/launcher.cpp), so the
-        // coverage test counts kernels executed rather than names found in test sources.
-        format!(
-            "\nextern \"C\" void strata_emu_record_launch(const char* kernel);\n\
-             extern \"C\" int emu_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, \
-             unsigned by, unsigned bz{params}) {{\n  \
-             int status = strata_emu::launch(\"{name}\", dim3{{gx, gy, gz}}, dim3{{bx, by, bz}}, \
-             [&]() {{ {name}({args}); }});\n  \
-             if (status == 0) strata_emu_record_launch(\"{name}\");\n  \
-             return status;\n}}\n",
-            name = k.name,
-            args = args.join(", ")
-        )
-    }
-
-    /// One `match` arm of `emu_dispatch`: checks the argument count, converts each argument to
-    /// the parameter's FFI type (failing on a kind mismatch) and calls the launcher.
-    fn dispatch_arm(k: &Kernel) -> String {
-        let mut args = String::new();
-        for (i, p) in k.params.iter().enumerate() {
-            let ty = rust_type(&p.c_type).unwrap();
-            let conv = match ty {
-                "i32" => "emu_arg_i32",
-                "u32" => "emu_arg_u32",
-                "u64" => "emu_arg_u64",
-                "f32" => "emu_arg_f32",
-                _ => "emu_arg_ptr",
-            };
-            let cast = if conv == "emu_arg_ptr" {
-                format!(" as {ty}")
-            } else {
-                String::new()
-            };
-            write!(args, ", {conv}(name, args, {i}, {:?})?{cast}", p.name).unwrap();
-        }
-        format!(
-            "        {name:?} => {{\n            emu_arg_count(name, args, {count})?;\n            \
-             // SAFETY: the argument count and each argument's type were checked against the\n            \
-             // kernel's declaration just above; the caller vouches for the buffers (see\n            \
-             // `emu_dispatch`).\n            \
-             Ok(unsafe {{ emu_{name}(gx, gy, gz, bx, by, bz{args}) }})\n        }}\n",
-            name = k.name,
-            count = k.params.len()
-        )
-    }
-
-    /// `emu_<kernel>` for the twin tests: the same signature as the emulator's launcher; on
-    /// the virtual device when `crate::cuda::twin::on_sim()` says so (each pointer must be a
-    /// `Guarded` buffer's, which the virtual device copies in and, for `T*`, back out).
-    fn twin_launcher(k: &Kernel, file: &str) -> String {
-        let mut params = String::new();
-        let mut names = String::new();
         let mut host = String::new();
         for p in &k.params {
             let name = rust_name(&p.name);
             let ty = rust_type(&p.c_type).unwrap();
             write!(params, ", {name}: {ty}").unwrap();
-            write!(names, ", {name}").unwrap();
             let arg = match ty {
                 "i32" => format!("HostArg::I32({name})"),
                 "u32" => format!("HostArg::U32({name})"),
@@ -357,38 +158,14 @@ mod emulator {
             write!(host, "{arg}, ").unwrap();
         }
         format!(
-            "/// `{name}` on the emulator, or on the virtual device under `STRATA_TWIN_DEVICE=cuda-sim`.\n\
-             ///\n/// # Safety\n/// As the emulator's `emu_{name}`; on the virtual device every pointer must\n\
-             /// point into a live `Guarded` buffer.\n\
+            "/// `{name}` of kernels/{file} on the virtual device; 0, or 1 with the reason in \
+             [`last_error`].\n///\n/// # Safety\n/// Every pointer must point into a live \
+             `Guarded` buffer.\n\
              #[allow(clippy::too_many_arguments, dead_code)]\n\
-             pub unsafe fn emu_{name}(gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32{params}) -> i32 {{\n\
-             \x20   #[cfg(feature = \"cuda-sim\")]\n\
-             \x20   if on_sim() {{\n\
-             \x20       // SAFETY: forwarded to the caller.\n\
-             \x20       return unsafe {{ sim_launch({file:?}, {name:?}, [gx, gy, gz], [bx, by, bz], &[{host}]) }};\n\
-             \x20   }}\n\
+             pub unsafe fn {name}(gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32{params}) -> i32 {{\n\
              \x20   // SAFETY: forwarded to the caller.\n\
-             \x20   unsafe {{ crate::cuda::emu::emu_{name}(gx, gy, gz, bx, by, bz{names}) }}\n}}\n\n",
+             \x20   unsafe {{ sim_launch({file:?}, {name:?}, [gx, gy, gz], [bx, by, bz], &[{host}]) }}\n}}\n\n",
             name = k.name
         )
-    }
-
-    fn ffi_decl(k: &Kernel) -> String {
-        let mut s = format!(
-            "    /// Emulated launch of `{}`; returns 0, or 1 with the reason in \
-             `strata_emu_last_error`.\n    pub fn emu_{}(gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32",
-            k.name, k.name
-        );
-        for p in &k.params {
-            write!(
-                s,
-                ", {}: {}",
-                rust_name(&p.name),
-                rust_type(&p.c_type).unwrap()
-            )
-            .unwrap();
-        }
-        s.push_str(") -> i32;\n");
-        s
     }
 }

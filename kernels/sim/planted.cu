@@ -113,3 +113,14 @@ extern "C" __global__ void warp_sum_without(const float* x, float* out, int gone
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     out[t] = v;
 }
+
+// Lane 0 of each warp publishes a value in shared memory, __syncwarp, and every lane of that
+// warp reads it: correct (the warp's lanes are ordered by __syncwarp), so racecheck must stay
+// quiet. blockDim.x == 64.
+extern "C" __global__ void publish_in_warp(const float* x, float* out) {
+    __shared__ float slot[2];
+    int t = threadIdx.x;
+    if ((t & 31) == 0) slot[t >> 5] = x[t];
+    __syncwarp();
+    out[t] = slot[t >> 5];
+}

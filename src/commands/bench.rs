@@ -36,7 +36,7 @@ pub struct Args {
     only: Option<String>,
     /// For `gemm`: `cpu`, `cuda` / `cuda:N` to time the CUDA GEMM ladder on a GPU, or
     /// `cuda-sim` for the ladder's counters and roofline estimates on the virtual device. For
-    /// `kernels` and `train`: cpu, cuda, cuda:N, cuda-emu or cuda-sim (which adds a table of
+    /// `kernels` and `train`: cpu, cuda, cuda:N or cuda-sim (which adds a table of
     /// each kernel's counters and its roofline estimate on an H100 and an A100).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -58,7 +58,7 @@ enum Target {
     Train,
     /// Each layer's forward and backward time in a training step, GFLOP/s and share of peak.
     Layers,
-    /// One op per kernel family on `--device` (cpu, cuda, cuda:N or cuda-emu): time, GFLOP/s
+    /// One op per kernel family on `--device` (cpu, cuda, cuda:N or cuda-sim): time, GFLOP/s
     /// and GB/s of the minimum memory traffic.
     Kernels,
 }
@@ -98,12 +98,12 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
     }
     let provenance = strata::records::Provenance::now();
     let device = strata::device::resolve(&args.device)?;
-    let emulated = matches!(device, Device::CudaEmulated | Device::CudaSim);
+    let simulated = device == Device::CudaSim;
     let mut repetitions = Vec::new();
     let mut sim_records = Vec::new();
     for _ in 0..args.repeat {
         let measure = || {
-            strata::bench::measure_kernels(device, Duration::from_secs_f64(args.seconds), emulated)
+            strata::bench::measure_kernels(device, Duration::from_secs_f64(args.seconds), simulated)
                 .map_err(|why| format!("strata bench kernels --device {device}: {why}"))
         };
         if device == Device::CudaSim {
@@ -123,15 +123,10 @@ fn bench_kernels(args: &Args) -> Result<(), String> {
         "strata bench kernels on {on}: median of {} repetitions, each the best of calls over {:.2} s",
         args.repeat, args.seconds
     );
-    if emulated {
+    if simulated {
         println!(
-            "(the {} runs the CUDA kernels on the CPU, with small problems: the times show that \
-             every path runs, not how fast a GPU is)",
-            if device == Device::CudaSim {
-                "virtual device"
-            } else {
-                "emulator"
-            }
+            "(the virtual device runs the CUDA kernels on the CPU, with small problems: the \
+             times show that every path runs, not how fast a GPU is)"
         );
     }
     println!(

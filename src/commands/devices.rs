@@ -20,8 +20,8 @@ pub fn run() -> Result<(), String> {
             println!("train on a GPU with --device cuda (or cuda:N)")
         }
         _ => println!(
-            "no GPU here: training runs on the CPU; --device cuda-emu runs the CUDA kernels \
-             in the CPU emulator (slow, for checking the CUDA path)"
+            "no GPU here: training runs on the CPU; --device cuda-sim runs the CUDA kernels \
+             on the virtual device (slow, for checking the CUDA path)"
         ),
     }
     Ok(())

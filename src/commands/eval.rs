@@ -23,8 +23,8 @@ pub struct Args {
     #[arg(long, default_value = "datasets")]
     pub data: PathBuf,
     /// Where to run: auto (a GPU if there is one, else the CPU), cpu, cuda, cuda:N, or
-    /// cuda-emu (the CUDA kernels emulated on the CPU: slow, for checking), or cuda-sim (the
-    /// kernels' PTX interpreted with memcheck, racecheck, initcheck and synccheck: slower).
+    /// cuda-sim (the virtual CUDA device: the kernels' PTX interpreted with memcheck,
+    /// racecheck, initcheck and synccheck; slow, for checking the CUDA path).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Examples per evaluation batch.

@@ -58,8 +58,8 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Where to run: auto (a GPU if there is one, else the CPU), cpu, cuda, cuda:N, or
-    /// cuda-emu (the CUDA kernels emulated on the CPU: slow, for checking), or cuda-sim (the
-    /// kernels' PTX interpreted with memcheck, racecheck, initcheck and synccheck: slower).
+    /// cuda-sim (the virtual CUDA device: the kernels' PTX interpreted with memcheck,
+    /// racecheck, initcheck and synccheck; slow, for checking the CUDA path).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Dataset [default: the one the network was published with].

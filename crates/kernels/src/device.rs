@@ -12,13 +12,10 @@ pub enum Device {
     /// CUDA device `n` (the driver's numbering): the `kernels/*.cu` kernels, compiled by NVRTC
     /// for the device's architecture on first use.
     Cuda(usize),
-    /// The same CUDA kernels run on the CPU by the emulator (`kernels/emu/cuda_emu.h`), with
-    /// "device" buffers in host memory: slow, but it exercises the whole CUDA path of every op
-    /// on a machine without a GPU.
-    CudaEmulated,
     /// The virtual CUDA device: the PTX NVRTC compiles from the same kernels, interpreted
     /// instruction by instruction (`cuda::sim`) with memcheck, racecheck, initcheck and
-    /// synccheck on every launch: slower still, but it runs the code a GPU runs.
+    /// synccheck on every launch, with "device" memory on the host: slow, but it runs the code
+    /// a GPU runs, and exercises the whole CUDA path of every op on a machine without a GPU.
     CudaSim,
 }
 
@@ -28,7 +25,7 @@ impl Device {
         rayon::current_num_threads()
     }
 
-    /// Whether tensors on this device use the CUDA kernels (a GPU or the emulator).
+    /// Whether tensors on this device use the CUDA kernels (a GPU or the virtual device).
     pub fn is_cuda(self) -> bool {
         !matches!(self, Device::Cpu)
     }
@@ -39,7 +36,6 @@ impl fmt::Display for Device {
         match self {
             Device::Cpu => f.write_str("cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
-            Device::CudaEmulated => f.write_str("cuda-emu"),
             Device::CudaSim => f.write_str("cuda-sim"),
         }
     }
@@ -65,7 +61,7 @@ impl std::error::Error for DeviceParseError {}
 impl FromStr for Device {
     type Err = DeviceParseError;
 
-    /// Accepts `cpu`, `cuda` (device 0), `cuda:N`, `cuda-emu` and `cuda-sim`. Whether a GPU is actually
+    /// Accepts `cpu`, `cuda` (device 0), `cuda:N` and `cuda-sim`. Whether a GPU is actually
     /// there is found out when the device is first used, which says why if it is not.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.trim().to_ascii_lowercase();
@@ -76,7 +72,10 @@ impl FromStr for Device {
         match lower.as_str() {
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda(0)),
-            "cuda-emu" | "cuda_emu" => Ok(Device::CudaEmulated),
+            "cuda-emu" | "cuda_emu" => Err(refuse(
+                "the C++ emulator of the CUDA kernels was retired: use cuda-sim, which runs the \
+                 kernels' PTX with memcheck, racecheck, initcheck and synccheck",
+            )),
             "cuda-sim" | "cuda_sim" => Ok(Device::CudaSim),
             _ => match lower.strip_prefix("cuda:") {
                 Some(n) => n
@@ -84,7 +83,7 @@ impl FromStr for Device {
                     .map(Device::Cuda)
                     .map_err(|_| refuse("expected cuda:N with N a device number, e.g. cuda:0")),
                 None => Err(refuse(
-                    "unknown device (expected cpu, cuda, cuda:N, cuda-emu or cuda-sim)",
+                    "unknown device (expected cpu, cuda, cuda:N or cuda-sim)",
                 )),
             },
         }
@@ -101,7 +100,6 @@ mod tests {
             Device::Cpu,
             Device::Cuda(0),
             Device::Cuda(3),
-            Device::CudaEmulated,
             Device::CudaSim,
         ] {
             assert_eq!(device.to_string().parse::<Device>(), Ok(device));
@@ -111,5 +109,7 @@ mod tests {
         assert!(bad.to_string().contains("cuda:N"), "{bad}");
         let unknown = "tpu".parse::<Device>().unwrap_err();
         assert!(unknown.to_string().contains("unknown device"), "{unknown}");
+        let retired = "cuda-emu".parse::<Device>().unwrap_err();
+        assert!(retired.to_string().contains("use cuda-sim"), "{retired}");
     }
 }

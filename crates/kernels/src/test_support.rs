@@ -1,12 +1,12 @@
 //! What the kernel tests of every op folder share: seeded random inputs, exact and bounded
-//! comparisons, and launching a kernel of `kernels/*.cu` on the CPU emulator under its watchdog.
+//! comparisons, and launching a kernel of `kernels/*.cu` on the virtual device.
 //!
 //! Bounded comparisons state their bound as `|got - want| <= tol * scale` with the scale given
 //! per element, so each test says what the error is measured against (see each op's
 //! `twin_tests.rs` for its table of tolerances).
 
-#[cfg(feature = "cuda-emu")]
-use crate::cuda::emu::{run_emulated, Guarded, DEFAULT_TIMEOUT};
+#[cfg(feature = "cuda-sim")]
+use crate::cuda::twin::Guarded;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -25,24 +25,20 @@ pub(crate) fn d(x: usize) -> u32 {
     u32::try_from(x).unwrap()
 }
 
-/// Runs `body` (one `emu::emu_*` call on the buffers in `state`) through [`run_emulated`]
-/// (serialised, under the watchdog) and hands `state` back; panics with the launch's error.
-#[cfg(feature = "cuda-emu")]
-pub(crate) fn launch<T: Send + 'static>(
-    kernel: &'static str,
-    state: T,
-    body: impl FnOnce(&mut T) -> i32 + Send + 'static,
-) -> T {
-    run_emulated(kernel, DEFAULT_TIMEOUT, move || {
-        let mut state = state;
-        let code = body(&mut state);
-        (code, state)
-    })
-    .unwrap_or_else(|e| panic!("{kernel}: {e}"))
+/// Runs `body` (one `kernels::<name>` call of [`crate::cuda::twin`] on the buffers in
+/// `state`) and hands `state` back; panics with the launch's error (memcheck, racecheck,
+/// initcheck, synccheck, deadlock or launch check).
+#[cfg(feature = "cuda-sim")]
+pub(crate) fn launch<T>(kernel: &'static str, state: T, body: impl FnOnce(&mut T) -> i32) -> T {
+    let mut state = state;
+    if body(&mut state) != 0 {
+        panic!("{kernel}: {}", crate::cuda::twin::last_error());
+    }
+    state
 }
 
 /// Panics if a kernel wrote into the guard zones of `g`.
-#[cfg(feature = "cuda-emu")]
+#[cfg(feature = "cuda-sim")]
 pub(crate) fn guard<T: bytemuck::Pod + PartialEq + std::fmt::Debug>(g: &Guarded<T>, what: &str) {
     if let Err(e) = g.check(what) {
         panic!("{e}");
@@ -78,7 +74,7 @@ pub(crate) fn same(what: &str, got: &[f32], want: &[f32]) {
     for (idx, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
             g == w || (g.is_nan() && w.is_nan()),
-            "{what}: element {idx}: emulated {g}, CPU twin {w}"
+            "{what}: element {idx}: device {g}, CPU twin {w}"
         );
     }
 }
@@ -89,7 +85,7 @@ pub(crate) fn same_bits(what: &str, got: &[f32], want: &[f32]) {
     for (idx, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
             g.to_bits() == w.to_bits(),
-            "{what}: element {idx}: emulated {g} ({:#010x}), CPU twin {w} ({:#010x})",
+            "{what}: element {idx}: device {g} ({:#010x}), CPU twin {w} ({:#010x})",
             g.to_bits(),
             w.to_bits()
         );

@@ -1,6 +1,6 @@
-//! The kernels on a real GPU against their CPU twins, at sizes the emulator cannot afford.
+//! The kernels on a real GPU against their CPU twins, at sizes the virtual device cannot afford.
 //! Where no GPU is usable the tests skip with the reason (`test_skip`, listed by `make test`):
-//! the ops' emulated twin tests (`src/<op>/twin_tests.rs`) cover the kernels on every machine.
+//! the ops' twin tests on the virtual device (`src/<op>/twin_tests.rs`) cover the kernels on every machine.
 #![cfg(feature = "cuda")]
 
 use strata_kernels::cuda::gpu::{GemmKernel, Gpu};

@@ -1,18 +1,18 @@
-//! The device runtime's launch contract, on the emulated device: arguments are checked against
+//! The device runtime's launch contract, on the virtual device: arguments are checked against
 //! the kernel's declaration in its `.cu` file before anything runs, buffers round-trip, and a
 //! kernel launched by name computes what its CPU twin computes.
-#![cfg(feature = "cuda-emu")]
+#![cfg(feature = "cuda-sim")]
 
 use strata_kernels::cuda::runtime::{CudaDevice, KernelArg, Launch};
 use strata_kernels::Device;
 
-fn emulated() -> std::sync::Arc<CudaDevice> {
-    CudaDevice::open(Device::CudaEmulated).expect("the emulated device always opens")
+fn virtual_device() -> std::sync::Arc<CudaDevice> {
+    CudaDevice::open(Device::CudaSim).expect("the virtual device opens where NVRTC is installed")
 }
 
 #[test]
 fn buffers_round_trip_and_a_launch_by_name_computes() {
-    let device = emulated();
+    let device = virtual_device();
     let x: Vec<f32> = (0..1000).map(|i| i as f32 - 500.0).collect();
     let input = device.upload(&x).unwrap();
     assert_eq!(device.download(&input).unwrap(), x);
@@ -36,7 +36,7 @@ fn buffers_round_trip_and_a_launch_by_name_computes() {
 
 #[test]
 fn a_wrong_argument_is_refused_before_the_kernel_runs() {
-    let device = emulated();
+    let device = virtual_device();
     let input = device.upload(&[1.0f32, -2.0]).unwrap();
     let mut out = device.upload(&[7.0f32, 7.0]).unwrap();
     // A float where the kernel declares `unsigned long long n`.
@@ -99,7 +99,7 @@ fn a_missing_gpu_is_an_error_that_says_why() {
 
 #[test]
 fn empty_buffers_and_oversized_launches_are_handled() {
-    let device = emulated();
+    let device = virtual_device();
     let empty = device.upload::<f32>(&[]).unwrap();
     assert!(empty.is_empty());
     assert_eq!(device.download(&empty).unwrap(), Vec::<f32>::new());

@@ -1,16 +1,16 @@
 //! Training on a CUDA device against training on the CPU: the same network, seed and batches,
-//! step by step. On the emulated device (`cuda-emu`) and the virtual device (`cuda-sim`, the
-//! kernels' PTX interpreted with every check on), both on every machine, a few steps of three
+//! step by step. On the virtual device (`cuda-sim`: the kernels' PTX interpreted with
+//! memcheck, racecheck, initcheck and synccheck on every launch), on every machine, a few steps of three
 //! networks that between them use every kernel family (convolution, both poolings' siblings,
 //! batch norm, dropout, softmax-cross-entropy, SGD with momentum and Adam); on a real GPU,
 //! when there is one, a longer run. The losses of every step and the final weights must agree
-//! within a relative 1e-4 (observed: 2e-6 or less on the emulator): the device sums in a
+//! within a relative 1e-4: the device sums in a
 //! different order (f32 block reductions, GEMM tiles), so bit-identity is not expected, but
 //! any wrong kernel or launch shows up as a difference many orders of magnitude larger.
 //!
 //! Adam's update is blind to a constant scale of the gradient, and a few SGD steps at a small
 //! learning rate move the weights too little to show one, so the gradients of one backward
-//! pass are also compared directly: every parameter's gradient on the emulated device within
+//! pass are also compared directly: every parameter's gradient on the virtual device within
 //! 2e-5 of its largest CPU element (observed: 3e-6 or less).
 
 use std::path::PathBuf;
@@ -187,69 +187,38 @@ fn compare_gradients(device: Device, network: &str, batch: usize, tolerance: f32
 }
 
 #[test]
-fn lenet5_gradients_on_the_emulated_device_match_the_cpu() {
-    // conv2d (weight, input and bias gradients), max pooling, linear, softmax-cross-entropy.
-    compare_gradients(Device::CudaEmulated, "lenet5", 4, 2e-5);
-}
-
-#[test]
-fn journey_final_gradients_on_the_emulated_device_match_the_cpu() {
-    // Batch norm in training mode, dropout, global average pooling, log-softmax and NLL.
-    compare_gradients(Device::CudaEmulated, "journey_final", 4, 2e-5);
-}
-
-#[test]
-fn mnist_mlp_gradients_on_the_emulated_device_match_the_cpu() {
-    // Transposed-weight GEMMs and bias broadcasts.
-    compare_gradients(Device::CudaEmulated, "mnist_mlp", 4, 2e-5);
-}
-
-#[test]
-fn lenet5_trains_on_the_emulated_device_as_on_the_cpu() {
-    // conv2d, max pooling, ReLU, linear layers, softmax-cross-entropy, Adam.
-    compare(Device::CudaEmulated, "lenet5", 24, 8, 1e-4);
-}
-
-#[test]
-fn journey_final_trains_on_the_emulated_device_as_on_the_cpu() {
-    // Batch norm (train and eval), dropout, SGD with momentum 0.9.
-    compare(Device::CudaEmulated, "journey_final", 8, 4, 1e-4);
-}
-
-#[test]
-fn mnist_mlp_trains_on_the_emulated_device_as_on_the_cpu() {
-    // Transposed-weight GEMMs, bias broadcasts, SGD with momentum 0.5.
-    compare(Device::CudaEmulated, "mnist_mlp", 32, 16, 1e-4);
-}
-
-#[test]
 fn lenet5_gradients_on_the_virtual_device_match_the_cpu() {
-    // The same through NVRTC's PTX, interpreted with memcheck, racecheck and initcheck.
+    // conv2d (weight, input and bias gradients), max pooling, linear, softmax-cross-entropy.
     compare_gradients(Device::CudaSim, "lenet5", 4, 2e-5);
 }
 
 #[test]
 fn journey_final_gradients_on_the_virtual_device_match_the_cpu() {
+    // Batch norm in training mode, dropout, global average pooling, log-softmax and NLL.
     compare_gradients(Device::CudaSim, "journey_final", 4, 2e-5);
 }
 
 #[test]
 fn mnist_mlp_gradients_on_the_virtual_device_match_the_cpu() {
+    // Transposed-weight GEMMs and bias broadcasts.
     compare_gradients(Device::CudaSim, "mnist_mlp", 4, 2e-5);
 }
 
 #[test]
 fn lenet5_trains_on_the_virtual_device_as_on_the_cpu() {
+    // conv2d, max pooling, ReLU, linear layers, softmax-cross-entropy, Adam.
     compare(Device::CudaSim, "lenet5", 24, 8, 1e-4);
 }
 
 #[test]
 fn journey_final_trains_on_the_virtual_device_as_on_the_cpu() {
+    // Batch norm (train and eval), dropout, SGD with momentum 0.9.
     compare(Device::CudaSim, "journey_final", 8, 4, 1e-4);
 }
 
 #[test]
 fn mnist_mlp_trains_on_the_virtual_device_as_on_the_cpu() {
+    // Transposed-weight GEMMs, bias broadcasts, SGD with momentum 0.5.
     compare(Device::CudaSim, "mnist_mlp", 32, 16, 1e-4);
 }
 

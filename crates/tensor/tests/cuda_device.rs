@@ -1,7 +1,6 @@
-//! Every op's CUDA path against its CPU path, on both CPU-hosted CUDA devices: the emulator
-//! (`cuda-emu`: the same `kernels/*.cu` sources compiled as C++) and the virtual device
-//! (`cuda-sim`: NVRTC's PTX of those sources interpreted, with memcheck, racecheck, initcheck
-//! and synccheck on every launch), reached through the same launcher code (`Tensor::to`, device buffers, argument checking, launch geometry) as on a
+//! Every op's CUDA path against its CPU path, on the virtual device (`cuda-sim`: NVRTC's PTX of
+//! the `kernels/*.cu` sources interpreted, with memcheck, racecheck, initcheck and synccheck on
+//! every launch), reached through the same launcher code (`Tensor::to`, device buffers, argument checking, launch geometry) as on a
 //! GPU. For each op the forward values and the gradient of every input must match the CPU's
 //! within a relative tolerance. Where a real GPU is present, `crates/models/tests/cuda_training.rs`
 //! trains networks on it against the CPU and `crates/kernels/tests/cuda_gpu.rs` checks the
@@ -11,7 +10,7 @@ use approx::abs_diff_eq;
 use strata_tensor::{Device, Generator, Tensor};
 
 /// The CUDA devices every test runs on.
-const DEVICES: [Device; 2] = [Device::CudaEmulated, Device::CudaSim];
+const DEVICES: [Device; 1] = [Device::CudaSim];
 
 /// Asserts |got - want| <= tolerance · max(1, |want|) for every element.
 fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
@@ -28,7 +27,7 @@ fn random(shape: &[usize], seed: u64) -> Tensor {
     Tensor::uniform(shape, -1.0, 1.0, &mut Generator::seed(seed))
 }
 
-/// Runs `f` on `inputs` on the CPU and on the emulated device, backpropagates the sum of the
+/// Runs `f` on `inputs` on the CPU and on the virtual device, backpropagates the sum of the
 /// output times a fixed random weight (so every output element gets its own gradient), and
 /// compares the outputs and every input's gradient.
 fn same_on_device(

@@ -21,12 +21,12 @@
 //!
 //! Reading order: the functions below (the portable reference, which is also the CPU path),
 //! then [`cuda`] (launching `kernels/batch_norm.cu`: one block per channel for the sums), then
-//! `twin_tests.rs`, which runs those kernels on the emulator against the functions here.
+//! `twin_tests.rs`, which runs those kernels on the virtual device against the functions here.
 
 pub mod cuda;
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod twin_tests;
 
 use rayon::prelude::*;

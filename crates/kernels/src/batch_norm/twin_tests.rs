@@ -1,4 +1,4 @@
-//! The kernels of `kernels/batch_norm.cu` run on the CPU emulator and compared with their CPU
+//! The kernels of `kernels/batch_norm.cu` run on the virtual device (NVRTC's PTX) and compared with their CPU
 //! twins in this module and with an f64 reference. Shapes are small and ragged against the
 //! blocks; grids smaller than the channel count exercise the grid-stride loops, and every
 //! guarded buffer is checked for out-of-bounds writes after every launch.
@@ -14,8 +14,7 @@
 //! | backward: grad_input          | 1e-5 | |k|(|dy|+|a|+|xhat||b|) from sums of absolute values |
 //! | backward: grad_gamma, grad_beta | 1e-5 | Σ|dy·xhat|, Σ|dy|                          |
 
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::test_support::{abs_scale, close, grid_stride_launches, guard, i, launch, random};
 use std::time::Instant;
 
@@ -169,7 +168,7 @@ fn twin_train(case: Case, eps: f32, x: &[f32], gamma: &[f32], beta: &[f32]) -> T
     t
 }
 
-fn emu_train(case: Case, eps: f32, x: &[f32], gamma: &[f32], beta: &[f32]) -> TrainOutputs {
+fn device_train(case: Case, eps: f32, x: &[f32], gamma: &[f32], beta: &[f32]) -> TrainOutputs {
     let (c, affine, grid, block) = (case.c, case.affine, case.grid, case.block);
     let state = (
         Guarded::f32(x),
@@ -190,7 +189,7 @@ fn emu_train(case: Case, eps: f32, x: &[f32], gamma: &[f32], beta: &[f32]) -> Tr
             // SAFETY: live guarded buffers of the shape's sizes; gamma/beta null (never
             // read, as the kernel promises) without affine.
             unsafe {
-                emu::emu_batch_norm_forward_train(
+                kernels::batch_norm_forward_train(
                     grid,
                     1,
                     1,
@@ -324,7 +323,7 @@ fn twin_backward(
     (tdx, wanted(tdg), wanted(tdb))
 }
 
-fn emu_backward(
+fn device_backward(
     case: Case,
     x: &[f32],
     gamma: &[f32],
@@ -355,7 +354,7 @@ fn emu_backward(
             // SAFETY: live guarded buffers of the shape's sizes; gamma / grad_gamma /
             // grad_beta null when their flag is off (the kernel promises not to touch them).
             unsafe {
-                emu::emu_batch_norm_backward(
+                kernels::batch_norm_backward(
                     grid,
                     1,
                     1,
@@ -423,16 +422,16 @@ fn batch_norm_train_and_backward_match_cpu_twin() {
         let want = train_reference(case, eps, &x, &g_of, &b_of);
         let twin = twin_train(case, eps, &x, &gamma, &beta);
         check_forward("CPU twin", &what, &want, &twin);
-        let emulated = emu_train(case, eps, &x, &gamma, &beta);
-        check_forward("emulated", &what, &want, &emulated);
+        let on_device = device_train(case, eps, &x, &gamma, &beta);
+        check_forward("virtual device", &what, &want, &on_device);
 
         // Backward, from the twin's saved statistics (the inputs both sides get).
         let dy = random(case.len(), -1.0, 1.0, seed + 3);
         let want = backward_reference(case, &x, &g_of, &twin, &dy);
         let twin_grads = twin_backward(case, &x, &gamma, &twin, &dy);
         check_backward("CPU twin", &what, &want, &twin_grads);
-        let emulated = emu_backward(case, &x, &gamma, &twin, &dy);
-        check_backward("emulated", &what, &want, &emulated);
+        let on_device = device_backward(case, &x, &gamma, &twin, &dy);
+        check_backward("virtual device", &what, &want, &on_device);
     }
     println!(
         "batch norm train/backward: {:.2} s",
@@ -440,8 +439,8 @@ fn batch_norm_train_and_backward_match_cpu_twin() {
     );
 }
 
-/// `batch_norm_forward_eval` launched on the emulator with `(grid, block)`.
-fn emu_eval(
+/// `batch_norm_forward_eval` launched on the virtual device with `(grid, block)`.
+fn device_eval(
     case: Case,
     eps: f32,
     x: &[f32],
@@ -469,7 +468,7 @@ fn emu_eval(
             // SAFETY: live guarded buffers of the shape's sizes; gamma/beta null
             // without affine.
             unsafe {
-                emu::emu_batch_norm_forward_eval(
+                kernels::batch_norm_forward_eval(
                     gx,
                     1,
                     1,
@@ -556,7 +555,7 @@ fn batch_norm_eval_matches_cpu_twin() {
             1e-6,
         );
         for (gx, block) in grid_stride_launches(len) {
-            let y = emu_eval(case, eps, &x, (&rm, &rv), &gamma, &beta, (gx, block));
+            let y = device_eval(case, eps, &x, (&rm, &rv), &gamma, &beta, (gx, block));
             close(
                 &format!("bn eval {what} grid {gx}"),
                 &y,

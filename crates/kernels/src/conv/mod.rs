@@ -34,12 +34,12 @@
 //! `weight_gradient.rs` (the batch reduction), `x86.rs` (AVX-512 variants of im2col, col2im and
 //! the weight gradient's dot products), [`cuda`] (launches of `kernels/conv.cu`), and the
 //! tests: `tests.rs` against a naive 7-loop reference, `twin_tests.rs` running
-//! `kernels/conv.cu` on the CUDA emulator against these CPU kernels.
+//! `kernels/conv.cu` on the virtual CUDA device against these CPU kernels.
 
 pub mod cuda;
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod twin_tests;
 mod weight_gradient;
 #[cfg(target_arch = "x86_64")]

@@ -1,16 +1,15 @@
-//! `kernels/conv.cu` (im2col, col2im) on the CUDA emulator against the CPU twins
+//! `kernels/conv.cu` (im2col, col2im) on the virtual CUDA device (NVRTC's PTX) against the CPU twins
 //! [`im2col`] and [`col2im`], on geometries ragged against the kernels' blocks, in both batch
 //! layouts of the cols buffer, with the intended grid and a too-small one (the grid-stride
 //! loop). Every guarded buffer is checked for out-of-bounds writes after every launch.
 //!
 //! Tolerances: against the twin, exact (equal values): both compute the same copies and the
-//! same additions in the same order (the emulator compiles with -ffp-contract=off, as Rust
-//! never contracts). Against the adjoint identity `<im2col x, C> = <x, col2im C>` in f64,
+//! same additions in the same order (NVRTC compiles conv.cu with `--fmad=false`, as Rust never
+//! contracts). Against the adjoint identity `<im2col x, C> = <x, col2im C>` in f64,
 //! `1e-5` relative to `Σ|x||C|`.
 
 use super::{col2im, im2col, Conv2dGeometry};
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::test_support::{d, grid_stride_launches, guard, i, launch, random, same};
 use std::time::Instant;
 
@@ -63,13 +62,13 @@ fn image_cols(cols: &[f32], b: usize, ld: usize, cbs: usize, k: usize, p: usize)
         .collect()
 }
 
-/// Calls the emulated kernel `emu::$kernel` on a grid of `gx` x `gy` blocks (`gy` = images) of
+/// Calls kernel `$kernel` on the virtual device on a grid of `gx` x `gy` blocks (`gy` = images) of
 /// `block` threads, with the geometry parameters of `g` (`cin, h, w, kh, kw, sh, sw, ph, pw,
 /// oh, ow`) and then the kernel's own.
-macro_rules! emu_conv {
+macro_rules! device_conv {
     ($kernel:ident, ($gx:expr, $gy:expr, $block:expr), $g:expr, $($rest:expr),+) => {{
         let g: Conv2dGeometry = $g;
-        emu::$kernel(
+        kernels::$kernel(
             $gx,
             $gy,
             1,
@@ -92,7 +91,7 @@ macro_rules! emu_conv {
     }};
 }
 
-fn emu_im2col(
+fn device_im2col(
     g: &Conv2dGeometry,
     images: &[f32],
     ld: usize,
@@ -109,8 +108,8 @@ fn emu_im2col(
     let (x, cols) = launch("im2col", state, move |(x, cols)| {
         // SAFETY: live guarded buffers: batch images, and cols covering every (b, r, q).
         unsafe {
-            emu_conv!(
-                emu_im2col,
+            device_conv!(
+                im2col,
                 (gx, gy, block),
                 gg,
                 x.ptr(),
@@ -125,7 +124,7 @@ fn emu_im2col(
     cols.as_slice().to_vec()
 }
 
-fn emu_col2im(
+fn device_col2im(
     g: &Conv2dGeometry,
     cols: &[f32],
     ld: usize,
@@ -138,18 +137,8 @@ fn emu_col2im(
     let gg = *g;
     let (gy, ldi, cbsi) = (d(g.batch), i(ld), i(cbs));
     let (c, x) = launch("col2im", state, move |(c, x)| {
-        // SAFETY: live guarded buffers, as in emu_im2col.
-        unsafe {
-            emu_conv!(
-                emu_col2im,
-                (gx, gy, block),
-                gg,
-                c.ptr(),
-                ldi,
-                cbsi,
-                x.mut_ptr()
-            )
-        }
+        // SAFETY: live guarded buffers, as in device_im2col.
+        unsafe { device_conv!(col2im, (gx, gy, block), gg, c.ptr(), ldi, cbsi, x.mut_ptr()) }
     });
     guard(&c, "col2im cols");
     guard(&x, "col2im images");
@@ -175,7 +164,7 @@ fn im2col_and_col2im_match_cpu_twin_and_are_adjoint() {
             let len = (g.batch - 1) * cbs + (k - 1) * ld + p;
             let what = format!("geometry {gi} {g:?} ld {ld} batch stride {cbs}");
             for (gx, block) in grid_stride_launches(k * p) {
-                let cols = emu_im2col(g, &images, ld, cbs, gx, block);
+                let cols = device_im2col(g, &images, ld, cbs, gx, block);
                 for (b, twin) in twin_cols.iter().enumerate() {
                     let got = image_cols(&cols, b, ld, cbs, k, p);
                     same(&format!("im2col {what} image {b} grid {gx}"), &got, twin);
@@ -200,7 +189,7 @@ fn im2col_and_col2im_match_cpu_twin_and_are_adjoint() {
                 }
             }
             for (gx, block) in grid_stride_launches(img_len) {
-                let got = emu_col2im(g, &dcols, ld, cbs, &start_images, gx, block);
+                let got = device_col2im(g, &dcols, ld, cbs, &start_images, gx, block);
                 same(&format!("col2im {what} grid {gx}"), &got, &twin);
                 let rhs: f64 = images
                     .iter()

@@ -1,19 +1,15 @@
-//! Every product kernel of kernels/*.cu runs in some twin test (`src/<op>/twin_tests.rs`), on
-//! the emulator and on the virtual device, counted from launches that ran, not from names in
-//! sources.
+//! Every product kernel of kernels/*.cu runs in some twin test (`src/<op>/twin_tests.rs`) on
+//! the virtual device, counted from launches that ran, not from names in sources.
 
 use super::sources::kernel_names;
+use super::twin::SIM_LAUNCH_LOG;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-/// Environment variable naming the file the emulator's launchers append completed kernels to
-/// (see `strata_emu_record_launch` in kernels/emu/launcher.cpp).
-const LAUNCH_LOG: &str = "STRATA_EMU_LAUNCH_LOG";
-
-/// Runs this test binary again, in a child process, on the twin tests alone (the filter
-/// `twin_tests`) with [`LAUNCH_LOG`] naming a fresh file; each generated `emu_<kernel>`
-/// launcher appends its kernel's name there after a launch that ran to completion. Every
-/// kernel declared in kernels/*.cu must be in that file.
+/// Every kernel's NVRTC PTX runs on the virtual device (with memcheck, racecheck, initcheck
+/// and synccheck) in the twin tests and matches its CPU twin. The twin tests run again in a
+/// child process with [`SIM_LAUNCH_LOG`] naming a fresh file, to which each launch that ran to
+/// completion appends its kernel's name; every kernel declared in kernels/*.cu must be there.
 ///
 /// The child makes the count deterministic (libtest runs this process's tests in no set
 /// order, so a set collected here could miss twin tests not yet run) and honest (a kernel
@@ -21,18 +17,8 @@ const LAUNCH_LOG: &str = "STRATA_EMU_LAUNCH_LOG";
 /// longer launches its kernel leaves the kernel out and fails this test by name). It costs
 /// one more run of the twin tests.
 #[test]
-fn every_kernel_is_launched_by_a_twin_test() {
-    let launched = twin_launches(LAUNCH_LOG, &[]);
-    check_every_kernel("launched by the twin tests on the emulator", &launched);
-}
-
-/// The same on the virtual device: every kernel's NVRTC PTX runs (with memcheck, racecheck,
-/// initcheck and synccheck) in the twin tests and matches its CPU twin.
-#[cfg(feature = "cuda-sim")]
-#[test]
 fn every_kernel_runs_on_the_virtual_device_against_its_cpu_twin() {
-    use super::twin::{SIM_LAUNCH_LOG, TWIN_DEVICE};
-    let launched = twin_launches(SIM_LAUNCH_LOG, &[(TWIN_DEVICE, "cuda-sim")]);
+    let launched = twin_launches(SIM_LAUNCH_LOG, &[]);
     check_every_kernel("run on cuda-sim (NVRTC's PTX) by the twin tests", &launched);
 }
 

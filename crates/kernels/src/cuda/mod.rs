@@ -4,12 +4,12 @@
 //! - [`nvrtc`]: compiles a source to PTX or CUBIN with NVRTC (loaded at run time), cached.
 //! - [`ptxas`]: assembles PTX with `ptxas` for a register / shared memory / spill report.
 //! - [`device`]: a probe for the CUDA driver and devices that never panics.
-//! - [`emu`]: the same kernels compiled for the CPU (kernels/emu/cuda_emu.h) and a watchdog.
-//! - [`runtime`]: device buffers and kernel launches, on a GPU or the emulator.
+//! - [`sim`]: the virtual CUDA device: NVRTC's PTX interpreted with sanitizers and metrics.
+//! - [`runtime`]: device buffers and kernel launches, on a GPU or the virtual device.
 //!
 //! Features: `cuda` brings [`device`], [`gpu`], [`nvrtc`] and [`ptxas`] (cudarc and the
-//! driver); `cuda-emu` brings [`emu`] (a C++ build of the kernels); either embeds the sources
-//! ([`sources`], [`signature`]). [`runtime`] is there in every build, so code
+//! driver) and embeds the sources ([`sources`], [`signature`]); `cuda-sim` adds [`sim`].
+//! [`runtime`] is there in every build, so code
 //! written against them needs no `cfg`: opening a device whose feature is off is an `Err`
 //! that names the feature.
 //!
@@ -18,8 +18,6 @@
 
 #[cfg(feature = "cuda")]
 pub mod device;
-#[cfg(feature = "cuda-emu")]
-pub mod emu;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 #[cfg(feature = "cuda")]
@@ -27,16 +25,16 @@ pub mod nvrtc;
 #[cfg(feature = "cuda")]
 pub mod ptxas;
 pub mod runtime;
-#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+#[cfg(feature = "cuda")]
 pub mod signature;
 #[cfg(feature = "cuda-sim")]
 pub mod sim;
-#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+#[cfg(feature = "cuda")]
 pub mod sources;
 
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod coverage_tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 pub(crate) mod twin;
 
 #[cfg(feature = "cuda")]

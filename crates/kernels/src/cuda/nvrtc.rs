@@ -150,7 +150,7 @@ pub fn compile(file: &str, source: &str, target: Target) -> Result<Compiled, Str
     let name = CString::new(shown.clone()).unwrap();
     // Fused multiply-adds only in the GEMMs, which live on FMA throughput and are compared
     // with their CPU twins within a tolerance. Everywhere else products and sums are rounded
-    // separately, as the CPU twins and the emulator round them, so that elementwise ops,
+    // separately, as the CPU twins round them, so that elementwise ops,
     // optimizer steps and batch norm can match the CPU bit for bit.
     let fmad = matches!(file, "gemm.cu" | "half_precision.cu");
     let mut options = vec!["--std=c++17".to_string(), format!("--fmad={fmad}")];

@@ -1,31 +1,30 @@
 //! Device memory and kernel launches for tensors that live on a CUDA device.
 //!
 //! A [`CudaDevice`] is either a real GPU (cudarc, the kernels compiled by NVRTC for its exact
-//! architecture) or the emulator ([`Device::CudaEmulated`]), which runs the very same
-//! `kernels/*.cu` sources on the CPU with buffers in host memory. Both take the same launch:
+//! architecture) or the virtual device ([`Device::CudaSim`]), which interprets the PTX NVRTC
+//! compiles from the very same `kernels/*.cu` sources, with buffers in its own device memory
+//! and every launch checked (memcheck, racecheck, initcheck, synccheck). Both take the same launch:
 //! a kernel name, a grid, a block and a list of [`KernelArg`]s, checked argument by argument
 //! against the kernel's declaration in its `.cu` file before anything runs, so a launcher
 //! that passes a float where the kernel expects an int fails with a message instead of
 //! corrupting memory. The tensor crate builds its CUDA ops on [`CudaDevice::launch`]; tests
-//! drive the whole training path through the emulator on machines without a GPU.
+//! drive the whole training path through the virtual device on machines without a GPU.
 //!
-//! Each backend is behind its feature (`cuda`, `cuda-emu`); this API is compiled in every
+//! Each backend is behind its feature (`cuda`, `cuda-sim`); this API is compiled in every
 //! build, and [`CudaDevice::open`] of a device whose feature is off says which feature it needs.
 
 // Built with neither feature, `Backend` has no variants: no `CudaDevice` can exist, and every
 // method body below stops at an empty `match`.
 #![cfg_attr(
-    not(any(feature = "cuda", feature = "cuda-emu")),
+    not(feature = "cuda"),
     allow(unreachable_code, unused_mut, unused_variables)
 )]
 
-#[cfg(feature = "cuda-emu")]
-use super::emu::{self, EmuArg};
 #[cfg(feature = "cuda")]
 use super::gpu::Gpu;
 #[cfg(feature = "cuda-sim")]
 use super::sim::{ArgValue, Simulator};
-#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+#[cfg(feature = "cuda")]
 use super::sources;
 use crate::Device;
 #[cfg(feature = "cuda")]
@@ -44,7 +43,7 @@ impl Element for i32 {}
 impl Element for u32 {}
 impl Element for u16 {}
 
-/// A buffer of `T` in a device's memory (host memory for the emulator).
+/// A buffer of `T` in a device's memory (the virtual device's own memory for `cuda-sim`).
 pub struct DeviceBuffer<T: Element> {
     repr: Repr<T>,
     /// Elements the buffer holds. A GPU allocation is never empty (`cuMemAlloc` refuses zero
@@ -56,14 +55,11 @@ enum Repr<T: Element> {
     /// The elements' bytes in GPU memory (at least one element's worth).
     #[cfg(feature = "cuda")]
     Gpu(CudaSlice<u8>),
-    #[cfg(feature = "cuda-emu")]
-    Emulated(Vec<T>),
     /// The address of an allocation of the virtual device ([`Simulator::global`]), holding
     /// at least one element.
     #[cfg(feature = "cuda-sim")]
     Simulated(u64),
-    /// Keeps `T` in the type when the emulator is compiled out; has no values.
-    #[cfg(not(feature = "cuda-emu"))]
+    /// Keeps `T` in the type in every build; has no values.
     _Never(std::convert::Infallible, std::marker::PhantomData<T>),
 }
 
@@ -94,11 +90,8 @@ impl<T: Element> std::fmt::Debug for DeviceBuffer<T> {
         let place: &str = match self.repr {
             #[cfg(feature = "cuda")]
             Repr::Gpu(_) => "gpu",
-            #[cfg(feature = "cuda-emu")]
-            Repr::Emulated(_) => "emulated",
             #[cfg(feature = "cuda-sim")]
             Repr::Simulated(_) => "simulated",
-            #[cfg(not(feature = "cuda-emu"))]
             Repr::_Never(never, _) => match never {},
         };
         write!(
@@ -194,7 +187,7 @@ pub fn check_int_sizes(op: &str, sizes: &[usize]) -> Result<(), String> {
 }
 
 /// Where a kernel is declared and its parameters' C types, for every `kernels/*.cu` kernel.
-#[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+#[cfg(feature = "cuda")]
 fn signatures() -> &'static HashMap<String, (&'static str, Vec<String>)> {
     static SIGNATURES: OnceLock<HashMap<String, (&'static str, Vec<String>)>> = OnceLock::new();
     SIGNATURES.get_or_init(|| {
@@ -213,13 +206,11 @@ fn signatures() -> &'static HashMap<String, (&'static str, Vec<String>)> {
 enum Backend {
     #[cfg(feature = "cuda")]
     Gpu(Gpu),
-    #[cfg(feature = "cuda-emu")]
-    Emulated,
     #[cfg(feature = "cuda-sim")]
     Simulated(&'static Simulator),
 }
 
-/// A CUDA device tensors can live on: a GPU, or the CPU emulation of one.
+/// A CUDA device tensors can live on: a GPU, or the virtual device.
 pub struct CudaDevice {
     device: Device,
     backend: Backend,
@@ -230,8 +221,6 @@ impl std::fmt::Debug for CudaDevice {
         match self.backend {
             #[cfg(feature = "cuda")]
             Backend::Gpu(ref gpu) => write!(f, "{gpu:?}"),
-            #[cfg(feature = "cuda-emu")]
-            Backend::Emulated => write!(f, "cuda-emu (CUDA kernels emulated on the CPU)"),
             #[cfg(feature = "cuda-sim")]
             Backend::Simulated(sim) => write!(
                 f,
@@ -249,7 +238,7 @@ fn copy_error(what: &str, e: impl std::fmt::Debug) -> String {
 }
 
 /// Why `device` cannot be opened in a build without `feature`.
-#[cfg(not(all(feature = "cuda", feature = "cuda-emu", feature = "cuda-sim")))]
+#[cfg(not(all(feature = "cuda", feature = "cuda-sim")))]
 fn compiled_out(device: Device, feature: &str) -> String {
     format!(
         "{device}: strata-kernels was built without its `{feature}` feature (enable it, e.g. \
@@ -277,10 +266,6 @@ impl CudaDevice {
             }
             #[cfg(not(feature = "cuda"))]
             Device::Cuda(_) => return Err(compiled_out(device, "cuda")),
-            #[cfg(feature = "cuda-emu")]
-            Device::CudaEmulated => Backend::Emulated,
-            #[cfg(not(feature = "cuda-emu"))]
-            Device::CudaEmulated => return Err(compiled_out(device, "cuda-emu")),
             #[cfg(feature = "cuda-sim")]
             Device::CudaSim => {
                 // The kernels are NVRTC's PTX: without NVRTC there is nothing to run.
@@ -312,8 +297,6 @@ impl CudaDevice {
                     .clone_htod(bytemuck::cast_slice::<T, u8>(values))
                     .map_err(|e| copy_error("host-to-device copy", e))?,
             ),
-            #[cfg(feature = "cuda-emu")]
-            Backend::Emulated => Repr::Emulated(values.to_vec()),
             #[cfg(feature = "cuda-sim")]
             Backend::Simulated(sim) => {
                 let bytes = bytemuck::cast_slice::<T, u8>(values);
@@ -343,8 +326,6 @@ impl CudaDevice {
                         .map_err(|e| copy_error(&format!("allocating {len} elements"), e))?,
                 )
             }
-            #[cfg(feature = "cuda-emu")]
-            Backend::Emulated => Repr::Emulated(vec![T::default(); len]),
             #[cfg(feature = "cuda-sim")]
             Backend::Simulated(sim) => {
                 let bytes = (len.max(1) as u64)
@@ -372,8 +353,6 @@ impl CudaDevice {
                     values.truncate(buffer.len);
                     Ok(values)
                 }
-                #[cfg(feature = "cuda-emu")]
-                Backend::Emulated => Err(self.foreign()),
                 #[cfg(feature = "cuda-sim")]
                 Backend::Simulated(_) => Err(self.foreign()),
             },
@@ -383,9 +362,6 @@ impl CudaDevice {
                 Simulator::global().read(ptr, bytemuck::cast_slice_mut::<T, u8>(&mut values))?;
                 Ok(values)
             }
-            #[cfg(feature = "cuda-emu")]
-            Repr::Emulated(ref values) => Ok(values.clone()),
-            #[cfg(not(feature = "cuda-emu"))]
             Repr::_Never(never, _) => match never {},
         }
     }
@@ -402,8 +378,6 @@ impl CudaDevice {
                     .clone_dtod(slice)
                     .map_err(|e| copy_error("device-to-device copy", e))?,
             ),
-            #[cfg(feature = "cuda-emu")]
-            (Backend::Emulated, Repr::Emulated(values)) => Repr::Emulated(values.clone()),
             #[cfg(feature = "cuda-sim")]
             (Backend::Simulated(sim), Repr::Simulated(src)) => {
                 let bytes = (buffer.len.max(1) * std::mem::size_of::<T>()) as u64;
@@ -411,9 +385,8 @@ impl CudaDevice {
                 sim.copy(ptr, *src, bytes)?;
                 Repr::Simulated(ptr)
             }
-            #[cfg(not(feature = "cuda-emu"))]
             (_, Repr::_Never(never, _)) => match *never {},
-            #[cfg(any(all(feature = "cuda", feature = "cuda-emu"), feature = "cuda-sim"))]
+            #[cfg(feature = "cuda-sim")]
             _ => return Err(self.foreign()),
         };
         Ok(DeviceBuffer {
@@ -422,21 +395,19 @@ impl CudaDevice {
         })
     }
 
-    /// Waits until every launch and copy queued on this device has finished (the emulator
+    /// Waits until every launch and copy queued on this device has finished (the virtual device
     /// finishes each launch before returning, so there it has nothing to wait for).
     pub fn synchronize(&self) -> Result<(), String> {
         match self.backend {
             #[cfg(feature = "cuda")]
             Backend::Gpu(ref gpu) => gpu.synchronize(),
-            #[cfg(feature = "cuda-emu")]
-            Backend::Emulated => Ok(()),
             #[cfg(feature = "cuda-sim")]
             Backend::Simulated(_) => Ok(()),
         }
     }
 
     /// A buffer of the other backend (only a build with both can have one).
-    #[cfg(any(all(feature = "cuda", feature = "cuda-emu"), feature = "cuda-sim"))]
+    #[cfg(feature = "cuda-sim")]
     fn foreign(&self) -> String {
         format!(
             "{}: a buffer of another device was passed to it",
@@ -447,7 +418,7 @@ impl CudaDevice {
     /// Runs kernel `name` (any `__global__` of `kernels/*.cu`) over `launch` with `args`.
     /// The arguments are checked against the kernel's declaration first (count, and the C
     /// type of each); every buffer must belong to this device. On a GPU the launch is queued
-    /// on the device's stream; the emulator runs it before returning.
+    /// on the device's stream; the virtual device runs it before returning.
     ///
     /// The caller must size every buffer for what the kernel reads and writes under `launch`:
     /// that contract lives in each kernel's comment and cannot be checked here.
@@ -459,15 +430,13 @@ impl CudaDevice {
         match self.backend {
             #[cfg(feature = "cuda")]
             Backend::Gpu(ref gpu) => self.launch_gpu(gpu, file, name, launch, args),
-            #[cfg(feature = "cuda-emu")]
-            Backend::Emulated => self.launch_emulated(file, name, launch, args),
             #[cfg(feature = "cuda-sim")]
             Backend::Simulated(sim) => self.launch_simulated(sim, file, name, launch, args),
         }
     }
 
     /// The file that declares kernel `name`, if `args` match its parameters in count and C type.
-    #[cfg(any(feature = "cuda", feature = "cuda-emu"))]
+    #[cfg(feature = "cuda")]
     fn check_arguments(&self, name: &str, args: &[KernelArg]) -> Result<&'static str, String> {
         let (file, params) = signatures()
             .get(name)
@@ -491,7 +460,7 @@ impl CudaDevice {
     }
 
     /// Without a backend there is no device to launch on (nor kernels to check against).
-    #[cfg(not(any(feature = "cuda", feature = "cuda-emu")))]
+    #[cfg(not(feature = "cuda"))]
     fn check_arguments(&self, name: &str, args: &[KernelArg]) -> Result<&'static str, String> {
         match self.backend {}
     }
@@ -511,11 +480,8 @@ impl CudaDevice {
             ($buffer:expr) => {
                 match &$buffer.repr {
                     Repr::Gpu(slice) => slice,
-                    #[cfg(feature = "cuda-emu")]
-                    Repr::Emulated(_) => return Err(self.foreign()),
                     #[cfg(feature = "cuda-sim")]
                     Repr::Simulated(_) => return Err(self.foreign()),
-                    #[cfg(not(feature = "cuda-emu"))]
                     Repr::_Never(never, _) => match *never {},
                 }
             };
@@ -524,11 +490,8 @@ impl CudaDevice {
             ($buffer:expr) => {
                 match &mut $buffer.repr {
                     Repr::Gpu(slice) => slice,
-                    #[cfg(feature = "cuda-emu")]
-                    Repr::Emulated(_) => return Err(self.foreign()),
                     #[cfg(feature = "cuda-sim")]
                     Repr::Simulated(_) => return Err(self.foreign()),
-                    #[cfg(not(feature = "cuda-emu"))]
                     Repr::_Never(never, _) => match *never {},
                 }
             };
@@ -558,59 +521,6 @@ impl CudaDevice {
         unsafe { builder.launch(config) }
             .map(|_| ())
             .map_err(|e| copy_error(&format!("launching {name}"), e))
-    }
-
-    #[cfg(feature = "cuda-emu")]
-    fn launch_emulated(
-        &self,
-        file: &str,
-        name: &str,
-        launch: Launch,
-        args: &mut [KernelArg],
-    ) -> Result<(), String> {
-        let mut emu_args = Vec::with_capacity(args.len());
-        macro_rules! ptr {
-            ($buffer:expr) => {
-                match &$buffer.repr {
-                    Repr::Emulated(values) => EmuArg::Ptr(values.as_ptr() as *mut std::ffi::c_void),
-                    #[cfg(feature = "cuda")]
-                    Repr::Gpu(_) => return Err(self.foreign()),
-                    #[cfg(feature = "cuda-sim")]
-                    Repr::Simulated(_) => return Err(self.foreign()),
-                }
-            };
-        }
-        macro_rules! ptr_mut {
-            ($buffer:expr) => {
-                match &mut $buffer.repr {
-                    Repr::Emulated(values) => {
-                        EmuArg::Ptr(values.as_mut_ptr() as *mut std::ffi::c_void)
-                    }
-                    #[cfg(feature = "cuda")]
-                    Repr::Gpu(_) => return Err(self.foreign()),
-                    #[cfg(feature = "cuda-sim")]
-                    Repr::Simulated(_) => return Err(self.foreign()),
-                }
-            };
-        }
-        for arg in args.iter_mut() {
-            emu_args.push(match arg {
-                KernelArg::I32(v) => EmuArg::I32(*v),
-                KernelArg::U64(v) => EmuArg::U64(*v),
-                KernelArg::F32(v) => EmuArg::F32(*v),
-                KernelArg::F32s(b) => ptr!(b),
-                KernelArg::F32sMut(b) => ptr_mut!(b),
-                KernelArg::I32s(b) => ptr!(b),
-                KernelArg::U32s(b) => ptr!(b),
-                KernelArg::U32sMut(b) => ptr_mut!(b),
-                KernelArg::U16s(b) => ptr!(b),
-                KernelArg::U16sMut(b) => ptr_mut!(b),
-            });
-        }
-        // SAFETY: the pointers come from live host buffers borrowed for this call (the mutable
-        // ones exclusively); their sizes are the caller's contract, as on a GPU.
-        unsafe { emu::launch_by_name(name, launch.grid, launch.block, &emu_args) }
-            .map_err(|e| format!("{}: kernel {name} (kernels/{file}): {e}", self.device))
     }
 }
 
@@ -669,14 +579,14 @@ mod tests {
                 "{err}"
             );
         }
-        #[cfg(not(feature = "cuda-emu"))]
+        #[cfg(not(feature = "cuda-sim"))]
         {
-            let err = CudaDevice::open(Device::CudaEmulated).unwrap_err();
-            assert!(err.contains("`cuda-emu` feature"), "{err}");
+            let err = CudaDevice::open(Device::CudaSim).unwrap_err();
+            assert!(err.contains("`cuda-sim` feature"), "{err}");
         }
-        #[cfg(feature = "cuda-emu")]
+        #[cfg(feature = "cuda-sim")]
         {
-            let device = CudaDevice::open(Device::CudaEmulated).unwrap();
+            let device = CudaDevice::open(Device::CudaSim).unwrap();
             let bits = [0u16, 1, 0x7c00, 0xffff];
             let buffer = device.upload(&bits).unwrap();
             assert_eq!(device.download(&buffer).unwrap(), bits);

@@ -1,9 +1,9 @@
 //! Parsing `extern "C" __global__ void name(type a, type b, ...)` out of a `.cu` source.
 //!
-//! Shared by the library (kernel names per file) and by `build.rs` (which includes this file
-//! with `#[path]` to generate the emulator's launch wrappers and Rust FFI declarations), so
-//! both always agree on what a kernel is. The accepted parameter types are the ones the
-//! kernel conventions allow (see `kernels/emu/README.md`).
+//! Shared by the library (kernel names per file, argument checks) and by `build.rs` (which
+//! includes this file with `#[path]` to check every signature and to generate the twin tests'
+//! typed launchers), so both always agree on what a kernel is. The accepted parameter types
+//! are the portable ones of [`PARAM_TYPES`].
 
 /// One kernel parameter: its C type (normalised, e.g. `const float*`) and name.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -235,5 +235,5 @@ pub fn dropout_forward(seed: u64, p: f32, x: &[f32], y: &mut [f32]) {
 
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod twin_tests;

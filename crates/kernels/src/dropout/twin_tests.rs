@@ -1,10 +1,9 @@
-//! `dropout_mask` and `dropout_forward` of kernels/dropout.cu run on the CPU emulator
-//! (kernels/emu/cuda_emu.h) against their CPU twins in [`crate::dropout`]: identical bits for
+//! `dropout_mask` and `dropout_forward` of kernels/dropout.cu run on the virtual
+//! device (NVRTC's PTX, `cuda::sim`, every check on) against their CPU twins in [`crate::dropout`]: identical bits for
 //! the mask and the output, ragged lengths against the groups of four, and a grid smaller than
 //! the work for the grid-stride loop. Every guarded buffer is checked for out-of-bounds writes.
 
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::dropout;
 use crate::test_support::{d, guard, i, launch, random, same_bits};
 use std::time::Instant;
@@ -38,7 +37,7 @@ fn dropout_kernels_draw_the_cpu_twins_mask_bit_for_bit() {
                     let (mask,) = launch("dropout_mask", state, move |(mask,)| {
                         // SAFETY: a live guarded buffer of n floats.
                         unsafe {
-                            emu::emu_dropout_mask(
+                            kernels::dropout_mask(
                                 gx,
                                 1,
                                 1,
@@ -67,7 +66,7 @@ fn dropout_kernels_draw_the_cpu_twins_mask_bit_for_bit() {
                     let (gx_, y, mask) = launch("dropout_forward", state, move |(x, y, mask)| {
                         // SAFETY: live guarded buffers of n floats.
                         unsafe {
-                            emu::emu_dropout_forward(
+                            kernels::dropout_forward(
                                 gx,
                                 1,
                                 1,

@@ -286,7 +286,7 @@ pub fn kernel_layout(
     (out_shape, out_strides)
 }
 
-#[cfg(all(test, any(feature = "cuda", feature = "cuda-emu")))]
+#[cfg(all(test, feature = "cuda"))]
 mod tests {
     use super::*;
 

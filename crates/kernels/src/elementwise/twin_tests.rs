@@ -1,17 +1,16 @@
-//! `unary_*` and `binary_*` of kernels/elementwise.cu run on the CPU emulator
-//! (kernels/emu/cuda_emu.h) against their CPU twins in [`crate::elementwise`] and an f64
+//! `unary_*` and `binary_*` of kernels/elementwise.cu run on the virtual
+//! device (NVRTC's PTX, `cuda::sim`, every check on) against their CPU twins in [`crate::elementwise`] and an f64
 //! reference, over contiguous, transposed, broadcast and offset views up to 6-D, with grids too
 //! small for n (the grid-stride loop) and ragged last blocks. Every guarded buffer is checked
 //! for out-of-bounds writes.
 //!
-//! | op                   | vs f64 reference (emulated kernel and CPU twin alike)  |
+//! | op                   | vs f64 reference (device kernel and CPU twin alike)    |
 //! |----------------------|--------------------------------------------------------|
 //! | every unary, binary  | tol [`REL_TOL`], scale max(|ref|, 1)                   |
 //!
 //! (f32 libm functions are within a few ulp of the f64 reference.)
 
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::elementwise::cuda::{binary_code, unary_code, ALL_BINARY, ALL_UNARY};
 use crate::elementwise::{self, binary_scalar, BinaryOp, UnaryOp};
 use crate::strided::{contiguous_strides, numel, Strided};
@@ -86,7 +85,7 @@ fn ints(v: &[usize]) -> Guarded<i32> {
     Guarded::new(&v.iter().map(|&s| s as i32).collect::<Vec<_>>(), i32::MIN)
 }
 
-fn emu_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> Vec<f32> {
+fn device_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> Vec<f32> {
     let n = numel(shape);
     let (code, p) = unary_code(op);
     let xs = Guarded::f32(&x.data);
@@ -103,7 +102,7 @@ fn emu_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> V
         // the kernel reads (n elements, ndim dims).
         unsafe {
             if contiguous {
-                emu::emu_unary_contiguous(
+                kernels::unary_contiguous(
                     grid,
                     1,
                     1,
@@ -117,7 +116,7 @@ fn emu_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> V
                     p,
                 )
             } else {
-                emu::emu_unary_strided(
+                kernels::unary_strided(
                     grid,
                     1,
                     1,
@@ -142,7 +141,7 @@ fn emu_unary(op: UnaryOp, shape: &[usize], x: &View, grid: u32, block: u32) -> V
     out.as_slice().to_vec()
 }
 
-fn emu_binary(
+fn device_binary(
     op: BinaryOp,
     shape: &[usize],
     a: &View,
@@ -166,7 +165,7 @@ fn emu_binary(
         // SAFETY: live guarded buffers owned by this closure, of the sizes the kernel reads.
         unsafe {
             if contiguous {
-                emu::emu_binary_contiguous(
+                kernels::binary_contiguous(
                     grid,
                     1,
                     1,
@@ -180,7 +179,7 @@ fn emu_binary(
                     code,
                 )
             } else {
-                emu::emu_binary_strided(
+                kernels::binary_strided(
                     grid,
                     1,
                     1,
@@ -249,9 +248,9 @@ fn elementwise_unary_matches_cpu_twin() {
             compare(&format!("CPU twin {op:?} {shape:?}"), &twin, &want);
             // A grid too small for n exercises the grid-stride loop; the last block is ragged.
             for (grid, block) in [(3, 128), (n.div_ceil(96) as u32, 96)] {
-                let got = emu_unary(op, &shape, &x, grid, block);
+                let got = device_unary(op, &shape, &x, grid, block);
                 compare(
-                    &format!("emulated {op:?} {shape:?} grid {grid} block {block}"),
+                    &format!("cuda-sim {op:?} {shape:?} grid {grid} block {block}"),
                     &got,
                     &want,
                 );
@@ -307,8 +306,8 @@ fn elementwise_binary_matches_cpu_twin_with_broadcast_and_transposes() {
             elementwise::binary(op, &shape, a.strided(), b.strided(), &mut twin);
             compare(&format!("CPU twin {op:?} {shape:?}"), &twin, &want);
             for (grid, block) in [(2, 64), (n.div_ceil(256) as u32, 256)] {
-                let got = emu_binary(op, &shape, &a, &b, grid, block);
-                compare(&format!("emulated {op:?} {shape:?} case {ci}"), &got, &want);
+                let got = device_binary(op, &shape, &a, &b, grid, block);
+                compare(&format!("cuda-sim {op:?} {shape:?} case {ci}"), &got, &want);
             }
         }
     }

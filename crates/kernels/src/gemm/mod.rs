@@ -103,7 +103,7 @@ mod x86;
 mod property_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod twin_tests;
 
 /// Whether an operand is used as stored or transposed (row-major BLAS convention).

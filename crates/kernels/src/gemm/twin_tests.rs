@@ -1,5 +1,5 @@
 //! The GEMM kernels of `kernels/gemm.cu` (sgemm_naive, sgemm_tiled, sgemm_register_blocked,
-//! sgemm_batched) executed on the CPU emulator (kernels/emu/cuda_emu.h) and compared with the
+//! sgemm_batched) executed on the virtual device (NVRTC's PTX, `cuda::sim`) and compared with the
 //! CPU twin, [`super::gemm`] / [`super::gemm_batched`], and with an f64 reference. Shapes are
 //! small and deliberately ragged against the kernels' tiles; every guarded buffer is checked
 //! for out-of-bounds writes after every launch.
@@ -9,9 +9,8 @@
 //! reference cannot pass both.
 
 use super::cuda::GemmKernel;
-use crate::cuda::emu::Guarded;
 use crate::cuda::runtime::Launch;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::test_support::{close, d, guard, i, launch, random};
 use std::time::Instant;
 
@@ -169,7 +168,7 @@ impl GemmCase {
     }
 }
 
-fn emu_gemm(kernel: GemmKernel, g: &GemmCase) -> Vec<f32> {
+fn device_gemm(kernel: GemmKernel, g: &GemmCase) -> Vec<f32> {
     let (m, n, k) = (i(g.m), i(g.n), i(g.k));
     let (alpha, beta) = (g.alpha, g.beta);
     let (rsa, csa, rsb, csb, rsc, csc) = (
@@ -193,9 +192,9 @@ fn emu_gemm(kernel: GemmKernel, g: &GemmCase) -> Vec<f32> {
     } = kernel.launch(gm, gn);
     // The three rungs take the same parameters.
     let run = match kernel {
-        GemmKernel::Naive => emu::emu_sgemm_naive,
-        GemmKernel::Tiled => emu::emu_sgemm_tiled,
-        GemmKernel::RegisterBlocked => emu::emu_sgemm_register_blocked,
+        GemmKernel::Naive => kernels::sgemm_naive,
+        GemmKernel::Tiled => kernels::sgemm_tiled,
+        GemmKernel::RegisterBlocked => kernels::sgemm_register_blocked,
     };
     let (ga, gb, gc) = launch(kernel.name(), state, move |(a, b, c)| {
         // SAFETY: live guarded buffers owned by the closure, each as long as the largest index
@@ -260,8 +259,8 @@ fn gemm_kernels_match_cpu_twin_on_ragged_and_transposed_shapes() {
         );
         g.check(&format!("CPU twin gemm {what}"), &twin);
         for kernel in GemmKernel::LADDER {
-            let got = emu_gemm(kernel, &g);
-            g.check(&format!("emulated {kernel:?} {what}"), &got);
+            let got = device_gemm(kernel, &g);
+            g.check(&format!("cuda-sim {kernel:?} {what}"), &got);
         }
     }
     println!("gemm: {:.2} s", start.elapsed().as_secs_f64());
@@ -319,7 +318,7 @@ fn sgemm_batched_matches_cpu_twin_with_broadcast_and_gaps() {
         let (ga, gb, gc) = launch("sgemm_batched", state, move |(ga, gb, gc)| {
             // SAFETY: live guarded buffers owned by the closure, sized for every batch.
             unsafe {
-                emu::emu_sgemm_batched(
+                kernels::sgemm_batched(
                     gx,
                     gy,
                     gz,
@@ -379,7 +378,7 @@ fn sgemm_batched_matches_cpu_twin_with_broadcast_and_gaps() {
             let what = format!("batched case {ci} batch {z} [{m}x{n}x{k}]");
             let len = g.c.data.len();
             g.check(&format!("CPU twin {what}"), &twin[z * bsc..z * bsc + len]);
-            g.check(&format!("emulated {what}"), &got[z * bsc..z * bsc + len]);
+            g.check(&format!("cuda-sim {what}"), &got[z * bsc..z * bsc + len]);
         }
     }
     println!("gemm batched: {:.2} s", start.elapsed().as_secs_f64());

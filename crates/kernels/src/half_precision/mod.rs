@@ -160,5 +160,5 @@ pub fn gemm_half(
 
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod twin_tests;

@@ -1,5 +1,5 @@
-//! The conversions and GEMMs of kernels/half_precision.cu run on the CPU emulator
-//! (kernels/emu/cuda_emu.h) against their CPU twins in [`crate::half_precision`]. Every
+//! The conversions and GEMMs of kernels/half_precision.cu run on the virtual
+//! device (NVRTC's PTX, `cuda::sim`, every check on) against their CPU twins in [`crate::half_precision`]. Every
 //! guarded buffer is checked for out-of-bounds writes.
 //!
 //! | op                      | vs f64 reference                                 | vs CPU twin    |
@@ -8,8 +8,7 @@
 //! | hgemm_f16, hgemm_bf16   | tol (k+3)*2^-23 on the widened operands, scale   | same bound     |
 //! |                         | alpha*Σ|a||b| + |beta*c|                         |                |
 
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::half_precision::{self, HalfFormat};
 use crate::test_support::{close, d, guard, i, launch, random};
 
@@ -53,7 +52,7 @@ fn same_half_bits(what: &str, got: &[u16], want: &[u16]) {
     for (idx, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
             g == w,
-            "{what}: element {idx}: emulated {g:#06x}, CPU twin {w:#06x}"
+            "{what}: element {idx}: device {g:#06x}, CPU twin {w:#06x}"
         );
     }
 }
@@ -87,7 +86,7 @@ fn half_conversions_match_the_cpu_twin_bit_for_bit() {
                 // SAFETY: live guarded buffers of n elements each.
                 unsafe {
                     if bf16 {
-                        emu::emu_convert_f32_to_bf16(
+                        kernels::convert_f32_to_bf16(
                             grid,
                             1,
                             1,
@@ -99,7 +98,7 @@ fn half_conversions_match_the_cpu_twin_bit_for_bit() {
                             ni,
                         )
                     } else {
-                        emu::emu_convert_f32_to_f16(
+                        kernels::convert_f32_to_f16(
                             grid,
                             1,
                             1,
@@ -135,9 +134,9 @@ fn half_conversions_match_the_cpu_twin_bit_for_bit() {
             // SAFETY: live guarded buffers of `total` elements each.
             unsafe {
                 if bf16 {
-                    emu::emu_convert_bf16_to_f32(64, 1, 1, 256, 1, 1, x.ptr(), y.mut_ptr(), nt)
+                    kernels::convert_bf16_to_f32(64, 1, 1, 256, 1, 1, x.ptr(), y.mut_ptr(), nt)
                 } else {
-                    emu::emu_convert_f16_to_f32(64, 1, 1, 256, 1, 1, x.ptr(), y.mut_ptr(), nt)
+                    kernels::convert_f16_to_f32(64, 1, 1, 256, 1, 1, x.ptr(), y.mut_ptr(), nt)
                 }
             }
         });
@@ -151,7 +150,7 @@ fn half_conversions_match_the_cpu_twin_bit_for_bit() {
         for (idx, (&g, &w)) in y.as_slice().iter().zip(want.iter()).enumerate() {
             assert!(
                 g.to_bits() == w.to_bits(),
-                "{name}: pattern {idx:#06x}: emulated {:#010x}, CPU twin {:#010x}",
+                "{name}: pattern {idx:#06x}: device {:#010x}, CPU twin {:#010x}",
                 g.to_bits(),
                 w.to_bits()
             );
@@ -224,10 +223,10 @@ fn half_gemms_match_the_cpu_twin_on_ragged_and_transposed_shapes() {
                     #[rustfmt::skip]
                     let code = unsafe {
                         match format {
-                            HalfFormat::F16 => emu::emu_hgemm_f16(
+                            HalfFormat::F16 => kernels::hgemm_f16(
                                 gx, gy, 1, 16, 16, 1, mi, ni, ki, alpha, a, rsa, csa, b, rsb, csb,
                                 beta, c, ni, 1),
-                            HalfFormat::Bf16 => emu::emu_hgemm_bf16(
+                            HalfFormat::Bf16 => kernels::hgemm_bf16(
                                 gx, gy, 1, 16, 16, 1, mi, ni, ki, alpha, a, rsa, csa, b, rsb, csb,
                                 beta, c, ni, 1),
                         }

@@ -207,5 +207,5 @@ pub fn adam_step(
 
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod twin_tests;

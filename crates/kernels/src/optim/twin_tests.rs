@@ -1,5 +1,5 @@
-//! `sgd_step` and `adam_step` of kernels/optim.cu run on the CPU emulator
-//! (kernels/emu/cuda_emu.h) against their CPU twins in [`crate::optim`] and an f64 reference,
+//! `sgd_step` and `adam_step` of kernels/optim.cu run on the virtual
+//! device (NVRTC's PTX, `cuda::sim`, every check on) against their CPU twins in [`crate::optim`] and an f64 reference,
 //! over three consecutive steps of every option, with the intended grid and one block striding
 //! over everything. Every guarded buffer is checked for out-of-bounds writes.
 //!
@@ -7,8 +7,7 @@
 //! |---------------------|------------------------------------------------------|----------------|
 //! | sgd_step, adam_step | tol 1e-6 (2e-6 Adam), scale = the formula on |values| | identical bits |
 
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::optim::{self, AdamConfig, SgdConfig};
 use crate::test_support::{close, guard, i, launch, random, same_bits};
 use std::time::Instant;
@@ -154,7 +153,7 @@ fn sgd_step_matches_cpu_twin_for_every_option() {
                     // SAFETY: live guarded buffers of n floats; the momentum buffer is null
                     // when momentum is 0 (the kernel promises not to touch it).
                     unsafe {
-                        emu::emu_sgd_step(
+                        kernels::sgd_step(
                             grid,
                             1,
                             1,
@@ -266,7 +265,7 @@ fn adam_step_matches_cpu_twin_for_adam_and_adamw() {
                 let (gp, gg, gm, gv) = launch("adam_step", state, move |(p, g, m, v)| {
                     // SAFETY: live guarded buffers of n floats.
                     unsafe {
-                        emu::emu_adam_step(
+                        kernels::adam_step(
                             grid,
                             1,
                             1,

@@ -22,12 +22,12 @@
 //! path for the tiling every pooling layer of the zoo uses), `x86.rs` (that 2x2 max pooling
 //! sixteen outputs at a time with AVX-512), [`cuda`] (launches of `kernels/pool.cu`), and the
 //! tests: `tests.rs` against a naive reference, `twin_tests.rs` running `kernels/pool.cu` on
-//! the CUDA emulator against these CPU kernels.
+//! the virtual CUDA device against these CPU kernels.
 
 pub mod cuda;
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod twin_tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;

@@ -1,12 +1,12 @@
-//! `kernels/pool.cu` on the CUDA emulator against the CPU twins in this module, on geometries
+//! `kernels/pool.cu` on the virtual CUDA device (NVRTC's PTX) against the CPU twins in this module, on geometries
 //! with overlapping padded windows, floor mode dropping a ragged last row or column, and
 //! non-square kernels and strides, each with the intended grid and a too-small one (the
 //! grid-stride loop). Every guarded buffer is checked for out-of-bounds writes after every
 //! launch.
 //!
 //! Tolerances: against the twin, exact (equal values, NaN matching NaN; argmax indices equal):
-//! the kernels gather in the order the twin scatters (the emulator compiles with
-//! -ffp-contract=off, as Rust never contracts). Average pooling is also held to an f64
+//! the kernels gather in the order the twin scatters (NVRTC compiles pool.cu with
+//! `--fmad=false`, as Rust never contracts). Average pooling is also held to an f64
 //! reference, `1e-5` relative to `Σ|x|/d` (forward) and `Σ|dy|/d` (backward), and so is the
 //! twin, so a wrong reference cannot pass both.
 
@@ -14,8 +14,7 @@ use super::{
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
     Pool2dGeometry,
 };
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::test_support::{close, grid_stride_launches, guard, i, launch, random, same};
 use std::time::Instant;
 
@@ -70,12 +69,12 @@ fn pool_args(g: &Pool2dGeometry) -> PoolArgs {
     )
 }
 
-/// Calls the emulated pooling kernel `emu::$kernel` on a 1-D grid of `gx` blocks of `block`
+/// Calls pooling kernel `$kernel` on the virtual device on a 1-D grid of `gx` blocks of `block`
 /// threads, with the geometry parameters `args` ([`PoolArgs`]) and then the kernel's own.
-macro_rules! emu_pool {
+macro_rules! device_pool {
     ($kernel:ident, ($gx:expr, $block:expr), $args:expr, $($rest:expr),+) => {{
         let (planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = $args;
-        emu::$kernel(
+        kernels::$kernel(
             $gx, 1, 1, $block, 1, 1, planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow, $($rest),+
         )
     }};
@@ -94,8 +93,8 @@ fn pool_window(g: &Pool2dGeometry, oy: usize, ox: usize) -> (usize, usize, usize
     )
 }
 
-/// `max_pool2d_forward` emulated on `(gx, block)`: the output and the argmax indices.
-fn emu_max_forward(g: &Pool2dGeometry, x: &[f32], gx: u32, block: u32) -> (Vec<f32>, Vec<u32>) {
+/// `max_pool2d_forward` on the virtual device with `(gx, block)`: the output and the argmax indices.
+fn device_max_forward(g: &Pool2dGeometry, x: &[f32], gx: u32, block: u32) -> (Vec<f32>, Vec<u32>) {
     let out_len = g.output_len();
     let args = pool_args(g);
     let state = (
@@ -106,8 +105,8 @@ fn emu_max_forward(g: &Pool2dGeometry, x: &[f32], gx: u32, block: u32) -> (Vec<f
     let (gx_, y, am) = launch("max_pool2d_forward", state, move |(x, y, am)| {
         // SAFETY: live guarded buffers of the geometry's input and output sizes.
         unsafe {
-            emu_pool!(
-                emu_max_pool2d_forward,
+            device_pool!(
+                max_pool2d_forward,
                 (gx, block),
                 args,
                 x.ptr(),
@@ -122,8 +121,8 @@ fn emu_max_forward(g: &Pool2dGeometry, x: &[f32], gx: u32, block: u32) -> (Vec<f
     (y.as_slice().to_vec(), am.as_slice().to_vec())
 }
 
-/// `max_pool2d_backward` emulated on `(gx, block)`: the input gradient.
-fn emu_max_backward(
+/// `max_pool2d_backward` on the virtual device with `(gx, block)`: the input gradient.
+fn device_max_backward(
     g: &Pool2dGeometry,
     dy: &[f32],
     argmax: &[u32],
@@ -139,8 +138,8 @@ fn emu_max_backward(
     let (gdy, gam, dx) = launch("max_pool2d_backward", state, move |(dy, am, dx)| {
         // SAFETY: live guarded buffers of the geometry's sizes.
         unsafe {
-            emu_pool!(
-                emu_max_pool2d_backward,
+            device_pool!(
+                max_pool2d_backward,
                 (gx, block),
                 args,
                 dy.ptr(),
@@ -155,8 +154,8 @@ fn emu_max_backward(
     dx.as_slice().to_vec()
 }
 
-/// `avg_pool2d_forward` emulated on `(gx, block)`.
-fn emu_avg_forward(
+/// `avg_pool2d_forward` on the virtual device with `(gx, block)`.
+fn device_avg_forward(
     g: &Pool2dGeometry,
     include_pad: bool,
     x: &[f32],
@@ -171,8 +170,8 @@ fn emu_avg_forward(
     let (gx_, y) = launch("avg_pool2d_forward", state, move |(x, y)| {
         // SAFETY: live guarded buffers of the geometry's sizes.
         unsafe {
-            emu_pool!(
-                emu_avg_pool2d_forward,
+            device_pool!(
+                avg_pool2d_forward,
                 (gx, block),
                 args,
                 cip,
@@ -186,8 +185,8 @@ fn emu_avg_forward(
     y.as_slice().to_vec()
 }
 
-/// `avg_pool2d_backward` emulated on `(gx, block)`.
-fn emu_avg_backward(
+/// `avg_pool2d_backward` on the virtual device with `(gx, block)`.
+fn device_avg_backward(
     g: &Pool2dGeometry,
     include_pad: bool,
     dy: &[f32],
@@ -202,8 +201,8 @@ fn emu_avg_backward(
     let (gdy, dx) = launch("avg_pool2d_backward", state, move |(dy, dx)| {
         // SAFETY: live guarded buffers of the geometry's sizes.
         unsafe {
-            emu_pool!(
-                emu_avg_pool2d_backward,
+            device_pool!(
+                avg_pool2d_backward,
                 (gx, block),
                 args,
                 cip,
@@ -265,13 +264,13 @@ fn max_pool2d_matches_cpu_twin_with_ties_and_nan() {
         let what = format!("geometry {gi} {g:?}");
 
         for (gx, block) in grid_stride_launches(out_len) {
-            let (y, am) = emu_max_forward(g, &x, gx, block);
+            let (y, am) = device_max_forward(g, &x, gx, block);
             same(&format!("max_pool2d_forward {what} grid {gx}"), &y, &twin);
             assert_eq!(am, twin_am, "max_pool2d argmax {what} grid {gx}");
         }
         assert_outputs_are_window_maxima(g, &x, &twin, &twin_am);
         for (gx, block) in grid_stride_launches(g.input_len()) {
-            let dx = emu_max_backward(g, &dy, &twin_am, gx, block);
+            let dx = device_max_backward(g, &dy, &twin_am, gx, block);
             same(
                 &format!("max_pool2d_backward {what} grid {gx}"),
                 &dx,
@@ -347,12 +346,12 @@ fn avg_pool2d_matches_cpu_twin_and_f64_reference() {
             );
 
             for (gx, block) in grid_stride_launches(g.output_len()) {
-                let got = emu_avg_forward(g, include_pad, &x, gx, block);
+                let got = device_avg_forward(g, include_pad, &x, gx, block);
                 close(&format!("avg fwd {what}"), &got, y, y_scale, 1e-5);
                 same(&format!("avg fwd {what} grid {gx}"), &got, &twin);
             }
             for (gx, block) in grid_stride_launches(x.len()) {
-                let got = emu_avg_backward(g, include_pad, &dy, gx, block);
+                let got = device_avg_backward(g, include_pad, &dy, gx, block);
                 close(&format!("avg bwd {what}"), &got, dx, dx_scale, 1e-5);
                 same(&format!("avg bwd {what} grid {gx}"), &got, &twin_dx);
             }

@@ -21,7 +21,7 @@
 pub mod cuda;
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "cuda-emu"))]
+#[cfg(all(test, feature = "cuda-sim"))]
 mod twin_tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;

@@ -1,5 +1,5 @@
-//! `reduce_sum_rows` and `reduce_max_rows` of kernels/reduce.cu run on the CPU emulator
-//! (kernels/emu/cuda_emu.h) against their CPU twin [`crate::reduce::reduce`] over dense
+//! `reduce_sum_rows` and `reduce_max_rows` of kernels/reduce.cu run on the virtual
+//! device (NVRTC's PTX, `cuda::sim`, every check on) against their CPU twin [`crate::reduce::reduce`] over dense
 //! `[rows, cols]` buffers: ragged columns, fewer blocks than rows, 1024-thread blocks. Every
 //! guarded buffer is checked for out-of-bounds writes.
 //!
@@ -8,8 +8,7 @@
 //! | reduce_sum_rows | tol [`REL_TOL`], scale max(|ref|, 1)      | (adds in another order)       |
 //! | reduce_max_rows | -                                         | same values and argmax, NaN first |
 
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::reduce::{reduce, ReduceOp};
 use crate::strided::Strided;
 use crate::test_support::{abs_scale, close, guard, i, launch, random};
@@ -30,19 +29,19 @@ fn row_sums_f64(x: &[f32], rows: usize, cols: usize) -> Vec<f64> {
 }
 
 /// `reduce_sum_rows` over `rows` x `cols`: the row sums.
-fn emu_sum_rows(x: &[f32], rows: usize, cols: usize, grid: u32, block: u32) -> Vec<f32> {
+fn device_sum_rows(x: &[f32], rows: usize, cols: usize, grid: u32, block: u32) -> Vec<f32> {
     let (gx, out) = (Guarded::f32(x), Guarded::f32(&vec![0.0; rows]));
     let (r, c) = (i(rows), i(cols));
     let out = launch("reduce_sum_rows", out, move |out| {
         // SAFETY: live guarded buffers owned by this closure: x is rows*cols, out rows.
-        unsafe { emu::emu_reduce_sum_rows(grid, 1, 1, block, 1, 1, gx.ptr(), out.mut_ptr(), r, c) }
+        unsafe { kernels::reduce_sum_rows(grid, 1, 1, block, 1, 1, gx.ptr(), out.mut_ptr(), r, c) }
     });
     guard(&out, "reduce_sum_rows out");
     out.as_slice().to_vec()
 }
 
 /// `reduce_max_rows` over `rows` x `cols`: the row maxima and their indices.
-fn emu_max_rows(
+fn device_max_rows(
     x: &[f32],
     rows: usize,
     cols: usize,
@@ -56,7 +55,7 @@ fn emu_max_rows(
     let (out, idx) = launch("reduce_max_rows", (out, idx), move |(out, idx)| {
         // SAFETY: live guarded buffers owned by this closure: x is rows*cols, out/idx rows.
         unsafe {
-            emu::emu_reduce_max_rows(
+            kernels::reduce_max_rows(
                 grid,
                 1,
                 1,
@@ -102,9 +101,9 @@ fn reduce_sum_rows_matches_cpu_twin() {
             None,
         );
         compare("CPU twin sum", &twin, &want);
-        let got = emu_sum_rows(&x, rows, cols, grid, block);
+        let got = device_sum_rows(&x, rows, cols, grid, block);
         compare(
-            &format!("emulated sum [{rows}, {cols}] block {block}"),
+            &format!("cuda-sim sum [{rows}, {cols}] block {block}"),
             &got,
             &want,
         );
@@ -136,12 +135,12 @@ fn reduce_max_rows_matches_cpu_twin_with_ties_and_nan() {
             &mut twin,
             Some(&mut twin_idx),
         );
-        let (got, idx) = emu_max_rows(&x, rows, cols, grid, block);
+        let (got, idx) = device_max_rows(&x, rows, cols, grid, block);
         for r in 0..rows {
             let same = got[r] == twin[r] || (got[r].is_nan() && twin[r].is_nan());
             assert!(
                 same && idx[r] == twin_idx[r],
-                "max [{rows}, {cols}] row {r}: emulated ({}, {}) vs CPU twin ({}, {})",
+                "max [{rows}, {cols}] row {r}: device ({}, {}) vs CPU twin ({}, {})",
                 got[r],
                 idx[r],
                 twin[r],

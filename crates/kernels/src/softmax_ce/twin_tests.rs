@@ -1,4 +1,4 @@
-//! The kernels of `kernels/softmax_ce.cu` run on the CPU emulator and compared with their CPU
+//! The kernels of `kernels/softmax_ce.cu` run on the virtual device (NVRTC's PTX) and compared with their CPU
 //! twins in this module and with an f64 reference. Class counts from 1 to 1000, grids smaller
 //! than the row count (grid-stride loops) and blocks of one to 32 warps; the last row of each
 //! input is huge, so the max shift is what keeps it finite. Every guarded buffer is checked for
@@ -12,8 +12,7 @@
 //! | log_softmax bwd                 | 1e-5 | |dy| + exp(y)·Σ|dy|                    | same bound  |
 //! | softmax CE bwd                  | 1e-6 | |ref| + tiny                           | exact       |
 
-use crate::cuda::emu::Guarded;
-use crate::cuda::twin as emu;
+use crate::cuda::twin::{self as kernels, Guarded};
 use crate::test_support::{
     abs_scale, close, grid_stride_launches, guard, i, launch, random, same, widen,
 };
@@ -75,8 +74,8 @@ impl Shape {
     }
 }
 
-/// `softmax_forward`, or `log_softmax_forward` when `log`, on the emulator.
-fn emu_softmax_forward(log: bool, s: Shape, x: &[f32]) -> Vec<f32> {
+/// `softmax_forward`, or `log_softmax_forward` when `log`, on the virtual device.
+fn device_softmax_forward(log: bool, s: Shape, x: &[f32]) -> Vec<f32> {
     let kernel = if log {
         "log_softmax_forward"
     } else {
@@ -91,9 +90,9 @@ fn emu_softmax_forward(log: bool, s: Shape, x: &[f32]) -> Vec<f32> {
             // SAFETY: live guarded buffers of rows*cols floats.
             unsafe {
                 if log {
-                    emu::emu_log_softmax_forward(grid, 1, 1, block, 1, 1, r, c, x, y)
+                    kernels::log_softmax_forward(grid, 1, 1, block, 1, 1, r, c, x, y)
                 } else {
-                    emu::emu_softmax_forward(grid, 1, 1, block, 1, 1, r, c, x, y)
+                    kernels::softmax_forward(grid, 1, 1, block, 1, 1, r, c, x, y)
                 }
             }
         },
@@ -103,7 +102,7 @@ fn emu_softmax_forward(log: bool, s: Shape, x: &[f32]) -> Vec<f32> {
     y.as_slice().to_vec()
 }
 
-fn emu_log_softmax_backward(s: Shape, y: &[f32], dy: &[f32]) -> Vec<f32> {
+fn device_log_softmax_backward(s: Shape, y: &[f32], dy: &[f32]) -> Vec<f32> {
     let (r, c, grid, block) = (i(s.rows), i(s.cols), s.grid, s.block);
     let state = (
         Guarded::f32(y),
@@ -113,7 +112,7 @@ fn emu_log_softmax_backward(s: Shape, y: &[f32], dy: &[f32]) -> Vec<f32> {
     let (gy, gdy, dx) = launch("log_softmax_backward", state, move |(y, dy, dx)| {
         // SAFETY: live guarded buffers of rows*cols floats.
         unsafe {
-            emu::emu_log_softmax_backward(
+            kernels::log_softmax_backward(
                 grid,
                 1,
                 1,
@@ -160,9 +159,9 @@ fn check_softmax_forward(s: Shape, x: &[f32]) -> Vec<f32> {
     let name = format!("CPU twin log_softmax {what}");
     close(&name, &twin_l, &want_l, &scale_l, 1e-5);
 
-    let y = emu_softmax_forward(false, s, x);
+    let y = device_softmax_forward(false, s, x);
     close(&format!("softmax {what}"), &y, &want_p, &scale_p, 1e-5);
-    let y = emu_softmax_forward(true, s, x);
+    let y = device_softmax_forward(true, s, x);
     close(&format!("log_softmax {what}"), &y, &want_l, &scale_l, 1e-5);
     twin_l
 }
@@ -187,7 +186,7 @@ fn check_log_softmax_backward(s: Shape, y: &[f32], dy: &[f32]) {
     super::log_softmax_backward(rows, cols, y, dy, &mut twin_dx);
     let name = format!("CPU twin log_softmax bwd {what}");
     close(&name, &twin_dx, &want_dx, &scale_dx, 1e-5);
-    let dx = emu_log_softmax_backward(s, y, dy);
+    let dx = device_log_softmax_backward(s, y, dy);
     let name = format!("log_softmax bwd {what}");
     close(&name, &dx, &want_dx, &scale_dx, 1e-5);
 }
@@ -210,7 +209,7 @@ fn softmax_and_log_softmax_match_cpu_twin() {
     println!("softmax: {:.2} s", start.elapsed().as_secs_f64());
 }
 
-fn emu_ce_forward(
+fn device_ce_forward(
     rows: usize,
     cols: usize,
     x: &[f32],
@@ -231,7 +230,7 @@ fn emu_ce_forward(
         move |(x, l, p, loss)| {
             // SAFETY: live guarded buffers: rows*cols logits/probs, rows labels/losses.
             unsafe {
-                emu::emu_softmax_cross_entropy_forward(
+                kernels::softmax_cross_entropy_forward(
                     grid,
                     1,
                     1,
@@ -255,7 +254,7 @@ fn emu_ce_forward(
     (p.as_slice().to_vec(), loss.as_slice().to_vec())
 }
 
-fn emu_ce_backward(
+fn device_ce_backward(
     (rows, cols): (usize, usize),
     probs: &[f32],
     labels: &[u32],
@@ -274,7 +273,7 @@ fn emu_ce_backward(
         move |(p, l, dx)| {
             // SAFETY: live guarded buffers: rows*cols probs/grads, rows labels.
             unsafe {
-                emu::emu_softmax_cross_entropy_backward(
+                kernels::softmax_cross_entropy_backward(
                     gx,
                     1,
                     1,
@@ -323,7 +322,7 @@ fn check_ce_forward(s: Shape, x: &[f32], labels: &[u32]) -> Vec<f32> {
     let twin_loss = super::softmax_cross_entropy_forward(rows, cols, x, labels, &mut twin_p);
     let name = format!("CPU twin CE probs {what}");
     close(&name, &twin_p, &want_p, &scale_p, 1e-5);
-    let (p, row_loss) = emu_ce_forward(rows, cols, x, labels, s.grid, s.block);
+    let (p, row_loss) = device_ce_forward(rows, cols, x, labels, s.grid, s.block);
     close(&format!("CE probs {what}"), &p, &want_p, &scale_p, 1e-5);
     let name = format!("CE row loss {what}");
     close(&name, &row_loss, &want_loss, &scale_loss, 1e-5);
@@ -358,7 +357,7 @@ fn check_ce_backward(s: Shape, probs: &[f32], labels: &[u32]) {
     let name = format!("CPU twin CE bwd {what}");
     close(&name, &twin_dx, &want_dx, &scale_dx, 1e-6);
     for (gx, block) in grid_stride_launches(rows * cols) {
-        let dx = emu_ce_backward((rows, cols), probs, labels, grad_loss, (gx, block));
+        let dx = device_ce_backward((rows, cols), probs, labels, grad_loss, (gx, block));
         close(&format!("CE bwd {what}"), &dx, &want_dx, &scale_dx, 1e-6);
         same(&format!("CE bwd {what} grid {gx}"), &dx, &twin_dx);
     }
@@ -390,7 +389,7 @@ fn softmax_cross_entropy_forward_out_of_range_label_gives_nan_not_a_wild_read() 
     let (rows, cols) = (3, 10);
     let x = random(rows * cols, -2.0, 2.0, 7500);
     let labels = [3u32, 10, u32::MAX];
-    let (p, loss) = emu_ce_forward(rows, cols, &x, &labels, 3, 64);
+    let (p, loss) = device_ce_forward(rows, cols, &x, &labels, 3, 64);
     assert!(
         !loss[0].is_nan() && loss[1].is_nan() && loss[2].is_nan(),
         "{loss:?}"

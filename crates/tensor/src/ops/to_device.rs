@@ -19,9 +19,10 @@ impl Tensor {
     /// ```
     /// use strata_tensor::{Device, Tensor};
     /// let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], &[3]);
-    /// // The emulated CUDA device runs the real kernels on the CPU.
-    /// let on_device = x.to(Device::CudaEmulated).unwrap();
-    /// assert_eq!(on_device.device(), Device::CudaEmulated);
+    /// // The virtual CUDA device runs the kernels' PTX on the CPU (it needs NVRTC, from
+    /// // scripts/cuda-tools.sh).
+    /// let Ok(on_device) = x.to(Device::CudaSim) else { return };
+    /// assert_eq!(on_device.device(), Device::CudaSim);
     /// assert_eq!(on_device.relu().to_vec(), vec![1.0, 0.0, 3.0]);
     /// ```
     pub fn to(&self, device: Device) -> Result<Tensor, DeviceError> {

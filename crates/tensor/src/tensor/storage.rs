@@ -1,5 +1,5 @@
 //! Where a tensor's values live: a flat buffer in host memory or on a CUDA device (a GPU or
-//! the emulator), f32 or 16-bit, shared by a tensor and all its views; how a buffer moves
+//! the virtual device), f32 or 16-bit, shared by a tensor and all its views; how a buffer moves
 //! between places; and the device-buffer helpers every op's CUDA path uses (allocation,
 //! copies to and from the host, dense operands, finding the operands' device).
 //!
@@ -18,7 +18,7 @@ use strata_kernels::strided::numel;
 use strata_kernels::{DType, Device};
 
 /// The flat buffer behind one or more tensors (a tensor and all its views share one): host
-/// memory, or a buffer on a CUDA device (a GPU or the emulator). One lock guards the place and
+/// memory, or a buffer on a CUDA device (a GPU or the virtual device). One lock guards the place and
 /// the values, so [`Tensor::move_to`] can move a parameter and every handle to it at once.
 pub(crate) struct Storage {
     buffer: RwLock<Buffer>,

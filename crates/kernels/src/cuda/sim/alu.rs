@@ -123,8 +123,24 @@ fn f32_add(a: f32, b: f32, round: Round) -> f32 {
         Round::Default | Round::Rn => a + b,
         r => {
             let (s, e) = two_sum(a as f64, b as f64);
-            round_f32(s, e, r)
+            exact_zero_sign(round_f32(s, e, r), a, b, r)
         }
+    }
+}
+
+/// IEEE 754's sign of an exact zero sum `x + y`: the common sign when both are zeros of one
+/// sign, otherwise -0 when rounding down and +0 in every other mode.
+fn exact_zero_sign(r: f32, x: f32, y: f32, round: Round) -> f32 {
+    if r != 0.0 || x + y != 0.0 {
+        return r;
+    }
+    if x == 0.0 && y == 0.0 && x.is_sign_negative() == y.is_sign_negative() {
+        return if x.is_sign_negative() { -0.0 } else { 0.0 };
+    }
+    if matches!(round, Round::Rm | Round::Rmi) {
+        -0.0
+    } else {
+        0.0
     }
 }
 
@@ -140,8 +156,21 @@ fn f32_fma(a: f32, b: f32, c: f32, round: Round) -> f32 {
     match round {
         Round::Default | Round::Rn => a.mul_add(b, c),
         r => {
-            let (s, e) = two_sum(a as f64 * b as f64, c as f64);
-            round_f32(s, e, r)
+            let product = a as f64 * b as f64;
+            let (s, e) = two_sum(product, c as f64);
+            let out = round_f32(s, e, r);
+            // The product is exact in f64; as an f32 it may not be, but only its sign and
+            // whether it is zero matter for the sign of an exact zero.
+            let p = if product == 0.0 {
+                product as f32
+            } else {
+                product.signum() as f32
+            };
+            if s == 0.0 && e == 0.0 {
+                exact_zero_sign(out, p, if p == 0.0 { c } else { -p }, r)
+            } else {
+                out
+            }
         }
     }
 }
@@ -580,6 +609,14 @@ pub fn convert(
         };
         return Ok((v as u64) & mask(to));
     }
+    // A 64-bit integer is not exact in f64: round it to f32 once, directly.
+    if to == Ty::F32 && matches!(round, Round::Rn | Round::Default) {
+        match from {
+            Ty::S64 => return Ok(bits_f32(a as i64 as f32)),
+            Ty::U64 | Ty::B64 => return Ok(bits_f32(a as f32)),
+            _ => {}
+        }
+    }
     let value: f64 = match from {
         Ty::F32 => flush(f32_of(a)) as f64,
         Ty::F64 => f64::from_bits(a),
@@ -693,6 +730,22 @@ mod tests {
         assert_eq!(f32_fma(a, -b, 1.0, Round::Rm), 1.0 - f32::EPSILON / 2.0);
         assert_eq!(f32_fma(a, -b, 1.0, Round::Rz), 1.0 - f32::EPSILON / 2.0);
         assert_eq!(f32_fma(a, b, 1.0, Round::Rn), 1.0);
+    }
+
+    #[test]
+    fn an_exact_zero_sum_is_negative_only_when_rounding_down() {
+        assert!(f32_add(1.0, -1.0, Round::Rm).is_sign_negative());
+        assert!(f32_add(1.0, -1.0, Round::Rp).is_sign_positive());
+        assert!(f32_add(-0.0, -0.0, Round::Rp).is_sign_negative());
+        assert!(f32_fma(2.0, 0.5, -1.0, Round::Rm).is_sign_negative());
+    }
+
+    #[test]
+    fn a_64_bit_integer_rounds_to_f32_once() {
+        // 2^53 + 2^29 + 1: through f64 it would become 2^53 + 2^29, a tie that rounds down.
+        let x = (1u64 << 53) + (1 << 29) + 1;
+        let got = convert(Ty::F32, Ty::U64, Round::Rn, false, false, x).unwrap();
+        assert_eq!(got as u32, 0x5A00_0001);
     }
 
     #[test]

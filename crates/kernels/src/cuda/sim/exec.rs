@@ -179,6 +179,9 @@ struct Warp {
     /// All non-exited lanes share `upc` (and `pc` is stale).
     uniform: bool,
     upc: u32,
+    /// `bar.warp.sync`s this warp completed: lanes of one warp on either side of one are
+    /// ordered, as lanes on either side of a block barrier are.
+    wsync: u32,
     /// Thread index (x, y, z) and linear index in the block, per lane.
     tid: [[u32; 3]; WARP],
     linear: [u32; WARP],
@@ -333,6 +336,7 @@ impl<'l, 'g> BlockState<'l, 'g> {
                     present,
                     uniform: true,
                     upc: 0,
+                    wsync: 0,
                     tid,
                     linear,
                 }
@@ -585,6 +589,7 @@ impl<'l, 'g> BlockState<'l, 'g> {
             Op::WarpSync => {
                 if exec != 0 {
                     self.member_mask(w, exec, &instr.src[0], instr)?;
+                    self.warps[w].wsync += 1;
                 }
             }
             Op::Vote { mode } => self.vote(w, exec, instr, mode)?,
@@ -1015,7 +1020,11 @@ impl<'l, 'g> BlockState<'l, 'g> {
                     };
                     let mut v = [0u8; 8];
                     v[..size as usize].copy_from_slice(bytes);
-                    self.set(w, &instr.dst[k], l, u64::from_le_bytes(v));
+                    let mut value = u64::from_le_bytes(v);
+                    if instr.ty.is_signed() {
+                        value = alu::sext(value, size * 8) as u64;
+                    }
+                    self.set(w, &instr.dst[k], l, value);
                 }
             }
             return Ok(());
@@ -1309,7 +1318,7 @@ impl<'l, 'g> BlockState<'l, 'g> {
             ));
         }
         let me = self.block_linear * self.tpb + self.warps[w].linear[l] + 1;
-        let epoch = self.epoch;
+        let epoch = (self.epoch, self.warps[w].wsync);
         let line = instr.ptx_line;
         let n = width as usize;
         if shared {
@@ -1516,12 +1525,19 @@ fn race(
     stamp: u32,
     me: u32,
     block: u32,
-    epoch: u32,
+    (epoch, wsync): (u32, u32),
     line: u32,
     write: bool,
     tpb: u32,
 ) -> Result<(), (&'static str, u32, u32)> {
-    let unordered = |t: u32, e: u32| t != me && ((t - 1) / tpb != block || e == epoch);
+    let warp_of = |t: u32| ((t - 1) % tpb) / 32;
+    // Unordered: another thread, in another block, or in this block with no barrier between
+    // and, within one warp, no `__syncwarp` between either.
+    let unordered = |t: u32, e: u32, ws: u32| {
+        t != me
+            && ((t - 1) / tpb != block
+                || (e == epoch && (warp_of(t) != warp_of(me) || ws == wsync)))
+    };
     let first = (addr / GRANULE) as usize;
     let last = ((addr + width as u64 - 1) / GRANULE) as usize;
     for cell in &mut cells[first..=last] {
@@ -1531,7 +1547,7 @@ fn race(
                 ..RaceCell::default()
             };
         }
-        if cell.writer != 0 && unordered(cell.writer, cell.w_epoch) {
+        if cell.writer != 0 && unordered(cell.writer, cell.w_epoch, cell.w_wsync) {
             let kind = if write {
                 "write-after-write"
             } else {
@@ -1544,21 +1560,23 @@ fn race(
                 if cell.r_block != block || cell.r_epoch == epoch {
                     return Err(("write-after-read", MANY, cell.r_line));
                 }
-            } else if cell.reader != 0 && unordered(cell.reader, cell.r_epoch) {
+            } else if cell.reader != 0 && unordered(cell.reader, cell.r_epoch, cell.r_wsync) {
                 return Err(("write-after-read", cell.reader, cell.r_line));
             }
             cell.writer = me;
             cell.w_epoch = epoch;
+            cell.w_wsync = wsync;
             cell.w_line = line;
             cell.reader = 0;
         } else if cell.reader == 0
             || cell.reader == me
-            || (cell.reader != MANY && !unordered(cell.reader, cell.r_epoch))
+            || (cell.reader != MANY && !unordered(cell.reader, cell.r_epoch, cell.r_wsync))
             || (cell.reader == MANY && cell.r_block == block && cell.r_epoch != epoch)
         {
             cell.reader = me;
             cell.r_block = block;
             cell.r_epoch = epoch;
+            cell.r_wsync = wsync;
             cell.r_line = line;
         } else {
             cell.r_block = if cell.r_block == block { block } else { MANY };

@@ -9,8 +9,9 @@
 //!   from the host, a memset or a kernel); a new allocation's bytes are garbage (`0xCD`) and
 //!   unwritten.
 //! - **Races.** One [`RaceCell`] per 2-byte granule (the smallest access strata's kernels
-//!   make) remembers the last writer and the readers since, as (thread, barrier epoch, PTX
-//!   line). Cells carry the launch they belong to, so nothing is cleared between launches.
+//!   make) remembers the last writer and the readers since, as (thread, barrier epoch, warp
+//!   `__syncwarp` count, PTX line). Two 1-byte accesses to one granule by different threads
+//!   count as touching the same bytes (no kernel makes them today). Cells carry the launch they belong to, so nothing is cleared between launches.
 
 // Items named after the PTX ISA (types, state spaces, opcodes) or internal to the simulator:
 // the ISA manual and the module comment above document them.
@@ -37,11 +38,14 @@ pub struct RaceCell {
     /// Writer: linear thread id + 1 (0: none), its barrier epoch and PTX line.
     pub writer: u32,
     pub w_epoch: u32,
+    /// The writer's warp's `__syncwarp` count at the access.
+    pub w_wsync: u32,
     pub w_line: u32,
     /// Reader: thread id + 1, or [`MANY`]; its block ([`MANY`]: several), epoch, PTX line.
     pub reader: u32,
     pub r_block: u32,
     pub r_epoch: u32,
+    pub r_wsync: u32,
     pub r_line: u32,
 }
 
@@ -73,6 +77,15 @@ impl Bytes {
     pub fn mark_init(&mut self, start: usize, len: usize) {
         for b in start..start + len {
             self.init[b / 64] |= 1 << (b % 64);
+        }
+    }
+
+    /// Marks byte `b` written or never written.
+    pub fn set_init(&mut self, b: usize, written: bool) {
+        if written {
+            self.init[b / 64] |= 1 << (b % 64);
+        } else {
+            self.init[b / 64] &= !(1 << (b % 64));
         }
     }
 

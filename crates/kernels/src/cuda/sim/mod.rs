@@ -217,29 +217,14 @@ impl Simulator {
         let mut s = self.state();
         let a = s.global.range(src, 0, len)?;
         let data = a.bytes.data[..len as usize].to_vec();
-        let uninit: Vec<usize> = (0..len as usize)
-            .filter(|&b| a.bytes.first_uninit(b, 1).is_some())
+        let written: Vec<bool> = (0..len as usize)
+            .map(|b| a.bytes.first_uninit(b, 1).is_none())
             .collect();
         let d = s.global.range(dst, 0, len)?;
         d.bytes.data[..len as usize].copy_from_slice(&data);
-        d.bytes.mark_init(0, len as usize);
-        if !uninit.is_empty() {
-            // Keep never-written bytes never-written.
-            let mut fresh = memory::Bytes::new(0, 0);
-            std::mem::swap(&mut fresh, &mut d.bytes);
-            let mut rebuilt = memory::Bytes::new(fresh.len(), 0);
-            rebuilt.data = fresh.data;
-            let mut start = 0;
-            for &u in &uninit {
-                if u > start {
-                    rebuilt.mark_init(start, u - start);
-                }
-                start = u + 1;
-            }
-            if (len as usize) > start {
-                rebuilt.mark_init(start, len as usize - start);
-            }
-            d.bytes = rebuilt;
+        // Written-bits travel with the bytes; the rest of the destination keeps its own.
+        for (b, &w) in written.iter().enumerate() {
+            d.bytes.set_init(b, w);
         }
         Ok(())
     }
@@ -362,7 +347,15 @@ impl Simulator {
             params[at..at + bytes.len()].copy_from_slice(&bytes);
         }
         if grid.contains(&0) || block.contains(&0) {
-            return Ok(Metrics::default());
+            return Err(launch_error(format!(
+                "grid {grid:?} x block {block:?} has a zero dimension (invalid configuration)"
+            )));
+        }
+        let total: u64 = grid.iter().map(|&g| g as u64).product::<u64>() * threads;
+        if total >= u32::MAX as u64 - 1 {
+            return Err(launch_error(format!(
+                "{total} threads in one launch: cuda-sim numbers threads with 32 bits"
+            )));
         }
         let mut s = self.state();
         s.launches = s.launches.wrapping_add(1);

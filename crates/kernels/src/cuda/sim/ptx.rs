@@ -985,7 +985,12 @@ fn decode_kernel(
         index: HashMap::new(),
         count: 0,
     };
-    let mut shared: Vec<SharedVar> = module_shared.to_vec();
+    // A module-scope variable belongs to the kernels that name it (as ptxas counts it).
+    let mut shared: Vec<SharedVar> = module_shared
+        .iter()
+        .filter(|v| body.iter().any(|l| l.text.contains(v.name.as_str())))
+        .cloned()
+        .collect();
     // Pass 1: declarations, labels (instruction indices) and the instruction lines.
     let mut labels = HashMap::new();
     let mut instr_lines: Vec<(&Line, Option<(u32, u32)>)> = Vec::new();
@@ -1141,6 +1146,33 @@ fn decode_instr(
         }
     };
     let float = ty.is_float();
+    // Forms whose modifiers the interpreter does not model are refused, never run as if plain.
+    let arithmetic = matches!(
+        base,
+        "add" | "sub" | "mul" | "fma" | "mad" | "div" | "rcp" | "sqrt"
+    );
+    if float && arithmetic && has("sat") {
+        return Err(format!(
+            "`{opcode}`: .sat on float arithmetic is not implemented by cuda-sim"
+        ));
+    }
+    if float
+        && has("ftz")
+        && matches!(
+            base,
+            "add" | "sub" | "mul" | "fma" | "mad" | "min" | "max" | "setp" | "abs" | "neg" | "div"
+        )
+    {
+        return Err(format!(
+            "`{opcode}`: .ftz on this instruction is not implemented by cuda-sim"
+        ));
+    }
+    let directed = has("rz") || has("rm") || has("rp");
+    if directed && float && (ty == Ty::F64 || matches!(base, "div" | "rcp" | "sqrt")) {
+        return Err(format!(
+            "`{opcode}`: directed rounding here is not implemented by cuda-sim"
+        ));
+    }
     let (op, class) = match base {
         "mov" => {
             op_count(2)?;

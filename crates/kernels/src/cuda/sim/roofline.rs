@@ -113,10 +113,12 @@ pub fn occupancy(gpu: &Gpu, threads_per_block: u32, registers: u32, shared_bytes
     let by_blocks = gpu.max_blocks_per_sm;
     let regs_per_block = (registers.max(1) * 32).div_ceil(256) * 256 * warps_per_block;
     let by_regs = gpu.registers_per_sm / regs_per_block.max(1);
-    let by_shared = gpu
-        .shared_per_sm
-        .checked_div(shared_bytes)
-        .unwrap_or(u32::MAX);
+    // sm_80 and sm_90 reserve 1 KB of shared memory per resident block.
+    let by_shared = if shared_bytes == 0 {
+        u32::MAX
+    } else {
+        gpu.shared_per_sm / (shared_bytes + 1024)
+    };
     let blocks = by_threads.min(by_blocks).min(by_regs).min(by_shared);
     (blocks * warps_per_block) as f64 / (gpu.max_threads_per_sm / 32) as f64
 }

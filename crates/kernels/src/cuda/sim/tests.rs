@@ -91,6 +91,12 @@ fn a_warp_overtaking_another_is_a_race_across_warps() {
     let mut want = ramp(64);
     want.reverse();
     assert_eq!(download(&sim, out, 64), want);
+    // Within one warp, __syncwarp does order the lanes.
+    launch(&sim, "publish_in_warp", 1, 64, &args).unwrap();
+    let got = download(&sim, out, 64);
+    assert!(
+        got[..32].iter().all(|&v| v == ramp(64)[0]) && got[32..].iter().all(|&v| v == ramp(64)[32])
+    );
     // __syncwarp orders the lanes of one warp, not the two warps. Whichever warp the seeded
     // schedule runs first, the hazard is found: read-after-write when the writer went
     // first, write-after-read when the reader overtook it (initcheck, which would also
@@ -273,6 +279,17 @@ fn launches_the_hardware_refuses_are_refused() {
         launch(
             &sim,
             "barrier_below",
+            0,
+            64,
+            &[ArgValue::Ptr(out), ArgValue::U32(1)],
+        ),
+        Check::Launch,
+        &["zero dimension"],
+    );
+    expect(
+        launch(
+            &sim,
+            "barrier_below",
             1,
             64,
             &[ArgValue::Ptr(out), ArgValue::F32(1.0)],
@@ -280,6 +297,38 @@ fn launches_the_hardware_refuses_are_refused() {
         Check::Launch,
         &["parameter 1"],
     );
+}
+
+#[test]
+fn a_device_copy_keeps_the_destinations_other_written_bytes() {
+    let sim = planted();
+    let dst = upload(&sim, &ramp(64));
+    let src = sim.alloc(4 * 32);
+    sim.write(src, bytemuck::cast_slice(&ramp(16))).unwrap();
+    // Bytes 64..128 of src were never written: the copy carries that over, and only that.
+    sim.copy(dst, src, 4 * 32).unwrap();
+    let out = zeros(&sim, 64);
+    expect(
+        launch(
+            &sim,
+            "scale_ok",
+            2,
+            32,
+            &[ArgValue::Ptr(dst), ArgValue::Ptr(out), ArgValue::U32(64)],
+        ),
+        Check::Initcheck,
+        &["byte 64 of allocation"],
+    );
+    // The bytes past the copy keep their written-bits: a launch over them alone is clean.
+    let tail = dst + 4 * 32;
+    launch(
+        &sim,
+        "scale_ok",
+        1,
+        32,
+        &[ArgValue::Ptr(tail), ArgValue::Ptr(out), ArgValue::U32(32)],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -323,6 +372,11 @@ fn every_product_kernel_decodes_and_every_opcode_is_implemented() {
         sources::kernel_count(),
         "every __global__ is a PTX entry"
     );
+    // Module-scope shared arrays count only for the kernels that use them, as ptxas counts.
+    let gemm = sim.module("gemm.cu").unwrap();
+    let shared = |k: &str| gemm.kernels[k].as_ref().unwrap().shared_bytes;
+    assert_eq!(shared("sgemm_naive"), 0);
+    assert_eq!(shared("sgemm_tiled"), 2 * 32 * 33 * 4);
     eprintln!(
         "cuda-sim: {kernels} kernels decode; {} distinct opcodes, all implemented",
         opcodes.len()
