@@ -51,6 +51,9 @@ test: cuda-tools $(TEST_DATA)
 	$(MAKE) --no-print-directory lint
 	@mkdir -p "$(TEST_LOGS)" && : >"$(TEST_OUTPUT)" && : >"$(STRATA_SKIP_LOG)"
 	$(TEST_TEE) $(CARGO) test --workspace --release || { $(SUMMARY); exit 1; }
+	@$(CARGO) test --release -q -p strata-kernels --lib every_kernel_runs_on_the_virtual_device \
+		-- --nocapture 2>&1 | grep -E '^[0-9]+ of [0-9]+ kernels run on cuda-sim' \
+		|| { echo "the twin tests did not run every kernel on cuda-sim"; exit 1; }
 	$(MAKE) --no-print-directory examples doc cpu-only check-claims || { $(SUMMARY); exit 1; }
 	@$(SUMMARY)
 
