@@ -17,6 +17,14 @@ const PUBLISHED_COUNTS: &[(&str, usize)] = &[
     ("cnn3l_cifar", 22_058),
     ("lenet5_cifar", 62_006),
     ("journey_r1", 6_379_786),
+    ("journey_r2", 194_884),
+    ("journey_r3", 10_790),
+    ("journey_r4", 10_760),
+    ("journey_r5", 12_352),
+    ("journey_r6", 5_688),
+    ("journey_r7", 9_896),
+    ("journey_r8", 13_848),
+    ("journey_r9", 9_896),
     ("journey_final", 9_896),
 ];
 
@@ -76,6 +84,46 @@ fn parameter_names_follow_the_pytorch_state_dicts() {
         names("journey_r1"),
         ["conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7"]
     );
+    assert_eq!(
+        names("journey_r5"),
+        [
+            "convblock1.0",
+            "convblock1.1",
+            "convblock2.0",
+            "convblock2.1",
+            "convblock3.0",
+            "convblock3.1",
+            "convblock4.0",
+            "convblock4.1",
+            "convblock5.0",
+            "convblock5.1",
+            "convblock6.0",
+            "convblock6.1",
+            "convblock7.0",
+            "convblock7.1",
+            "convblock8.0"
+        ]
+    );
+    assert_eq!(
+        names("journey_r8"),
+        [
+            "convblock1.0",
+            "convblock1.2",
+            "convblock2.0",
+            "convblock2.2",
+            "convblock3.0",
+            "convblock4.0",
+            "convblock4.2",
+            "convblock5.0",
+            "convblock5.2",
+            "convblock6.0",
+            "convblock6.2",
+            "convblock7.0",
+            "convblock7.2",
+            "convblock8.0"
+        ]
+    );
+    assert_eq!(names("journey_r9"), names("journey_final"));
     assert_eq!(
         names("journey_final"),
         [
