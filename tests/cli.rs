@@ -187,6 +187,23 @@ fn summary_and_list_describe_the_zoo() {
         text.contains("journey_r1") && text.contains("6379786"),
         "{text}"
     );
+    // Every round of the journey, and where the article's text and its notebook disagree.
+    for (round, params) in [
+        ("journey_r2", "194884"),
+        ("journey_r6", "5688"),
+        ("journey_r8", "13848"),
+    ] {
+        assert!(
+            text.contains(round) && text.contains(params),
+            "{round}: {text}"
+        );
+    }
+    assert!(
+        text.contains("journey_r9: the article's text says 5° rotation")
+            && text
+                .contains("journey_final: the notebook creates StepLR(6, 0.1) but never steps it"),
+        "{text}"
+    );
 }
 
 #[test]

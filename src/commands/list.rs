@@ -28,5 +28,15 @@ pub fn run() -> Result<(), String> {
             r.published_accuracy
         );
     }
+    let notes: Vec<_> = zoo()
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.note?)))
+        .collect();
+    if !notes.is_empty() {
+        println!("\nwhere a source's text and its code disagree (the zoo follows the code):");
+        for (name, note) in notes {
+            println!("  {name}: {note}");
+        }
+    }
     Ok(())
 }
