@@ -174,3 +174,40 @@ fn pytorch_lenet5_weights_reproduce_pytorch_logits() {
         );
     }
 }
+
+#[test]
+fn pytorch_weights_of_journey_round_5_give_pytorchs_predictions() {
+    // Written by `scripts/make_pytorch_journey.py`: the notebook's round 5 network trained one
+    // epoch in PyTorch, so its BatchNorm running statistics are real; 64 MNIST test images.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let model = find("journey_r5").unwrap().build(99);
+    load_module(&model, &fixtures.join("journey_r5_pytorch.safetensors")).unwrap();
+    let io = load_tensors(&fixtures.join("journey_r5_pytorch_io.safetensors")).unwrap();
+    let (_, in_shape, input) = &io.tensors["input"];
+    let (_, _, expected) = &io.tensors["log_probs"];
+    model.eval();
+    let got = model
+        .forward(&Tensor::from_vec(input.clone(), in_shape))
+        .to_vec();
+    assert_eq!(got.len(), 64 * 10);
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0
+    };
+    for (i, (g, w)) in got.chunks(10).zip(expected.chunks(10)).enumerate() {
+        assert_eq!(
+            argmax(g),
+            argmax(w),
+            "image {i}: strata {g:?}, PyTorch {w:?}"
+        );
+        for (a, b) in g.iter().zip(w) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "image {i}: strata {g:?}, PyTorch {w:?}"
+            );
+        }
+    }
+}
