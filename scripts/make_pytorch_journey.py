@@ -14,12 +14,13 @@ of 128, NLL), so that its BatchNorm running statistics are real, then writes
 The test loads the state_dict into strata's `journey_r5` and must reproduce the predictions.
 Needs MNIST (`make data`). Run from the repository root with any PyTorch and safetensors.
 """
-import struct
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+# scripts/ is on the module path when this runs as a script.
+from make_pytorch_lenet5 import read_idx
 
 
 def cbr(cin, cout, k):
@@ -47,14 +48,6 @@ class Net(nn.Module):
         x = self.dropout(x)
         x = self.convblock8(self.convblock7(x))
         return F.log_softmax(x.view(-1, 10), dim=-1)
-
-
-def read_idx(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
-    return torch.frombuffer(bytearray(data[4 + 4 * dims :]), dtype=torch.uint8).reshape(shape)
 
 
 def load(split):

@@ -30,16 +30,28 @@ pub fn recording<T>(
     Ok((out?, records))
 }
 
+/// The first launch of each distinct (kernel, grid, block), in launch order.
+fn first_of_each_shape(records: &[LaunchRecord]) -> Vec<&LaunchRecord> {
+    let mut seen = std::collections::HashSet::new();
+    records
+        .iter()
+        .filter(|r| seen.insert((r.kernel.as_str(), r.grid, r.block)))
+        .collect()
+}
+
+/// Theoretical occupancy on an H100 from ptxas's registers, if ptxas reported them.
+fn occupancy(r: &LaunchRecord) -> Option<f64> {
+    let threads = r.block.iter().product::<u32>();
+    r.registers
+        .map(|regs| roofline::occupancy(&H100_SXM, threads, regs, r.shared_bytes))
+}
+
 /// One record row per distinct (kernel, grid, block), from its first launch: the counters and
 /// estimates as facts (they are counts, the same on every run), the interpreter's seconds as
 /// the measured series. `label` prefixes each row's label (e.g. the GEMM size).
 pub fn record_rows(records: &[LaunchRecord], label: &str) -> Vec<BenchRow> {
-    let mut seen = std::collections::HashSet::new();
     let mut rows = Vec::new();
-    for r in records {
-        if !seen.insert((r.kernel.clone(), r.grid, r.block)) {
-            continue;
-        }
+    for r in first_of_each_shape(records) {
         let m = &r.metrics;
         let threads = r.block.iter().product::<u32>();
         let h100 = roofline::estimate(m, &H100_SXM);
@@ -61,12 +73,7 @@ pub fn record_rows(records: &[LaunchRecord], label: &str) -> Vec<BenchRow> {
         fact("bank_conflicts", m.bank_conflicts().to_string());
         fact(
             "occupancy",
-            r.registers.map_or("–".into(), |regs| {
-                format!(
-                    "{:.0}%",
-                    100.0 * roofline::occupancy(&H100_SXM, threads, regs, r.shared_bytes)
-                )
-            }),
+            occupancy(r).map_or("–".into(), |o| format!("{:.0}%", 100.0 * o)),
         );
         fact("intensity", format!("{:.2}", h100.intensity));
         fact("h100_us", format!("{:.2}", h100.seconds * 1e6));
@@ -114,7 +121,6 @@ pub fn save_record(
 
 /// One line per distinct (kernel, grid, block), its first launch.
 pub fn print_table(records: &[LaunchRecord]) {
-    let mut seen = std::collections::HashSet::new();
     println!(
         "{:<28} {:>15} {:>11} {:>9} {:>6} {:>6} {:>6} {:>7} {:>6} {:>6} {:>9} {:>9} {:>9}",
         "kernel",
@@ -131,19 +137,12 @@ pub fn print_table(records: &[LaunchRecord]) {
         "A100 us",
         "bound"
     );
-    let mut instructions = 0u64;
-    let mut seconds = 0.0;
-    for r in records {
-        instructions += r.metrics.warp_instructions;
-        seconds += r.seconds;
-        if !seen.insert((r.kernel.clone(), r.grid, r.block)) {
-            continue;
-        }
+    let instructions: u64 = records.iter().map(|r| r.metrics.warp_instructions).sum();
+    let seconds: f64 = records.iter().map(|r| r.seconds).sum();
+    for r in first_of_each_shape(records) {
         let m = &r.metrics;
         let threads = r.block.iter().product::<u32>();
-        let occupancy = r
-            .registers
-            .map(|regs| roofline::occupancy(&H100_SXM, threads, regs, r.shared_bytes));
+        let occupancy = occupancy(r);
         let h100 = roofline::estimate(m, &H100_SXM);
         let a100 = roofline::estimate(m, &A100_SXM);
         println!(

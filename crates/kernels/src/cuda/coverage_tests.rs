@@ -18,13 +18,13 @@ use std::process::Command;
 /// one more run of the twin tests.
 #[test]
 fn every_kernel_runs_on_the_virtual_device_against_its_cpu_twin() {
-    let launched = twin_launches(SIM_LAUNCH_LOG, &[]);
+    let launched = twin_launches(SIM_LAUNCH_LOG);
     check_every_kernel("run on cuda-sim (NVRTC's PTX) by the twin tests", &launched);
 }
 
-/// Runs this test binary again on the twin tests alone with `log_var` naming a fresh file (and
-/// `env` set); the kernel names the launchers appended there.
-fn twin_launches(log_var: &str, env: &[(&str, &str)]) -> BTreeSet<String> {
+/// Runs this test binary again on the twin tests alone with `log_var` naming a fresh file; the
+/// kernel names the launchers appended there.
+fn twin_launches(log_var: &str) -> BTreeSet<String> {
     let log = std::env::temp_dir().join(format!(
         "strata-{}-launches-{}.log",
         log_var.to_ascii_lowercase(),
@@ -32,12 +32,9 @@ fn twin_launches(log_var: &str, env: &[(&str, &str)]) -> BTreeSet<String> {
     ));
     let _ = std::fs::remove_file(&log);
     let exe = std::env::current_exe().expect("the path of this test binary");
-    let mut command = Command::new(&exe);
-    command.arg("twin_tests").env(log_var, &log);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let child = command
+    let child = Command::new(&exe)
+        .arg("twin_tests")
+        .env(log_var, &log)
         .output()
         .unwrap_or_else(|e| panic!("running {} twin_tests: {e}", exe.display()));
     let launched = std::fs::read_to_string(&log).unwrap_or_default();
@@ -46,7 +43,7 @@ fn twin_launches(log_var: &str, env: &[(&str, &str)]) -> BTreeSet<String> {
     let stderr = String::from_utf8_lossy(&child.stderr);
     assert!(
         child.status.success(),
-        "the twin tests failed ({}) with {env:?}:\n{stdout}\n{stderr}",
+        "the twin tests failed ({}):\n{stdout}\n{stderr}",
         child.status
     );
     launched.lines().map(str::to_string).collect()

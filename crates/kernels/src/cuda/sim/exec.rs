@@ -25,7 +25,7 @@
 
 use super::alu::{self, combine, convert, setp};
 use super::memory::{Bytes, Global, Place, RaceCell, GRANULE, MANY, SHARED_GENERIC_BASE};
-use super::ptx::{Class, Instr, Kernel, Module, Op, Opnd, ShflMode, Space, Special, Ty, VoteMode};
+use super::ptx::{Instr, Kernel, Module, Op, Opnd, ShflMode, Space, Special, VoteMode};
 use std::collections::HashSet;
 
 /// The kind of problem a launch stopped on.
@@ -99,7 +99,8 @@ impl Default for Options {
 pub struct Metrics {
     pub blocks: u64,
     pub threads: u64,
-    /// Warp instructions issued, in all and per [`Class`] (indexed as [`Class::ALL`]).
+    /// Warp instructions issued, in all and per [`Class`](super::ptx::Class) (indexed as
+    /// [`Class::ALL`](super::ptx::Class::ALL)).
     pub warp_instructions: u64,
     pub by_class: [u64; 9],
     /// Lanes active over all warp instructions (divided by warp instructions: the average).
@@ -789,16 +790,16 @@ impl<'l, 'g> BlockState<'l, 'g> {
         exec: u32,
         instr: &Instr,
     ) -> Result<(), SimError> {
-        if let Some(id) = Some(self.get(w, &instr.src[0], exec.trailing_zeros().min(31) as usize)) {
-            if id != 0 {
-                return Err(self.fail(
-                    Check::Unsupported,
-                    format!("named barrier {id} (only barrier 0 is simulated)"),
-                    w,
-                    exec.trailing_zeros().min(31) as usize,
-                    instr,
-                ));
-            }
+        let first = exec.trailing_zeros().min(31) as usize;
+        let id = self.get(w, &instr.src[0], first);
+        if id != 0 {
+            return Err(self.fail(
+                Check::Unsupported,
+                format!("named barrier {id} (only barrier 0 is simulated)"),
+                w,
+                first,
+                instr,
+            ));
         }
         self.advance(w, group, pc);
         if exec == 0 {
@@ -988,6 +989,18 @@ impl<'l, 'g> BlockState<'l, 'g> {
         }
     }
 
+    /// The address operand `o` of every lane in `exec`.
+    fn lane_addresses(&self, w: usize, exec: u32, o: &Opnd) -> [u64; WARP] {
+        let mut addrs = [0u64; WARP];
+        let mut m = exec;
+        while m != 0 {
+            let l = m.trailing_zeros() as usize;
+            m &= m - 1;
+            addrs[l] = self.address(w, o, l);
+        }
+        addrs
+    }
+
     fn load(
         &mut self,
         w: usize,
@@ -1033,13 +1046,7 @@ impl<'l, 'g> BlockState<'l, 'g> {
             return Err(self.fail(Check::Unsupported, "local memory".into(), w, 0, instr));
         }
         let width = size * vec as u32;
-        let mut addrs = [0u64; WARP];
-        let mut m = exec;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            addrs[l] = self.address(w, &instr.src[0], l);
-        }
+        let addrs = self.lane_addresses(w, exec, &instr.src[0]);
         self.count_access(exec, &addrs, width, space);
         let mut m = exec;
         while m != 0 {
@@ -1080,13 +1087,7 @@ impl<'l, 'g> BlockState<'l, 'g> {
         }
         let size = instr.ty.bytes();
         let width = size * vec as u32;
-        let mut addrs = [0u64; WARP];
-        let mut m = exec;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            addrs[l] = self.address(w, &instr.src[0], l);
-        }
+        let addrs = self.lane_addresses(w, exec, &instr.src[0]);
         self.count_access(exec, &addrs, width, space);
         let mut m = exec;
         while m != 0 {
@@ -1590,11 +1591,3 @@ fn race(
 pub fn fmt3(v: [u32; 3]) -> String {
     format!("({}, {}, {})", v[0], v[1], v[2])
 }
-
-/// The class index of an instruction class, for [`Metrics::by_class`].
-pub fn class_index(c: Class) -> usize {
-    c as usize
-}
-
-#[allow(dead_code)]
-fn _assert_ty(_: Ty) {}

@@ -1173,6 +1173,14 @@ fn decode_instr(
             "`{opcode}`: directed rounding here is not implemented by cuda-sim"
         ));
     }
+    // `mul`/`mad`: which half (or the whole) of the double-width product.
+    let mul_mode = if has("wide") {
+        MulMode::Wide
+    } else if has("hi") {
+        MulMode::Hi
+    } else {
+        MulMode::Lo
+    };
     let (op, class) = match base {
         "mov" => {
             op_count(2)?;
@@ -1221,13 +1229,7 @@ fn decode_instr(
         "add" | "sub" | "min" | "max" | "and" | "or" | "xor" | "shl" | "shr" | "rem" | "div"
         | "mul" | "setp" | "selp" => {
             let round = round_of(mods);
-            let mode = if has("wide") {
-                MulMode::Wide
-            } else if has("hi") {
-                MulMode::Hi
-            } else {
-                MulMode::Lo
-            };
+            let mode = mul_mode;
             let op = match base {
                 "add" => Op::Add {
                     round,
@@ -1318,14 +1320,7 @@ fn decode_instr(
                     Class::Float,
                 )
             } else {
-                let mode = if has("wide") {
-                    MulMode::Wide
-                } else if has("hi") {
-                    MulMode::Hi
-                } else {
-                    MulMode::Lo
-                };
-                (Op::Mad { mode }, Class::Integer)
+                (Op::Mad { mode: mul_mode }, Class::Integer)
             }
         }
         "neg" | "abs" | "not" | "popc" | "clz" | "brev" | "ex2" | "lg2" | "rcp" | "sqrt"
