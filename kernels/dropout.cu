@@ -101,20 +101,27 @@ extern "C" __global__ void dropout_forward(unsigned long long seed, float p, con
     }
 }
 
-// mask[i] = (u_i >= p) ? 1/(1-p) : 0 only (e.g. to recompute the mask from the seed).
-// Launch: block (256), grid (min(ceil(ceil(n/4)/256), 65535)).
+// mask[i] = (u_{first + i} >= p) ? 1/(1-p) : 0 only: the slice from element `first` of the mask
+// of a larger tensor (first = 0 for a whole tensor; a data-parallel rank passes its first row
+// times the row length, so its rows draw what one process draws for them). One thread per
+// Philox block that overlaps [first, first + n); a block may straddle either end.
+// Launch: block (256), grid (min(ceil(ceil((first % 4 + n)/4)/256), 65535)).
 // CPU twin: strata_kernels::dropout::dropout_mask
-extern "C" __global__ void dropout_mask(unsigned long long seed, float p, float* mask, int n)
+extern "C" __global__ void dropout_mask(unsigned long long seed, float p, unsigned long long first,
+                                        float* mask, int n)
 {
     float scale = 1.0f / (1.0f - p);
-    int groups = (n + 3) / 4;
+    unsigned long long first_block = first >> 2;
+    int lead = (int)(first & 3ull);
+    int groups = (lead + n + 3) / 4;
     GRID_STRIDE_LOOP(g, groups) {
         float m[4];
-        dropout_block(seed, (unsigned long long)g, p, scale, m);
-        int first = 4 * g;
+        dropout_block(seed, first_block + (unsigned long long)g, p, scale, m);
+        int start = 4 * g - lead; // local index of the block's first element
 #pragma unroll
         for (int l = 0; l < 4; ++l) {
-            if (first + l < n) mask[first + l] = m[l];
+            int i = start + l;
+            if (i >= 0 && i < n) mask[i] = m[l];
         }
     }
 }

@@ -7,18 +7,37 @@ use strata_kernels::Device;
 /// the CPU, saying which and why; `cuda` without a usable GPU is an error naming the reason,
 /// never a silent fallback.
 pub fn resolve(requested: &str) -> Result<Device, String> {
+    resolve_for_rank(requested, 0, true)
+}
+
+/// [`resolve`] for one of several processes on a machine: `auto` and `cuda` take GPU
+/// `local_rank` (one GPU per process, as NCCL expects), and only a process that `reports`
+/// says what it chose.
+pub fn resolve_for_rank(
+    requested: &str,
+    local_rank: usize,
+    reports: bool,
+) -> Result<Device, String> {
     let cpu_note = || format!("the CPU ({} threads)", Device::cpu_threads());
+    let gpu = Device::Cuda(local_rank);
     match requested.trim().to_ascii_lowercase().as_str() {
-        "auto" => match CudaDevice::open(Device::Cuda(0)) {
-            Ok(gpu) => {
-                eprintln!("device auto: using {gpu:?}");
-                Ok(Device::Cuda(0))
+        "auto" => match CudaDevice::open(gpu) {
+            Ok(opened) => {
+                if reports {
+                    eprintln!("device auto: using {opened:?}");
+                }
+                Ok(gpu)
             }
             Err(why) => {
-                eprintln!("device auto: no usable GPU ({why}); using {}", cpu_note());
+                if reports {
+                    eprintln!("device auto: no usable GPU ({why}); using {}", cpu_note());
+                }
                 Ok(Device::Cpu)
             }
         },
+        "cuda" if local_rank > 0 => CudaDevice::open(gpu).map(|_| gpu).map_err(|why| {
+            format!("--device cuda: local rank {local_rank} has no GPU {gpu}: {why}")
+        }),
         other => {
             let device = other.parse::<Device>().map_err(|e| e.to_string())?;
             match device {
@@ -26,11 +45,13 @@ pub fn resolve(requested: &str) -> Result<Device, String> {
                 Device::CudaSim => {
                     CudaDevice::open(device)
                         .map_err(|why| format!("--device {requested}: {why}"))?;
-                    eprintln!(
-                        "device cuda-sim: NVRTC's PTX of the CUDA kernels is interpreted with \
+                    if reports {
+                        eprintln!(
+                            "device cuda-sim: NVRTC's PTX of the CUDA kernels is interpreted with \
                          memcheck, racecheck, initcheck and synccheck on every launch: expect \
                          it to be far slower than --device cpu"
-                    );
+                        );
+                    }
                     Ok(device)
                 }
                 Device::Cuda(_) => CudaDevice::open(device).map(|_| device).map_err(|why| {

@@ -45,6 +45,8 @@ pub mod datasets;
 pub mod device;
 pub mod explain;
 pub mod fetch;
+#[cfg(feature = "cli")]
+pub mod parallel;
 pub mod profile;
 #[cfg(feature = "cli")]
 pub mod records;

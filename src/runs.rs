@@ -13,8 +13,11 @@ pub struct RunResults {
     pub dataset: String,
     /// Device the run trained on, e.g. `cpu`.
     pub device: String,
-    /// Worker threads of the rayon pool.
+    /// Worker threads of the rayon pool (of each rank).
     pub threads: usize,
+    /// Data-parallel ranks (processes) that trained together; 1 without MPI.
+    #[serde(default = "one")]
+    pub ranks: usize,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
     /// Trainable parameters of the network.
@@ -36,6 +39,10 @@ pub struct RunResults {
     /// The command, commit, machine and date of the latest invocation that wrote this file.
     #[serde(default)]
     pub provenance: Option<crate::records::Provenance>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunResults {

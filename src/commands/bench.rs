@@ -40,10 +40,11 @@ pub struct Args {
     /// each kernel's counters and its roofline estimate on an H100 and an A100).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// For `kernels`: repetitions of the whole table; each figure is their median.
+    /// For `kernels`: repetitions of the whole table; each figure is their median. For `comm`:
+    /// calls timed per message size.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// For `kernels` and `train`: write every repetition, with the command, commit, machine and
+    /// For `kernels`, `train` and `comm`: write every repetition, with the command, commit, machine and
     /// date, to this JSON record (what `strata records` builds the documents' tables from).
     /// With `--device cuda-sim` (also for `gemm`): the virtual device's counters and estimates.
     #[arg(long)]
@@ -61,6 +62,9 @@ enum Target {
     /// One op per kernel family on `--device` (cpu, cuda, cuda:N or cuda-sim): time, GFLOP/s
     /// and GB/s of the minimum memory traffic.
     Kernels,
+    /// Under mpirun: the ranks' all-reduce by message size, 4 KiB to 64 MiB (time per call,
+    /// algorithm and bus bandwidth), e.g. `mpirun -n 2 strata bench comm --repeat 20`.
+    Comm,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -69,6 +73,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         Target::Train => bench_train(args),
         Target::Layers => bench_layers(args),
         Target::Kernels => bench_kernels(args),
+        Target::Comm => super::bench_comm::run(args.repeat, args.record.as_deref()),
     }
 }
 
@@ -329,8 +334,15 @@ fn bench_train(args: &Args) -> Result<(), String> {
         if let Some(degrees) = entry.recipe.rotation_degrees {
             let (mean, std) = entry.recipe.normalization.mean_std();
             let fill = -mean / std;
-            trainer.augment = Some(Box::new(move |x, g| {
-                strata_models::data::random_rotation(x, degrees, fill, g)
+            trainer.augment = Some(Box::new(move |x, g, place| {
+                strata_models::data::random_rotation_of_rows(
+                    x,
+                    degrees,
+                    fill,
+                    g,
+                    place.rows.clone(),
+                    place.global,
+                )
             }));
         }
         let reports = trainer

@@ -2,6 +2,7 @@
 //! exits non-zero.
 
 pub mod bench;
+pub mod bench_comm;
 pub mod data;
 pub mod devices;
 pub mod eval;

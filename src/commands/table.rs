@@ -70,6 +70,8 @@ pub fn run(args: &Args) -> Result<(), String> {
                     limit_train: None,
                     limit_test: None,
                     quiet: false,
+                    sync_batch_norm: false,
+                    comm_timeout: 60.0,
                 })?;
                 rows.push(RunResults::load(
                     &args.runs.join(name).join("results.json"),

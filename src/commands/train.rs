@@ -4,12 +4,17 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 use strata::datasets::{self, DatasetChoice};
 use strata::runs::{plot_curves, print_table, RunResults};
-use strata_models::data::{random_rotation, Dataset};
+use strata_models::data::{random_rotation_of_rows, Dataset};
 use strata_models::train::{EpochReport, Observer, TrainConfig, TrainError, Trainer};
 use strata_models::zoo::{find, LossKind, OptimizerKind, ZooEntry};
-use strata_nn::checkpoint::{load_tensors, load_training, save_tensors, save_training};
+use strata_nn::checkpoint::{
+    load_tensors, load_training_tensors, parse_tensors, save_tensors, save_training, StoredTensors,
+};
+use strata_nn::distributed::{Communicator, GradientReducer};
 use strata_nn::layers::Sequential;
 use strata_nn::{Device, ModuleExt, Tensor};
 
@@ -33,6 +38,20 @@ pub enum LossChoice {
 }
 
 #[derive(clap::Args)]
+#[command(after_long_help = "\
+Data-parallel training: started by mpirun, every process becomes one rank and they train \
+together with no other flag:
+
+  mpirun -n 2 strata train lenet5                       two processes on this machine
+  mpirun -n 8 --hostfile hosts strata train lenet5      eight processes over the hosts listed
+
+The recipe's batch size stays the global batch: each rank takes its share of every batch, in \
+the order one process would use, and gradients are averaged across ranks (MPI all-reduce, \
+in buckets, while backward runs), so N ranks train as one process does, up to rounding. \
+Dropout masks and rotation angles follow the example's place in the global batch. BatchNorm \
+uses each rank's share unless --sync-batch-norm is given. Rank 0 prints, evaluates its share \
+and writes the checkpoints; --resume works with any number of ranks. Every rank must run the \
+same command; a rank that dies or hangs ends the job (see --comm-timeout).")]
 pub struct Args {
     /// Network to train (`strata list` shows them all).
     pub model: String,
@@ -86,6 +105,14 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Under mpirun: BatchNorm statistics over the global batch (all ranks) instead of each
+    /// rank's share, as one process computes them (PyTorch's SyncBatchNorm).
+    #[arg(long)]
+    pub sync_batch_norm: bool,
+    /// Under mpirun: seconds a rank waits for the others in one collective before it ends the
+    /// job as dead or hung.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub comm_timeout: f64,
 }
 
 struct ProgressObserver {
@@ -142,8 +169,29 @@ fn epoch_line(r: &EpochReport, epochs: usize) -> String {
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
+    if !(args.comm_timeout > 0.0 && args.comm_timeout.is_finite()) {
+        return Err(format!(
+            "--comm-timeout {}: must be a positive number of seconds",
+            args.comm_timeout
+        ));
+    }
+    let comm = strata::parallel::join(Duration::from_secs_f64(args.comm_timeout))?;
+    let result = train(args, &comm);
+    if let (Err(e), true) = (&result, comm.size() > 1) {
+        // The other ranks would wait for this one forever: end them all, with the reason.
+        eprintln!("strata: rank {}: {e}", comm.rank());
+        comm.abort(1);
+    }
+    result
+}
+
+fn train(args: &Args, comm: &Arc<dyn Communicator>) -> Result<(), String> {
     let entry = find(&args.model)?;
-    let device = strata::device::resolve(&args.device)?;
+    let device = strata::device::resolve_for_rank(
+        &args.device,
+        local_rank(comm.as_ref()),
+        comm.rank() == 0,
+    )?;
     let choice = args
         .dataset
         .unwrap_or_else(|| DatasetChoice::default_for(&entry));
@@ -152,8 +200,39 @@ pub fn run(args: &Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| default_out(&entry, choice));
     let config = config_of(args, &entry)?;
+    let (lead, ranks) = (comm.rank() == 0, comm.size());
+    strata::parallel::check_same_settings(
+        comm.as_ref(),
+        &[
+            ("strata", env!("CARGO_PKG_VERSION").to_string()),
+            ("model", entry.name.to_string()),
+            ("dataset", choice.name().to_string()),
+            ("seed", config.seed.to_string()),
+            ("epochs", config.epochs.to_string()),
+            ("batch size", config.batch_size.to_string()),
+            ("learning rate", config.lr.to_string()),
+            ("optimizer", format!("{:?}", config.optimizer)),
+            ("loss", format!("{:?}", config.loss)),
+            ("schedule", format!("{:?}", config.step_lr)),
+            (
+                "limits",
+                format!("{:?} {:?}", args.limit_train, args.limit_test),
+            ),
+            ("sync-batch-norm", args.sync_batch_norm.to_string()),
+            ("resume", args.resume.to_string()),
+            ("device kind", device_kind(device)),
+        ],
+    )?;
 
-    let (train, test) = datasets::load(&entry, choice, &args.data, args.seed)?;
+    // Rank 0 fetches a missing dataset before the others read it.
+    if !lead {
+        comm.barrier().map_err(|e| e.to_string())?;
+    }
+    let loaded = datasets::load(&entry, choice, &args.data, args.seed);
+    if lead {
+        comm.barrier().map_err(|e| e.to_string())?;
+    }
+    let (train, test) = loaded?;
     let train = limit(train, args.limit_train, "--limit-train")?;
     let test = limit(test, args.limit_test, "--limit-test")?;
     if config.batch_size == 0 || config.batch_size > train.len() {
@@ -162,6 +241,19 @@ pub fn run(args: &Args) -> Result<(), String> {
             config.batch_size,
             train.len(),
             train.len()
+        ));
+    }
+    let smallest_batch = match train.len() % config.batch_size {
+        0 => config.batch_size,
+        last => last,
+    };
+    if smallest_batch < ranks {
+        return Err(format!(
+            "{ranks} ranks cannot share a batch of {smallest_batch} examples (the last of each \
+             epoch: {} training examples in batches of {}); use fewer ranks, or change \
+             --batch-size or --limit-train",
+            train.len(),
+            config.batch_size
         ));
     }
 
@@ -173,13 +265,26 @@ pub fn run(args: &Args) -> Result<(), String> {
     if let Some(degrees) = entry.recipe.rotation_degrees {
         let (mean, std) = entry.recipe.normalization.mean_std();
         let fill = (0.0 - mean) / std;
-        trainer.augment = Some(Box::new(move |x, g| random_rotation(x, degrees, fill, g)));
+        trainer.augment = Some(Box::new(move |x, g, place| {
+            random_rotation_of_rows(x, degrees, fill, g, place.rows.clone(), place.global)
+        }));
+    }
+    if ranks > 1 {
+        trainer
+            .data_parallel(
+                comm.clone(),
+                args.sync_batch_norm,
+                GradientReducer::DEFAULT_BUCKET_BYTES,
+            )
+            .map_err(|e| e.to_string())?;
     }
 
-    std::fs::create_dir_all(&out)
-        .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
-    check_writable(&out)?;
-    remove_interrupted_writes(&out);
+    if lead {
+        std::fs::create_dir_all(&out)
+            .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
+        check_writable(&out)?;
+        remove_interrupted_writes(&out);
+    }
     let run = Run {
         name: entry.name,
         model: &model,
@@ -187,12 +292,14 @@ pub fn run(args: &Args) -> Result<(), String> {
         best_path: out.join("best.safetensors"),
         results_path: out.join("results.json"),
         curves_path: out.join("curves.svg"),
+        comm: comm.as_ref(),
     };
     let mut results = RunResults {
         model: entry.name.into(),
         dataset: choice.name().into(),
         device: device.to_string(),
         threads: rayon::current_num_threads(),
+        ranks,
         seed: args.seed,
         parameters: entry.parameters,
         weight_layers: entry.weight_layers,
@@ -208,15 +315,61 @@ pub fn run(args: &Args) -> Result<(), String> {
     if args.resume {
         run.resume(&mut trainer, &mut results)?;
     }
-    print_header(&entry, choice, device, (train.len(), test.len()), &trainer);
+    if lead {
+        print_header(&entry, choice, device, (train.len(), test.len()), &trainer);
+        if ranks > 1 {
+            println!(
+                "data-parallel: {ranks} ranks over {}, {} examples per rank per batch, \
+                 BatchNorm statistics {}",
+                comm.describe(),
+                if config.batch_size % ranks == 0 {
+                    (config.batch_size / ranks).to_string()
+                } else {
+                    format!(
+                        "{} to {}",
+                        config.batch_size / ranks,
+                        config.batch_size.div_ceil(ranks)
+                    )
+                },
+                if args.sync_batch_norm {
+                    "over the global batch"
+                } else {
+                    "per rank"
+                }
+            );
+        }
+    }
     run.epochs(
         &mut trainer,
         &mut results,
         (train.as_ref(), test.as_ref()),
-        args.quiet,
+        args.quiet || !lead,
     )?;
-    run.print_summary(&results);
+    if lead {
+        run.print_summary(&results);
+    }
     Ok(())
+}
+
+/// This process's rank among those on its machine (each takes its own GPU).
+fn local_rank(comm: &dyn Communicator) -> usize {
+    if comm.size() == 1 {
+        return 0;
+    }
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.parse().ok())
+    .unwrap_or(0)
+}
+
+/// What must agree between ranks about the device (the GPU number may differ per rank).
+fn device_kind(device: Device) -> String {
+    let name = device.to_string();
+    name.split(':').next().unwrap_or(&name).to_string()
 }
 
 /// `runs/MODEL`, or `runs/MODEL-DATASET` off the network's own dataset.
@@ -318,25 +471,51 @@ struct Run<'a> {
     best_path: PathBuf,
     results_path: PathBuf,
     curves_path: PathBuf,
+    comm: &'a dyn Communicator,
 }
 
 impl Run<'_> {
     /// Loads the model, the optimizer's state and the epoch count from `last.safetensors`, and
-    /// the finished epochs' results.
+    /// the finished epochs' results. Rank 0 reads the checkpoint and sends it to the other
+    /// ranks, so they need no shared folder and their number may differ from the run's.
     fn resume(&self, trainer: &mut Trainer<'_>, results: &mut RunResults) -> Result<(), String> {
-        check_model_of(&self.last_path, self.name).map_err(|e| format!("cannot resume: {e}"))?;
-        let progress = load_training(&self.last_path, self.model, trainer.optimizer.as_mut())
+        let lead = self.comm.rank() == 0;
+        let (mut bytes, read_error) = if lead {
+            match std::fs::read(&self.last_path) {
+                Ok(b) => (b, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            }
+        } else {
+            (Vec::new(), None)
+        };
+        self.comm
+            .broadcast(&mut bytes, 0)
+            .map_err(|e| e.to_string())?;
+        if bytes.is_empty() {
+            return Err(format!(
+                "cannot resume: {}: {}",
+                self.last_path.display(),
+                read_error.unwrap_or_else(|| "rank 0 could not read it".into())
+            ));
+        }
+        let stored =
+            parse_tensors(&bytes, &self.last_path).map_err(|e| format!("cannot resume: {e}"))?;
+        check_model_in(&stored, &self.last_path, self.name)
+            .map_err(|e| format!("cannot resume: {e}"))?;
+        let progress = load_training_tensors(stored, self.model, trainer.optimizer.as_mut())
             .map_err(|e| format!("cannot resume: {e}"))?;
         trainer.epoch = progress.epoch;
         if let Ok(previous) = RunResults::load(&self.results_path) {
             results.epochs = previous.epochs.into_iter().take(progress.epoch).collect();
         }
-        println!(
-            "resuming {} after epoch {} from {}",
-            self.name,
-            progress.epoch,
-            self.last_path.display()
-        );
+        if lead {
+            println!(
+                "resuming {} after epoch {} from {}",
+                self.name,
+                progress.epoch,
+                self.last_path.display()
+            );
+        }
         Ok(())
     }
 
@@ -364,14 +543,17 @@ impl Run<'_> {
             };
             // Long runs of tiny epochs (dnn3's 1,000) print every twentieth of the run.
             let every = if epochs > 50 { epochs / 20 } else { 1 };
-            if record.epoch % every == 0 || record.epoch == epochs || record.epoch == 1 {
+            let shown = record.epoch % every == 0 || record.epoch == epochs || record.epoch == 1;
+            if shown && self.comm.rank() == 0 {
                 println!("{}", epoch_line(&record, epochs));
             }
             let is_best = results
                 .best()
                 .is_none_or(|(best, _)| record.test_accuracy > best);
             results.epochs.push(record);
-            self.save_epoch(trainer, results, is_best)?;
+            if self.comm.rank() == 0 {
+                self.save_epoch(trainer, results, is_best)?;
+            }
         }
         Ok(())
     }
@@ -379,7 +561,7 @@ impl Run<'_> {
     /// A failed epoch's message; a non-finite loss also says which checkpoint is good.
     fn explain_failure(&self, e: TrainError, finished: usize) -> String {
         match e {
-            TrainError::Device { .. } => e.to_string(),
+            TrainError::Device { .. } | TrainError::Communication(_) => e.to_string(),
             TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. } => {
                 let kept = if self.last_path.exists() {
                     format!(
@@ -528,6 +710,11 @@ fn remove_interrupted_writes(dir: &Path) {
 /// or older runs carry no name and are checked tensor by tensor when loaded).
 pub fn check_model_of(path: &Path, model: &str) -> Result<(), String> {
     let stored = load_tensors(path).map_err(|e| e.to_string())?;
+    check_model_in(&stored, path, model)
+}
+
+/// [`check_model_of`] on tensors already read from `path`.
+fn check_model_in(stored: &StoredTensors, path: &Path, model: &str) -> Result<(), String> {
     match stored.metadata.get(MODEL_KEY) {
         Some(saved) if saved != model => Err(format!(
             "{}: holds weights for the {saved} network, not for {model} (use `strata eval {saved}` \

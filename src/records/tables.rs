@@ -9,7 +9,7 @@ use std::path::Path;
 use strata_models::zoo::{zoo, DataKind, LossKind, OptimizerKind};
 
 /// Every block the documents may hold, by name.
-pub const BLOCKS: [&str; 8] = [
+pub const BLOCKS: [&str; 10] = [
     "networks",
     "training",
     "gemm",
@@ -18,6 +18,8 @@ pub const BLOCKS: [&str; 8] = [
     "fuzz",
     "sim-kernels",
     "sim-gemm",
+    "comm",
+    "scaling",
 ];
 
 /// The text of block `name` (without its markers), from the records under `results`.
@@ -31,6 +33,8 @@ pub fn generate(name: &str, results: &Path) -> Result<String, String> {
         "sim-kernels" => sim(&BenchRecord::load(&results.join("sim/kernels.json"))?),
         "sim-gemm" => sim(&BenchRecord::load(&results.join("sim/gemm.json"))?),
         "fuzz" => fuzz(&results.join("fuzz")),
+        "comm" => comm(&BenchRecord::load(&results.join("scaling/allreduce.json"))?),
+        "scaling" => scaling(&results.join("scaling")),
         other => Err(format!(
             "no generated table is called {other:?} (there are: {})",
             BLOCKS.join(", ")
@@ -392,6 +396,77 @@ fn sim(record: &BenchRecord) -> Result<String, String> {
 }
 
 /// The fuzz records: executions, time, corpus, per target.
+/// The all-reduce by message size (`strata bench comm`).
+fn comm(record: &BenchRecord) -> Result<String, String> {
+    let mut out = format!(
+        "{}\n\n| message | µs per all-reduce | algorithm bandwidth, GB/s | bus bandwidth, GB/s |\n|---:|---:|---:|---:|\n",
+        bench_caption(record)
+    );
+    for row in &record.rows {
+        out += &format!(
+            "| {} | {} | {} | {} |\n",
+            row.label,
+            cell(row, "µs per call", 0),
+            cell(row, "algorithm bandwidth", 2),
+            cell(row, "bus bandwidth", 2)
+        );
+    }
+    Ok(out)
+}
+
+/// The networks timed for the scaling table, and how each run is laid out.
+const SCALING_NETWORKS: [&str; 2] = ["lenet5", "cnn3l"];
+const SCALING_LAYOUTS: [(&str, &str); 2] =
+    [("1x2", "1 rank × 2 threads"), ("2x1", "2 ranks × 1 thread")];
+
+/// Seconds per epoch of one process with two threads against two single-threaded ranks on
+/// the same two cores (`make scaling-record`), and the share of each rank's training time spent
+/// waiting for all-reduces that backward did not hide.
+fn scaling(dir: &Path) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rows = String::new();
+    let mut provenances = Vec::new();
+    for network in SCALING_NETWORKS {
+        let mut cells = Vec::new();
+        let mut medians = Vec::new();
+        let mut share = String::from("–");
+        for (file, _) in SCALING_LAYOUTS {
+            let run = RunResults::load(&dir.join(format!("{network}-{file}.json")))?;
+            let seconds = Samples::new("s", run.epochs.iter().map(|e| e.train_seconds).collect());
+            medians.push(seconds.median());
+            cells.push(format!("{} s", median_spread(&seconds, 1)));
+            let waited: f64 = run
+                .epochs
+                .iter()
+                .filter_map(|e| e.communication_seconds)
+                .sum();
+            let trained: f64 = run.epochs.iter().map(|e| e.train_seconds).sum();
+            if run.ranks > 1 && trained > 0.0 {
+                share = format!("{:.1} %", 100.0 * waited / trained);
+            }
+            if let Some(p) = run.provenance.clone() {
+                provenances.push(p);
+            }
+        }
+        rows += &format!(
+            "| {network} | {} | {} | {:.2}× | {share} |\n",
+            cells[0],
+            cells[1],
+            medians[0] / medians[1]
+        );
+    }
+    let refs: Vec<&Provenance> = provenances.iter().collect();
+    out += &format!(
+        "Measured {} Seconds of training per epoch (60,000 images, the recipe's batch), median \
+         of the epochs (smallest–largest).\n\n| network | {} | {} | speed-up | waiting for \
+         all-reduce, share of training time |\n|---|---:|---:|---:|---:|\n{rows}",
+        caption(&refs),
+        SCALING_LAYOUTS[0].1,
+        SCALING_LAYOUTS[1].1
+    );
+    Ok(out)
+}
+
 fn fuzz(dir: &Path) -> Result<String, String> {
     let mut records: Vec<serde_json::Value> = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

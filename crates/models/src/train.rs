@@ -3,7 +3,10 @@
 
 use crate::data::{batches, Dataset};
 use crate::zoo::{LossKind, OptimizerKind, Recipe};
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
+use strata_nn::distributed::{self, CommError, Communicator, GradientReducer, Shard};
 use strata_nn::optim::{Adam, Optimizer, Sgd, SgdConfig};
 use strata_nn::schedule::{Constant, LrSchedule, StepLr};
 use strata_nn::{Generator, Module, ModuleExt, Tensor};
@@ -99,6 +102,11 @@ pub struct EpochReport {
     pub test_seconds: f64,
     /// Training throughput: examples of the epoch divided by `train_seconds`.
     pub images_per_second: f64,
+    /// Data-parallel runs: seconds of `train_seconds` this rank spent waiting for the summed
+    /// gradients and figures after its backward pass had finished (the communication that did
+    /// not overlap computation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communication_seconds: Option<f64>,
 }
 
 /// Hooks for progress display; every method has a no-op default.
@@ -141,6 +149,9 @@ pub enum TrainError {
         /// The offending value (NaN or ±inf).
         loss: f32,
     },
+    /// A collective between data-parallel ranks failed: another rank died or hung.
+    #[error("{0}")]
+    Communication(#[from] CommError),
     /// The evaluation after an epoch gave a NaN or infinite mean loss.
     #[error(
         "the test loss became {loss} after epoch {epoch}; training stopped (the weights have \
@@ -188,10 +199,24 @@ pub fn evaluate(
     loss: LossKind,
     batch_size: usize,
 ) -> (f32, f32) {
+    let (total_loss, right) = evaluate_sums(model, data, 0..data.len(), loss, batch_size);
+    let n = data.len().max(1) as f64;
+    ((total_loss / n) as f32, (100.0 * right / n) as f32)
+}
+
+/// Summed loss and number of correct predictions over examples `range` of `data`, in
+/// evaluation mode (a data-parallel rank evaluates its share, then the sums are added up).
+fn evaluate_sums(
+    model: &dyn Module,
+    data: &dyn Dataset,
+    range: Range<usize>,
+    loss: LossKind,
+    batch_size: usize,
+) -> (f64, f64) {
     let _guard = no_grad();
     model.eval();
     let device = model.device();
-    let order: Vec<usize> = (0..data.len()).collect();
+    let order: Vec<usize> = range.collect();
     let (mut total_loss, mut right) = (0f64, 0usize);
     for idx in batches(&order, batch_size) {
         let (x, labels) = data.batch(idx);
@@ -203,12 +228,35 @@ pub fn evaluate(
         right += correct(&out, &labels);
     }
     model.train();
-    let n = data.len().max(1) as f64;
-    ((total_loss / n) as f32, (100.0 * right as f64 / n) as f32)
+    (total_loss, right as f64)
 }
 
-/// A transformation of each training batch (data augmentation), given the epoch's generator.
-pub type Augment = Box<dyn Fn(&Tensor, &mut Generator) -> Tensor + Send + Sync>;
+/// Where a training batch's rows sit in the global batch: all of it in one process, a share
+/// of it on a data-parallel rank. Random draws that belong to a row (rotation angles, dropout)
+/// are taken for the whole global batch and indexed by the row's place in it, so they do not
+/// depend on the number of ranks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRows {
+    /// This process's rows of the global batch.
+    pub rows: Range<usize>,
+    /// Rows of the global batch.
+    pub global: usize,
+}
+
+/// A transformation of each training batch (data augmentation), given the epoch's generator
+/// and which rows of the global batch it holds.
+pub type Augment = Box<dyn Fn(&Tensor, &mut Generator, &BatchRows) -> Tensor + Send + Sync>;
+
+/// Data-parallel training: the ranks, and how gradients and BatchNorm are synchronised.
+pub struct DataParallel {
+    /// The ranks' communicator.
+    pub communicator: Arc<dyn Communicator>,
+    /// BatchNorm statistics over the global batch instead of each rank's share.
+    pub sync_batch_norm: bool,
+    reducer: GradientReducer,
+    /// Seconds spent waiting for gradient all-reduces this epoch (after backward had finished).
+    pub wait_seconds: f64,
+}
 
 /// The running state of a training run, so a caller can checkpoint between epochs.
 ///
@@ -247,6 +295,8 @@ pub struct Trainer<'a> {
     schedule: Box<dyn LrSchedule>,
     /// Epochs completed.
     pub epoch: usize,
+    /// Set by [`Trainer::data_parallel`]; `None` trains in this process alone.
+    pub parallel: Option<DataParallel>,
 }
 
 impl<'a> Trainer<'a> {
@@ -264,7 +314,86 @@ impl<'a> Trainer<'a> {
             augment: None,
             config,
             epoch: 0,
+            parallel: None,
         }
+    }
+
+    /// Trains as one rank of `communicator`: each rank takes its share of every global batch
+    /// (the configuration's batch size), gradients are summed across ranks in buckets of
+    /// `bucket_bytes` as backward produces them, evaluation is split between the ranks and its
+    /// sums added up. Rank 0's weights and buffers are copied to every rank first, so the ranks
+    /// start identical whatever their seeds. A single rank trains exactly as without this.
+    pub fn data_parallel(
+        &mut self,
+        communicator: Arc<dyn Communicator>,
+        sync_batch_norm: bool,
+        bucket_bytes: usize,
+    ) -> Result<(), CommError> {
+        self.parallel = Some(DataParallel {
+            reducer: GradientReducer::new(&self.model.parameters(), bucket_bytes),
+            communicator,
+            sync_batch_norm,
+            wait_seconds: 0.0,
+        });
+        self.broadcast_state()
+    }
+
+    /// Copies rank 0's parameters and buffers (BatchNorm's running statistics) to every rank.
+    pub fn broadcast_state(&self) -> Result<(), CommError> {
+        let Some(parallel) = &self.parallel else {
+            return Ok(());
+        };
+        let state = self.model.state_dict();
+        let mut bytes: Vec<u8> = Vec::new();
+        for (_, t) in &state {
+            bytes.extend_from_slice(bytemuck::cast_slice(&t.to_vec()));
+        }
+        parallel.communicator.broadcast(&mut bytes, 0)?;
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let mut at = 0;
+        for (_, t) in &state {
+            let n = t.numel();
+            t.update_data(|d| d.copy_from_slice(&values[at..at + n]));
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// A checksum of the parameters, for checking that the ranks still agree.
+    pub fn parameter_checksum(&self) -> u64 {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for (_, t) in self.model.parameters() {
+            for v in t.to_vec() {
+                hash = (hash ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        hash
+    }
+
+    /// Rank 0's parameters against every other rank's: an error if any differs (the sums of
+    /// an all-reduce must be identical on every rank, or the copies would drift apart).
+    fn check_ranks_agree(&self, epoch: usize) -> Result<(), TrainError> {
+        let Some(parallel) = &self.parallel else {
+            return Ok(());
+        };
+        let comm = &parallel.communicator;
+        let mine = self.parameter_checksum();
+        let mut bytes = mine.to_le_bytes().to_vec();
+        comm.broadcast(&mut bytes, 0)?;
+        let theirs = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+        let mut differ = [f64::from(u8::from(theirs != mine))];
+        comm.all_reduce_sum_f64(&mut differ)?;
+        if differ[0] > 0.0 {
+            return Err(TrainError::Communication(CommError::Library {
+                rank: comm.rank(),
+                op: "checking the weights",
+                message: format!(
+                    "after epoch {epoch}, {} rank(s) hold weights that differ from rank 0's",
+                    differ[0]
+                ),
+            }));
+        }
+        Ok(())
     }
 
     /// The shuffled order of epoch `epoch` (1-based), a function of the seed and the epoch
@@ -313,44 +442,86 @@ impl<'a> Trainer<'a> {
         // that never stopped.
         self.model.reseed(self.epoch_generator(epoch, 2).next_u64());
         let device = self.model.device();
+        let (rank, ranks) = self
+            .parallel
+            .as_ref()
+            .map_or((0, 1), |p| (p.communicator.rank(), p.communicator.size()));
+        if let Some(p) = &mut self.parallel {
+            p.wait_seconds = 0.0;
+        }
         let start = Instant::now();
-        let (mut loss_sum, mut right, mut seen) = (0f64, 0usize, 0usize);
-        for (b, idx) in batches(&order, self.config.batch_size).enumerate() {
+        let (mut loss_sum, mut right, mut seen) = (0f64, 0f64, 0usize);
+        for (b, global_idx) in batches(&order, self.config.batch_size).enumerate() {
+            let place = BatchRows {
+                rows: distributed::share(global_idx.len(), rank, ranks),
+                global: global_idx.len(),
+            };
+            let idx = &global_idx[place.rows.clone()];
             let (mut x, labels) = train.batch(idx);
             if let Some(augment) = &self.augment {
-                x = augment(&x, &mut augment_generator);
+                x = augment(&x, &mut augment_generator, &place);
             }
             // Batches are assembled (and augmented) on the host, then copied to the model.
             let x = x.to(device).map_err(|e| TrainError::Device {
                 device,
                 reason: e.to_string(),
             })?;
-            let out = self.model.forward(&x);
-            let loss = loss_of(self.config.loss, &out, &labels);
-            let value = loss.item();
-            if !value.is_finite() {
-                return Err(TrainError::NonFiniteLoss {
-                    epoch,
-                    batch: b + 1,
-                    loss: value,
-                });
-            }
             self.optimizer.zero_grad();
-            loss.backward();
+            let (value, batch_right) = match &mut self.parallel {
+                None => {
+                    let out = self.model.forward(&x);
+                    let loss = loss_of(self.config.loss, &out, &labels);
+                    let value = loss.item();
+                    if !value.is_finite() {
+                        return Err(TrainError::NonFiniteLoss {
+                            epoch,
+                            batch: b + 1,
+                            loss: value,
+                        });
+                    }
+                    loss.backward();
+                    (value, correct(&out.detach(), &labels) as f64)
+                }
+                Some(parallel) => {
+                    let shard = Shard {
+                        first_row: place.rows.start,
+                        global_rows: place.global,
+                        communicator: parallel.communicator.clone(),
+                        sync_batch_norm: parallel.sync_batch_norm,
+                    };
+                    let out = distributed::with_shard(shard, || self.model.forward(&x));
+                    let loss = loss_of(self.config.loss, &out, &labels);
+                    let share = idx.len() as f32 / place.global as f32;
+                    // The batch's loss and correct count, summed over the ranks while backward
+                    // runs: every rank sees the same global loss, so all stop together on NaN.
+                    let figures = parallel.communicator.start_all_reduce_sum(vec![
+                        loss.item() * share,
+                        correct(&out.detach(), &labels) as f32,
+                    ]);
+                    let comm = parallel.communicator.clone();
+                    let waited = parallel.reducer.backward(comm.as_ref(), &loss, share)?;
+                    let start_wait = Instant::now();
+                    let figures = figures.wait()?;
+                    parallel.wait_seconds += waited + start_wait.elapsed().as_secs_f64();
+                    if !figures[0].is_finite() {
+                        return Err(TrainError::NonFiniteLoss {
+                            epoch,
+                            batch: b + 1,
+                            loss: figures[0],
+                        });
+                    }
+                    (figures[0], figures[1] as f64)
+                }
+            };
             self.optimizer.step();
-            loss_sum += value as f64 * idx.len() as f64;
-            right += correct(&out.detach(), &labels);
-            seen += idx.len();
+            loss_sum += value as f64 * global_idx.len() as f64;
+            right += batch_right;
+            seen += global_idx.len();
             observer.batch_finished(b + 1, value, seen as f64 / start.elapsed().as_secs_f64());
         }
         let train_seconds = start.elapsed().as_secs_f64();
         let test_start = Instant::now();
-        let (test_loss, test_accuracy) = evaluate(
-            self.model,
-            test,
-            self.config.loss,
-            self.config.eval_batch_size,
-        );
+        let (test_loss, test_accuracy) = self.evaluate_test(test)?;
         if !test_loss.is_finite() {
             return Err(TrainError::NonFiniteTestLoss {
                 epoch,
@@ -361,16 +532,36 @@ impl<'a> Trainer<'a> {
             epoch,
             lr,
             train_loss: (loss_sum / seen.max(1) as f64) as f32,
-            train_accuracy: (100.0 * right as f64 / seen.max(1) as f64) as f32,
+            train_accuracy: (100.0 * right / seen.max(1) as f64) as f32,
             test_loss,
             test_accuracy,
             train_seconds,
             test_seconds: test_start.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_seconds,
+            communication_seconds: self.parallel.as_ref().map(|p| p.wait_seconds),
         };
         self.epoch = epoch;
         observer.epoch_finished(&report);
         Ok(report)
+    }
+
+    /// Mean test loss and accuracy after an epoch. Data-parallel ranks first take rank 0's
+    /// buffers (each rank's BatchNorm running statistics saw only its share), check that their
+    /// weights agree, evaluate a share of the test set each and add up the sums.
+    fn evaluate_test(&self, test: &dyn Dataset) -> Result<(f32, f32), TrainError> {
+        let (loss, batch) = (self.config.loss, self.config.eval_batch_size);
+        let Some(parallel) = &self.parallel else {
+            return Ok(evaluate(self.model, test, loss, batch));
+        };
+        self.check_ranks_agree(self.epoch + 1)?;
+        self.broadcast_state()?;
+        let comm = &parallel.communicator;
+        let range = distributed::share(test.len(), comm.rank(), comm.size());
+        let (total, right) = evaluate_sums(self.model, test, range, loss, batch);
+        let mut sums = [total, right];
+        comm.all_reduce_sum_f64(&mut sums)?;
+        let n = test.len().max(1) as f64;
+        Ok(((sums[0] / n) as f32, (100.0 * sums[1] / n) as f32))
     }
 
     /// Trains the remaining epochs of the configuration.

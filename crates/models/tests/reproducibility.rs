@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use strata_kernels::test_skip::{skip, Reason};
-use strata_models::data::{load_mnist_dir, random_rotation, Dataset, ImageDataset};
+use strata_models::data::{load_mnist_dir, random_rotation_of_rows, Dataset, ImageDataset};
 use strata_models::train::{EpochReport, Observer, TrainConfig, Trainer};
 use strata_models::zoo::{find, ZooEntry};
 use strata_nn::{Module, Tensor};
@@ -93,7 +93,9 @@ fn train(setup: &Setup<'_>, threads: usize) -> Outcome {
         if let Some(degrees) = entry.recipe.rotation_degrees {
             let (mean, std) = entry.recipe.normalization.mean_std();
             let fill = -mean / std;
-            trainer.augment = Some(Box::new(move |x, g| random_rotation(x, degrees, fill, g)));
+            trainer.augment = Some(Box::new(move |x, g, place| {
+                random_rotation_of_rows(x, degrees, fill, g, place.rows.clone(), place.global)
+            }));
         }
         let mut curve = LossCurve::default();
         let reports = trainer
@@ -270,7 +272,9 @@ fn resuming_from_a_training_checkpoint_equals_never_stopping() {
         let mut trainer = Trainer::new(model, config);
         let (mean, std) = entry.recipe.normalization.mean_std();
         let (degrees, fill) = (entry.recipe.rotation_degrees.unwrap(), -mean / std);
-        trainer.augment = Some(Box::new(move |x, g| random_rotation(x, degrees, fill, g)));
+        trainer.augment = Some(Box::new(move |x, g, place| {
+            random_rotation_of_rows(x, degrees, fill, g, place.rows.clone(), place.global)
+        }));
         trainer
     }
     let silent = &mut strata_models::train::Silent;

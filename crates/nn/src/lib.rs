@@ -7,11 +7,13 @@
 //! - [`optim`]: SGD (momentum, dampening, weight decay, Nesterov), Adam, AdamW, gradient
 //!   clipping; [`schedule`]: StepLR, MultiStepLR, ExponentialLR, cosine annealing, one-cycle.
 //! - [`checkpoint`]: safetensors files with PyTorch's names and layouts, written atomically.
+//! - [`distributed`]: data-parallel training over MPI (feature `mpi`) or NCCL (feature `nccl`).
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod distributed;
 pub mod init;
 pub mod layers;
 pub mod loss;

@@ -215,6 +215,15 @@ impl Tensor {
 
     /// Back-propagates `grad` (same shape as `self`) as the gradient of this tensor.
     pub fn backward_with(&self, grad: &Tensor) {
+        self.backward_with_hook(grad, &mut |_| {});
+    }
+
+    /// [`Tensor::backward_with`], calling `ready(leaf)` the moment each leaf's gradient is
+    /// final: every op that uses the leaf has sent its share, and nothing later will add to it.
+    /// Leaves come in reverse topological order, so the last layer's parameters come first.
+    /// Data-parallel training starts all-reducing a bucket of gradients as soon as its last
+    /// gradient is ready, while backward goes on with the earlier layers.
+    pub fn backward_with_hook(&self, grad: &Tensor, ready: &mut dyn FnMut(&Tensor)) {
         assert!(
             self.requires_grad(),
             "backward: the tensor does not require a gradient (no input was created with \
@@ -280,6 +289,8 @@ impl Tensor {
                         None => g.contiguous(),
                     };
                     *slot = Some(total);
+                    drop(slot);
+                    ready(tensor);
                 }
             }
         }

@@ -11,21 +11,24 @@ fn groups(n: usize) -> Launch {
     Launch::elements(n.div_ceil(4))
 }
 
-/// `dropout_mask`: `mask[i] = 1/(1-p)` where element `i` is kept under `seed`, else 0, for
-/// `i < n`. The caller checks `n` against the kernels' 32-bit indices.
+/// `dropout_mask`: `mask[i] = 1/(1-p)` where element `first + i` is kept under `seed`, else 0,
+/// for `i < n` (the slice from `first` of a larger tensor's mask). The caller checks `n`
+/// against the kernels' 32-bit indices.
 pub fn dropout_mask(
     device: &CudaDevice,
     seed: u64,
     p: f32,
+    first: u64,
     mask: &mut DeviceBuffer<f32>,
     n: usize,
 ) -> Result<(), String> {
     device.launch(
         "dropout_mask",
-        groups(n),
+        groups((first % 4) as usize + n),
         &mut [
             KernelArg::U64(seed),
             KernelArg::F32(p),
+            KernelArg::U64(first),
             KernelArg::F32sMut(mask),
             KernelArg::I32(n as i32),
         ],

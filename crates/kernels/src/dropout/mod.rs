@@ -9,7 +9,7 @@
 //! bit for bit.
 //!
 //! ```text
-//! dropout_mask:     seed, p          -> mask [n],  mask[i] = keep(seed, i) ? 1/(1-p) : 0
+//! dropout_mask:     seed, p, first   -> mask [n],  mask[i] = keep(seed, first + i) ? 1/(1-p) : 0
 //! dropout_forward:  seed, p, x [n]   -> y [n]   =  x · mask
 //! ```
 //!
@@ -195,19 +195,32 @@ fn check_p(op: &str, p: f32) {
     );
 }
 
-/// Fills `out[i]` with `1/(1-p)` where element `i` is kept (`u_i >= p`) and 0 where it is
-/// dropped. `p = 1` drops everything; `p = 0` keeps everything with scale 1. Parallel over
-/// fixed chunks; the result depends only on `seed`, `p` and the index, never on threads.
+/// Fills `out[i]` with `1/(1-p)` where element `first_element + i` is kept
+/// (`u_{first_element + i} >= p`) and 0 where it is dropped: the slice of the mask of a larger
+/// tensor that starts at `first_element` (0 for a whole tensor). A data-parallel rank that
+/// holds rows `r0..r1` of a global batch draws with `first_element = r0 * row_len`, so its
+/// rows get exactly the mask one process would draw for them. `p = 1` drops everything;
+/// `p = 0` keeps everything with scale 1. Parallel over fixed chunks; the result depends only
+/// on `seed`, `p` and the index, never on threads.
 ///
 /// # Panics
 /// If `p` is not in `[0, 1]` (NaN included).
-pub fn dropout_mask(seed: u64, p: f32, out: &mut [f32]) {
+pub fn dropout_mask(seed: u64, p: f32, first_element: u64, out: &mut [f32]) {
     check_p("dropout_mask", p);
     let scale = 1.0 / (1.0 - p);
-    out.par_chunks_mut(CHUNK)
+    // Elements before the next multiple of four share a Philox block with earlier elements:
+    // drawn one by one, so the chunks below start on a block.
+    let lead = ((4 - first_element % 4) % 4).min(out.len() as u64) as usize;
+    let (head, rest) = out.split_at_mut(lead);
+    for (i, value) in head.iter_mut().enumerate() {
+        let u = dropout_uniform(seed, first_element + i as u64);
+        *value = if u >= p { scale } else { 0.0 };
+    }
+    let aligned = (first_element + lead as u64) as usize;
+    rest.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(chunk, values)| {
-            mask_chunk(seed, chunk * CHUNK, p, scale, values);
+            mask_chunk(seed, aligned + chunk * CHUNK, p, scale, values);
         });
 }
 

@@ -67,7 +67,7 @@ fn mask_keeps_about_one_minus_p_and_scales_kept_values() {
     let n = 100_000;
     for &p in &[0.1f32, 0.5, 0.8] {
         let mut mask = vec![f32::NAN; n];
-        dropout_mask(42, p, &mut mask);
+        dropout_mask(42, p, 0, &mut mask);
         let scale = 1.0 / (1.0 - p);
         let kept = mask.iter().filter(|&&m| m != 0.0).count();
         assert!(
@@ -102,7 +102,7 @@ fn edge_probabilities() {
 #[should_panic(expected = "outside [0, 1]")]
 fn probability_above_one_panics() {
     let mut m = vec![0.0f32; 4];
-    dropout_mask(1, 1.5, &mut m);
+    dropout_mask(1, 1.5, 0, &mut m);
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn forward_is_input_times_mask() {
         .collect();
     let mut mask = vec![0.0f32; n];
     let mut y = vec![0.0f32; n];
-    dropout_mask(99, 0.3, &mut mask);
+    dropout_mask(99, 0.3, 0, &mut mask);
     dropout_forward(99, 0.3, &x, &mut y);
     for i in 0..n {
         assert_eq!(y[i], x[i] * mask[i], "element {i}");
@@ -127,7 +127,7 @@ fn mask_with_threads(threads: usize, seed: u64, n: usize) -> Vec<f32> {
         .build()
         .unwrap();
     let mut mask = vec![0.0f32; n];
-    pool.install(|| dropout_mask(seed, 0.5, &mut mask));
+    pool.install(|| dropout_mask(seed, 0.5, 0, &mut mask));
     mask
 }
 

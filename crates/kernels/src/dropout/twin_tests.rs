@@ -22,7 +22,7 @@ fn dropout_kernels_draw_the_cpu_twins_mask_bit_for_bit() {
             for p in [0.0f32, 0.1, 0.5, 1.0, tie] {
                 let what = format!("n {n} seed {seed:#x} p {p}");
                 let mut twin_mask = vec![0.0; n];
-                dropout::dropout_mask(seed, p, &mut twin_mask);
+                dropout::dropout_mask(seed, p, 0, &mut twin_mask);
                 let mut twin_y = vec![0.0; n];
                 dropout::dropout_forward(seed, p, &x, &mut twin_y);
                 // The twin's mask is the documented function of (seed, index).
@@ -46,6 +46,7 @@ fn dropout_kernels_draw_the_cpu_twins_mask_bit_for_bit() {
                                 1,
                                 seed,
                                 p,
+                                0,
                                 mask.mut_ptr(),
                                 ni,
                             )
@@ -100,4 +101,60 @@ fn dropout_kernels_draw_the_cpu_twins_mask_bit_for_bit() {
         }
     }
     println!("dropout: {:.2} s", start.elapsed().as_secs_f64());
+}
+
+/// A slice of a larger mask, starting anywhere in a Philox block (as a data-parallel rank's
+/// rows do), equals that part of the whole mask, on the CPU and on the device.
+#[test]
+fn dropout_mask_from_an_offset_is_the_slice_of_the_whole_mask() {
+    let (seed, p) = (0x5EED_u64, 0.3f32);
+    let total = 1100usize;
+    let mut whole = vec![0.0; total];
+    dropout::dropout_mask(seed, p, 0, &mut whole);
+    for (first, n) in [
+        (0usize, 5usize),
+        (1, 1),
+        (2, 7),
+        (3, 1029),
+        (4, 64),
+        (5, 3),
+        (97, 1003),
+    ] {
+        let mut twin = vec![f32::NAN; n];
+        dropout::dropout_mask(seed, p, first as u64, &mut twin);
+        same_bits(
+            &format!("CPU mask from {first}, {n} long"),
+            &twin,
+            &whole[first..first + n],
+        );
+        let (ni, first64) = (i(n), first as u64);
+        let groups = (first % 4 + n).div_ceil(4);
+        for (gx, block) in [(d(groups.div_ceil(256)), 256u32), (1, 32)] {
+            let state = (Guarded::f32(&vec![f32::NAN; n]),);
+            let (mask,) = launch("dropout_mask", state, move |(mask,)| {
+                // SAFETY: a live guarded buffer of n floats.
+                unsafe {
+                    kernels::dropout_mask(
+                        gx,
+                        1,
+                        1,
+                        block,
+                        1,
+                        1,
+                        seed,
+                        p,
+                        first64,
+                        mask.mut_ptr(),
+                        ni,
+                    )
+                }
+            });
+            guard(&mask, "dropout_mask mask");
+            same_bits(
+                &format!("device mask from {first}, {n} long, grid {gx}"),
+                mask.as_slice(),
+                &twin,
+            );
+        }
+    }
 }

@@ -177,11 +177,33 @@ pub fn random_rotation(
     fill: f32,
     generator: &mut Generator,
 ) -> Tensor {
+    let rows = batch.shape().first().copied().unwrap_or(0);
+    random_rotation_of_rows(batch, max_degrees, fill, generator, 0..rows, rows)
+}
+
+/// [`random_rotation`] of rows `rows` of a global batch of `global_rows` images, as a
+/// data-parallel rank holds them: the generator draws the whole batch's angles, as one process
+/// would, and these rows take theirs, so an image turns by the same angle whatever the number
+/// of ranks.
+pub fn random_rotation_of_rows(
+    batch: &Tensor,
+    max_degrees: f32,
+    fill: f32,
+    generator: &mut Generator,
+    rows: std::ops::Range<usize>,
+    global_rows: usize,
+) -> Tensor {
     assert!(
         batch.shape().len() == 4,
         "random_rotation: expected a batch of images [N, C, H, W], got shape {:?}",
         batch.shape()
     );
-    let angles = random_angles(batch.shape()[0], max_degrees, generator);
-    rotate_batch(batch, &angles, fill)
+    assert!(
+        rows.len() == batch.shape()[0] && rows.end <= global_rows,
+        "random_rotation: rows {rows:?} of a batch of {global_rows} do not match a batch of \
+         shape {:?}",
+        batch.shape()
+    );
+    let angles = random_angles(global_rows, max_degrees, generator);
+    rotate_batch(batch, &angles[rows], fill)
 }

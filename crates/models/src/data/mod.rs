@@ -9,7 +9,10 @@ mod idx;
 mod image;
 mod verify;
 
-pub use augment::{random_angles, random_rotation, rotate_batch, rotate_image, rotate_image_into};
+pub use augment::{
+    random_angles, random_rotation, random_rotation_of_rows, rotate_batch, rotate_image,
+    rotate_image_into,
+};
 pub use cifar::{
     cifar10_sets, load_cifar10_dir, parse_cifar10_file, read_cifar10_file, CIFAR10_CLASS_NAMES,
     CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES,

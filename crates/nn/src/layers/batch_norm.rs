@@ -55,6 +55,49 @@ impl BatchNorm {
     fn channels(&self) -> usize {
         self.running_mean.numel()
     }
+
+    /// Training-mode batch normalisation with the statistics of the global batch, over all
+    /// ranks (PyTorch's SyncBatchNorm), built from differentiable ops and
+    /// [`all_reduce_sum`](crate::distributed::all_reduce_sum), so backward sums the statistics'
+    /// gradients over the ranks as well. `M` counts the global batch's values per channel.
+    ///
+    /// ```text
+    /// x [n, C, (H, W)]      mean = Σ_ranks Σ_{n,H,W} x / M                  [1, C, (1, 1)]
+    /// xc = x - mean         var  = Σ_ranks Σ_{n,H,W} xc² / M   (biased, as in training)
+    /// y  = xc / sqrt(var + eps) · γ + β                                     [n, C, (H, W)]
+    /// ```
+    fn synchronised(
+        &self,
+        x: &Tensor,
+        shard: &crate::distributed::Shard,
+    ) -> (Tensor, strata_tensor::ops::BatchNormStatistics) {
+        use crate::distributed::all_reduce_sum;
+        let spatial: usize = x.shape()[2..].iter().product();
+        let count = shard.global_rows * spatial;
+        let axes: Vec<isize> = std::iter::once(0)
+            .chain((2..x.rank()).map(|a| a as isize))
+            .collect();
+        let mut stat_shape = vec![1; x.rank()];
+        stat_shape[1] = self.channels();
+        let comm = &shard.communicator;
+        let mean = all_reduce_sum(&x.sum(&axes, true), comm).mul_scalar(1.0 / count as f32);
+        let centred = x.sub(&mean);
+        let var = all_reduce_sum(&centred.mul(&centred).sum(&axes, true), comm)
+            .mul_scalar(1.0 / count as f32);
+        let mut y = centred.div(&var.add_scalar(self.eps).sqrt());
+        if let Some(w) = &self.weight {
+            y = y.mul(&w.reshape(&stat_shape));
+        }
+        if let Some(b) = &self.bias {
+            y = y.add(&b.reshape(&stat_shape));
+        }
+        let stats = strata_tensor::ops::BatchNormStatistics {
+            mean: mean.to_vec(),
+            var: var.to_vec(),
+            count,
+        };
+        (y, stats)
+    }
 }
 
 impl Module for BatchNorm {
@@ -80,7 +123,12 @@ impl Module for BatchNorm {
                 self.eps,
             );
         }
-        let (y, stats) = x.batch_norm_train(self.weight.as_ref(), self.bias.as_ref(), self.eps);
+        let (y, stats) = match crate::distributed::current_shard() {
+            Some(shard) if shard.sync_batch_norm && shard.communicator.size() > 1 => {
+                self.synchronised(x, &shard)
+            }
+            _ => x.batch_norm_train(self.weight.as_ref(), self.bias.as_ref(), self.eps),
+        };
         let _guard = no_grad();
         let m = self.momentum;
         let unbiased = stats.count as f32 / (stats.count as f32 - 1.0);

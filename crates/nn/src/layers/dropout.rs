@@ -31,7 +31,9 @@ impl Module for Dropout {
     fn forward(&self, x: &Tensor) -> Tensor {
         let training = self.training.load(Ordering::Relaxed);
         let mut generator = self.generator.lock().unwrap_or_else(|p| p.into_inner());
-        x.dropout(self.p, training, &mut generator)
+        // A data-parallel rank's rows take their part of the global batch's mask.
+        let first_row = crate::distributed::current_shard().map_or(0, |s| s.first_row);
+        x.dropout_rows_from(self.p, training, &mut generator, first_row)
     }
 
     fn set_training(&self, training: bool) {

@@ -16,6 +16,20 @@ impl Tensor {
     /// Zeroes each element with probability `p` and scales the survivors by `1/(1-p)` when
     /// `training`; the identity otherwise. The mask comes from `generator`, so a seed fixes it.
     pub fn dropout(&self, p: f32, training: bool, generator: &mut Generator) -> Tensor {
+        self.dropout_rows_from(p, training, generator, 0)
+    }
+
+    /// [`Tensor::dropout`] of rows `first_row..` of a larger batch: the mask is the part of the
+    /// whole batch's mask (same generator state) that falls on these rows, so a data-parallel
+    /// rank holding rows `first_row..first_row + n` drops exactly what one process holding the
+    /// whole batch drops there. Rows are the first dimension; `first_row = 0` is `dropout`.
+    pub fn dropout_rows_from(
+        &self,
+        p: f32,
+        training: bool,
+        generator: &mut Generator,
+        first_row: usize,
+    ) -> Tensor {
         assert!(
             (0.0..=1.0).contains(&p),
             "dropout: probability {p} is outside [0, 1]"
@@ -24,6 +38,12 @@ impl Tensor {
             return self.clone();
         }
         let seed = generator.next_u64();
+        let row_len = if self.rank() == 0 {
+            1
+        } else {
+            self.numel() / self.shape()[0].max(1)
+        };
+        let first = (first_row * row_len) as u64;
         if let Some(device) = self.cuda() {
             // The same Philox stream on the device: the mask equals the CPU's bit for bit.
             let n = self.numel();
@@ -31,12 +51,12 @@ impl Tensor {
             let mut mask = cuda::zeros(&device, n);
             cuda::check(
                 "dropout",
-                strata_kernels::dropout::cuda::dropout_mask(&device, seed, p, &mut mask, n),
+                strata_kernels::dropout::cuda::dropout_mask(&device, seed, p, first, &mut mask, n),
             );
             return self.mul(&cuda::tensor(&device, mask, self.shape()));
         }
         let mut mask = crate::buffer_cache::take_for_overwrite(self.numel());
-        dropout_mask(seed, p, &mut mask);
+        dropout_mask(seed, p, first, &mut mask);
         self.mul(&Tensor::from_vec(mask, self.shape()))
     }
 }

@@ -1,0 +1,84 @@
+//! Data-parallel runs of the command line: joining the ranks `mpirun` started, and refusing to
+//! train when they were not started alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+use strata_nn::distributed::{Communicator, SingleProcess};
+
+/// The ranks this process belongs to: MPI's when `mpirun` (or `srun`) started more than one
+/// process, else a single process. `timeout` bounds every collective.
+pub fn join(timeout: Duration) -> Result<Arc<dyn Communicator>, String> {
+    #[cfg(feature = "mpi")]
+    {
+        use strata_nn::distributed::mpi::{launched_size, MpiCommunicator};
+        if launched_size().is_some_and(|n| n > 1) {
+            let comm = MpiCommunicator::init(timeout).map_err(|e| e.to_string())?;
+            return Ok(Arc::new(comm));
+        }
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        let _ = timeout;
+        let launched = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
+        if launched.is_some_and(|n| n > 1) {
+            return Err(
+                "started by mpirun, but this strata was built without the `mpi` feature \
+                        (build it with `--features mpi`)"
+                    .into(),
+            );
+        }
+    }
+    Ok(Arc::new(SingleProcess))
+}
+
+/// Checks that every rank was started with the same `settings` (name and value pairs: model,
+/// recipe, seed, strata's version, ...). Rank 0's are sent to all; a rank whose settings
+/// differ names the differences, and every rank gets an error.
+pub fn check_same_settings(
+    comm: &dyn Communicator,
+    settings: &[(&str, String)],
+) -> Result<(), String> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    let encode = |s: &[(&str, String)]| {
+        s.iter()
+            .map(|(k, v)| format!("{k}\t{v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mine = encode(settings);
+    let mut theirs = mine.clone().into_bytes();
+    comm.broadcast(&mut theirs, 0).map_err(|e| e.to_string())?;
+    let theirs = String::from_utf8_lossy(&theirs).to_string();
+    let rank0: Vec<(&str, &str)> = theirs.lines().filter_map(|l| l.split_once('\t')).collect();
+    let differences: Vec<String> = settings
+        .iter()
+        .filter_map(|(k, v)| {
+            let at_0 = rank0.iter().find(|(k0, _)| k0 == k).map(|(_, v0)| *v0);
+            (at_0 != Some(v.as_str()))
+                .then(|| format!("{k} is {v} here but {} on rank 0", at_0.unwrap_or("absent")))
+        })
+        .collect();
+    let mut differing = [f64::from(u8::from(!differences.is_empty()))];
+    comm.all_reduce_sum_f64(&mut differing)
+        .map_err(|e| e.to_string())?;
+    if !differences.is_empty() {
+        return Err(format!(
+            "rank {} was not started like rank 0: {}; every rank must run the same command \
+             with the same strata",
+            comm.rank(),
+            differences.join(", ")
+        ));
+    }
+    if differing[0] > 0.0 {
+        return Err(format!(
+            "{} rank(s) were not started like rank 0 (each names its differences); every rank \
+             must run the same command with the same strata",
+            differing[0]
+        ));
+    }
+    Ok(())
+}
