@@ -59,6 +59,8 @@ test: mpi cuda-tools $(TEST_DATA)
 	@$(CARGO) test --release -q -p strata-kernels --lib every_kernel_runs_on_the_virtual_device \
 		-- --nocapture 2>&1 | grep -E '^[0-9]+ of [0-9]+ kernels run on cuda-sim' \
 		|| { echo "the twin tests did not run every kernel on cuda-sim"; exit 1; }
+	@$(STRATA) devices | grep -E '^(nccl|mpi):' \
+		|| { echo "strata devices did not report NCCL and MPI"; exit 1; }
 	$(MAKE) --no-print-directory examples doc cpu-only check-claims || { $(SUMMARY); exit 1; }
 	@$(SUMMARY)
 

@@ -33,6 +33,36 @@ pub fn join(timeout: Duration) -> Result<Arc<dyn Communicator>, String> {
     Ok(Arc::new(SingleProcess))
 }
 
+/// The communicator gradients are summed with: NCCL when the ranks train on GPUs (and strata
+/// has its `nccl` feature), so they never leave GPU memory; `host` (MPI) otherwise.
+pub fn on_device(
+    host: &Arc<dyn Communicator>,
+    device: strata_nn::Device,
+) -> Result<Arc<dyn Communicator>, String> {
+    #[cfg(feature = "nccl")]
+    if host.size() > 1 && matches!(device, strata_nn::Device::Cuda(_)) {
+        // NCCL's join waits for every rank without a deadline: agree first that all can.
+        let ready = strata_kernels::cuda::nccl::availability().map(|_| ());
+        let mut failing = [f64::from(u8::from(ready.is_err()))];
+        host.all_reduce_sum_f64(&mut failing)
+            .map_err(|e| e.to_string())?;
+        if let Err(why) = ready {
+            return Err(format!("NCCL is needed to train on several GPUs: {why}"));
+        }
+        if failing[0] > 0.0 {
+            return Err(format!(
+                "{} rank(s) cannot load NCCL (each says why)",
+                failing[0]
+            ));
+        }
+        let nccl = strata_nn::distributed::nccl::NcclCommunicator::join(host.clone(), device)
+            .map_err(|e| e.to_string())?;
+        return Ok(Arc::new(nccl));
+    }
+    let _ = device;
+    Ok(host.clone())
+}
+
 /// Checks that every rank was started with the same `settings` (name and value pairs: model,
 /// recipe, seed, strata's version, ...). Rank 0's are sent to all; a rank whose settings
 /// differ names the differences, and every rank gets an error.

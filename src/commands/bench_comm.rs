@@ -112,7 +112,7 @@ pub fn run(repeat: usize, record: Option<&std::path::Path>) -> Result<(), String
                 comm.describe()
             ),
             provenance,
-            versions: BTreeMap::from([("communicator".to_string(), comm.describe())]),
+            versions: BTreeMap::new(),
             rows,
         };
         record.save(path)?;

@@ -6,6 +6,7 @@
 //! - [`device`]: a probe for the CUDA driver and devices that never panics.
 //! - [`sim`]: the virtual CUDA device: NVRTC's PTX interpreted with sanitizers and metrics.
 //! - [`runtime`]: device buffers and kernel launches, on a GPU or the virtual device.
+//! - `nccl` (feature `nccl`): sums between GPUs of several processes, on the device.
 //!
 //! Features: `cuda` brings [`device`], [`gpu`], [`nvrtc`] and [`ptxas`] (cudarc and the
 //! driver) and embeds the sources ([`sources`], [`signature`]); `cuda-sim` adds [`sim`].
@@ -20,6 +21,8 @@
 pub mod device;
 #[cfg(feature = "cuda")]
 pub mod gpu;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 #[cfg(feature = "cuda")]
 pub mod nvrtc;
 #[cfg(feature = "cuda")]

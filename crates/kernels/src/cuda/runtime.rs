@@ -73,6 +73,17 @@ impl<T: Element> DeviceBuffer<T> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The GPU memory behind the buffer, for NCCL; `None` on the virtual device.
+    #[cfg(feature = "nccl")]
+    pub(crate) fn gpu_slice_mut(&mut self) -> Option<&mut CudaSlice<u8>> {
+        match &mut self.repr {
+            Repr::Gpu(slice) => Some(slice),
+            #[cfg(feature = "cuda-sim")]
+            Repr::Simulated(_) => None,
+            Repr::_Never(never, _) => match *never {},
+        }
+    }
 }
 
 #[cfg(feature = "cuda-sim")]
@@ -283,6 +294,16 @@ impl CudaDevice {
     /// Which device this is.
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// The GPU's stream, for NCCL; `None` on the virtual device.
+    #[cfg(feature = "nccl")]
+    pub(crate) fn gpu_stream(&self) -> Option<&Arc<cudarc::driver::CudaStream>> {
+        match self.backend {
+            Backend::Gpu(ref gpu) => Some(gpu.stream()),
+            #[cfg(feature = "cuda-sim")]
+            Backend::Simulated(_) => None,
+        }
     }
 
     /// A new buffer holding a copy of `values`.

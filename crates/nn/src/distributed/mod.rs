@@ -31,6 +31,8 @@
 
 #[cfg(feature = "mpi")]
 pub mod mpi;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 mod reducer;
 
 pub use reducer::GradientReducer;
@@ -115,8 +117,15 @@ pub trait Communicator: Send + Sync {
         self.start_all_reduce_sum(values).wait()
     }
 
-    /// Sums the gradients `grads` (one per parameter, on the parameters' device) over all
-    /// ranks in place. The default goes through host memory; NCCL keeps them on the GPU.
+    /// Whether [`Communicator::all_reduce_tensors`] sums in device memory (NCCL), so the
+    /// gradient buckets should be handed over as tensors rather than copied to the host.
+    fn reduces_on_device(&self) -> bool {
+        false
+    }
+
+    /// Sums the gradients `grads` (one per parameter, on the parameters' device, each a whole
+    /// buffer) over all ranks in place. The default goes through host memory; NCCL keeps them
+    /// on the GPU.
     fn all_reduce_tensors(&self, grads: &[Tensor]) -> Result<(), CommError> {
         let mut flat = Vec::new();
         for g in grads {

@@ -78,6 +78,9 @@ impl GradientReducer {
         loss: &Tensor,
         weight: f32,
     ) -> Result<f64, CommError> {
+        if communicator.reduces_on_device() {
+            return self.backward_on_device(communicator, loss, weight);
+        }
         let mut ready = vec![0usize; self.buckets.len()];
         let mut pending: Vec<Option<Pending>> = (0..self.buckets.len()).map(|_| None).collect();
         let seed = Tensor::scalar(weight)
@@ -110,6 +113,64 @@ impl GradientReducer {
         }
         waited += start.elapsed().as_secs_f64() - write_back;
         Ok(waited)
+    }
+
+    /// [`GradientReducer::backward`] for a communicator that sums in device memory (NCCL): each
+    /// bucket's gradients are handed to it as tensors when the bucket is complete; the sums are
+    /// queued on the device's stream behind the kernels that produced them, so backward goes on
+    /// while the GPUs exchange them.
+    fn backward_on_device(
+        &self,
+        communicator: &dyn Communicator,
+        loss: &Tensor,
+        weight: f32,
+    ) -> Result<f64, CommError> {
+        let mut ready = vec![0usize; self.buckets.len()];
+        let mut sent = vec![false; self.buckets.len()];
+        let mut outcome = Ok(());
+        let seed = Tensor::scalar(weight)
+            .reshape(loss.shape())
+            .to(loss.device())
+            .unwrap_or_else(|e| panic!("backward: copying the loss weight: {e}"));
+        loss.backward_with_hook(&seed, &mut |leaf| {
+            let Some(&i) = self.index.get(&leaf.id()) else {
+                return;
+            };
+            let b = self.bucket_of[i];
+            ready[b] += 1;
+            if ready[b] == self.buckets[b].len() && outcome.is_ok() {
+                sent[b] = true;
+                outcome = self.reduce_on_device(communicator, b);
+            }
+        });
+        outcome?;
+        for (b, _) in sent.iter().enumerate().filter(|(_, &sent)| !sent) {
+            self.reduce_on_device(communicator, b)?;
+        }
+        Ok(0.0)
+    }
+
+    /// Gives every parameter of `bucket` a gradient of its own buffer (zeros where backward
+    /// left none) and sums them over the ranks in place.
+    fn reduce_on_device(
+        &self,
+        communicator: &dyn Communicator,
+        bucket: usize,
+    ) -> Result<(), CommError> {
+        let grads: Vec<Tensor> = self.buckets[bucket]
+            .iter()
+            .map(|&i| {
+                let p = &self.parameters[i];
+                // A fresh buffer per gradient: the sum is written in place into exactly it.
+                let g = match p.grad() {
+                    Some(g) => g.add_scalar(0.0),
+                    None => p.zeros_like(),
+                };
+                p.set_grad(Some(g.clone()));
+                g
+            })
+            .collect();
+        communicator.all_reduce_tensors(&grads)
     }
 
     /// The bucket's gradients, one after the other (zeros for a missing gradient).
