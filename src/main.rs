@@ -77,7 +77,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("strata: {message}");
+            // Empty: a data-parallel rank other than 0, whose rank 0 reports the same failure.
+            if !message.is_empty() {
+                eprintln!("strata: {message}");
+            }
             ExitCode::FAILURE
         }
     }

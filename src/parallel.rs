@@ -96,17 +96,17 @@ pub fn check_same_settings(
     comm.all_reduce_sum_f64(&mut differing)
         .map_err(|e| e.to_string())?;
     if !differences.is_empty() {
-        return Err(format!(
-            "rank {} was not started like rank 0: {}; every rank must run the same command \
-             with the same strata",
+        // Only rank 0's error is printed: each differing rank names its differences itself.
+        eprintln!(
+            "strata: rank {} was not started like rank 0: {}",
             comm.rank(),
             differences.join(", ")
-        ));
+        );
     }
     if differing[0] > 0.0 {
         return Err(format!(
-            "{} rank(s) were not started like rank 0 (each names its differences); every rank \
-             must run the same command with the same strata",
+            "{} rank(s) were not started like rank 0 (each named its differences above); every \
+             rank must run the same command with the same strata",
             differing[0]
         ));
     }

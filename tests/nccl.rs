@@ -49,7 +49,8 @@ fn nccl_sums_buffers_on_one_gpu() {
     let a: Vec<f32> = (0..1 << 20).map(|i| (i % 977) as f32 * 0.5).collect();
     let b: Vec<f32> = (0..333).map(|i| -(i as f32)).collect();
     let (mut da, mut db) = (device.upload(&a).unwrap(), device.upload(&b).unwrap());
-    comm.all_reduce_sum(&mut [&mut da, &mut db]).unwrap();
+    comm.all_reduce_sum(&mut da).unwrap();
+    comm.all_reduce_sum(&mut db).unwrap();
     // One rank: the sum is the buffer itself.
     assert_eq!(device.download(&da).unwrap(), a);
     assert_eq!(device.download(&db).unwrap(), b);

@@ -48,7 +48,9 @@ together with no other flag:
 The recipe's batch size stays the global batch: each rank takes its share of every batch, in \
 the order one process would use, and gradients are averaged across ranks (MPI all-reduce, \
 in buckets, while backward runs), so N ranks train as one process does, up to rounding. \
-Dropout masks and rotation angles follow the example's place in the global batch. BatchNorm \
+Dropout masks and rotation angles follow the example's place in the global batch. With \
+--device cuda each rank takes its own GPU (by its rank on the machine) and gradients are summed \
+on the GPUs with NCCL. BatchNorm \
 uses each rank's share unless --sync-batch-norm is given. Rank 0 prints, evaluates its share \
 and writes the checkpoints; --resume works with any number of ranks. Every rank must run the \
 same command; a rank that dies or hangs ends the job (see --comm-timeout).")]
@@ -169,28 +171,64 @@ fn epoch_line(r: &EpochReport, epochs: usize) -> String {
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    if !(args.comm_timeout > 0.0 && args.comm_timeout.is_finite()) {
-        return Err(format!(
-            "--comm-timeout {}: must be a positive number of seconds",
-            args.comm_timeout
-        ));
+    let timeout = Duration::try_from_secs_f64(args.comm_timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| {
+            format!(
+                "--comm-timeout {}: must be a positive number of seconds",
+                args.comm_timeout
+            )
+        })?;
+    let host = strata::parallel::join(timeout)?;
+    match train(args, &host) {
+        Ok(()) => Ok(()),
+        Err(failure) if host.size() == 1 => Err(failure.message),
+        // Every rank failed the same way at the same point: rank 0 says why, and all end
+        // normally (finalising MPI) with a failure status.
+        Err(failure) if failure.on_every_rank => Err(if host.rank() == 0 {
+            failure.message
+        } else {
+            String::new()
+        }),
+        // The other ranks would wait for this one for ever: end them all, with the reason.
+        Err(failure) => {
+            eprintln!("strata: rank {}: {}", host.rank(), failure.message);
+            host.abort(1)
+        }
     }
-    let comm = strata::parallel::join(Duration::from_secs_f64(args.comm_timeout))?;
-    let result = train(args, &comm);
-    if let (Err(e), true) = (&result, comm.size() > 1) {
-        // The other ranks would wait for this one forever: end them all, with the reason.
-        eprintln!("strata: rank {}: {e}", comm.rank());
-        comm.abort(1);
-    }
-    result
 }
 
-fn train(args: &Args, comm: &Arc<dyn Communicator>) -> Result<(), String> {
-    let entry = find(&args.model)?;
+/// Why a run stopped, and whether every rank stopped there too (a NaN loss every rank sees, a
+/// refused configuration) or only this one (a file it cannot read, a dead peer).
+struct Failure {
+    message: String,
+    on_every_rank: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            on_every_rank: false,
+        }
+    }
+}
+
+/// An error every rank meets at the same point.
+fn everywhere(message: String) -> Failure {
+    Failure {
+        message,
+        on_every_rank: true,
+    }
+}
+
+fn train(args: &Args, host: &Arc<dyn Communicator>) -> Result<(), Failure> {
+    let entry = find(&args.model).map_err(everywhere)?;
     let device = strata::device::resolve_for_rank(
         &args.device,
-        local_rank(comm.as_ref()),
-        comm.rank() == 0,
+        local_rank(host.as_ref()),
+        host.rank() == 0,
     )?;
     let choice = args
         .dataset
@@ -199,10 +237,10 @@ fn train(args: &Args, comm: &Arc<dyn Communicator>) -> Result<(), String> {
         .out
         .clone()
         .unwrap_or_else(|| default_out(&entry, choice));
-    let config = config_of(args, &entry)?;
-    let (lead, ranks) = (comm.rank() == 0, comm.size());
+    let config = config_of(args, &entry).map_err(everywhere)?;
+    let (lead, ranks) = (host.rank() == 0, host.size());
     strata::parallel::check_same_settings(
-        comm.as_ref(),
+        host.as_ref(),
         &[
             ("strata", env!("CARGO_PKG_VERSION").to_string()),
             ("model", entry.name.to_string()),
@@ -222,39 +260,41 @@ fn train(args: &Args, comm: &Arc<dyn Communicator>) -> Result<(), String> {
             ("resume", args.resume.to_string()),
             ("device kind", device_kind(device)),
         ],
-    )?;
+    )
+    .map_err(everywhere)?;
+    let comm = &strata::parallel::on_device(host, device).map_err(everywhere)?;
 
-    // Rank 0 fetches a missing dataset before the others read it.
+    // Rank 0 fetches a missing dataset (which may take minutes) before the others read it.
     if !lead {
-        comm.barrier().map_err(|e| e.to_string())?;
+        comm.barrier_without_deadline().map_err(|e| e.to_string())?;
     }
     let loaded = datasets::load(&entry, choice, &args.data, args.seed);
     if lead {
-        comm.barrier().map_err(|e| e.to_string())?;
+        comm.barrier_without_deadline().map_err(|e| e.to_string())?;
     }
     let (train, test) = loaded?;
-    let train = limit(train, args.limit_train, "--limit-train")?;
-    let test = limit(test, args.limit_test, "--limit-test")?;
+    let train = limit(train, args.limit_train, "--limit-train").map_err(everywhere)?;
+    let test = limit(test, args.limit_test, "--limit-test").map_err(everywhere)?;
     if config.batch_size == 0 || config.batch_size > train.len() {
-        return Err(format!(
+        return Err(everywhere(format!(
             "--batch-size {}: impossible for {} training examples (use 1 to {})",
             config.batch_size,
             train.len(),
             train.len()
-        ));
+        )));
     }
     let smallest_batch = match train.len() % config.batch_size {
         0 => config.batch_size,
         last => last,
     };
     if smallest_batch < ranks {
-        return Err(format!(
+        return Err(everywhere(format!(
             "{ranks} ranks cannot share a batch of {smallest_batch} examples (the last of each \
              epoch: {} training examples in batches of {}); use fewer ranks, or change \
              --batch-size or --limit-train",
             train.len(),
             config.batch_size
-        ));
+        )));
     }
 
     let model = entry.build(args.seed);
@@ -478,7 +518,7 @@ impl Run<'_> {
     /// Loads the model, the optimizer's state and the epoch count from `last.safetensors`, and
     /// the finished epochs' results. Rank 0 reads the checkpoint and sends it to the other
     /// ranks, so they need no shared folder and their number may differ from the run's.
-    fn resume(&self, trainer: &mut Trainer<'_>, results: &mut RunResults) -> Result<(), String> {
+    fn resume(&self, trainer: &mut Trainer<'_>, results: &mut RunResults) -> Result<(), Failure> {
         let lead = self.comm.rank() == 0;
         let (mut bytes, read_error) = if lead {
             match std::fs::read(&self.last_path) {
@@ -492,18 +532,18 @@ impl Run<'_> {
             .broadcast(&mut bytes, 0)
             .map_err(|e| e.to_string())?;
         if bytes.is_empty() {
-            return Err(format!(
+            return Err(everywhere(format!(
                 "cannot resume: {}: {}",
                 self.last_path.display(),
                 read_error.unwrap_or_else(|| "rank 0 could not read it".into())
-            ));
+            )));
         }
         let stored =
             parse_tensors(&bytes, &self.last_path).map_err(|e| format!("cannot resume: {e}"))?;
         check_model_in(&stored, &self.last_path, self.name)
-            .map_err(|e| format!("cannot resume: {e}"))?;
+            .map_err(|e| everywhere(format!("cannot resume: {e}")))?;
         let progress = load_training_tensors(stored, self.model, trainer.optimizer.as_mut())
-            .map_err(|e| format!("cannot resume: {e}"))?;
+            .map_err(|e| everywhere(format!("cannot resume: {e}")))?;
         trainer.epoch = progress.epoch;
         if let Ok(previous) = RunResults::load(&self.results_path) {
             results.epochs = previous.epochs.into_iter().take(progress.epoch).collect();
@@ -526,7 +566,7 @@ impl Run<'_> {
         results: &mut RunResults,
         (train, test): (&dyn Dataset, &dyn Dataset),
         quiet: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let epochs = trainer.config.epochs;
         let mut observer = ProgressObserver {
             bar: None,
@@ -559,9 +599,11 @@ impl Run<'_> {
     }
 
     /// A failed epoch's message; a non-finite loss also says which checkpoint is good.
-    fn explain_failure(&self, e: TrainError, finished: usize) -> String {
+    fn explain_failure(&self, e: TrainError, finished: usize) -> Failure {
         match e {
-            TrainError::Device { .. } | TrainError::Communication(_) => e.to_string(),
+            TrainError::Device { .. } | TrainError::Communication(_) => e.to_string().into(),
+            // Every rank sees the same batches and the same summed figures.
+            TrainError::BatchTooSmall { .. } => everywhere(e.to_string()),
             TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. } => {
                 let kept = if self.last_path.exists() {
                     format!(
@@ -571,7 +613,7 @@ impl Run<'_> {
                 } else {
                     "no epoch had finished, so there is no checkpoint".into()
                 };
-                format!("{e}; {kept}")
+                everywhere(format!("{e}; {kept}"))
             }
         }
     }

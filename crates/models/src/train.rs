@@ -149,6 +149,22 @@ pub enum TrainError {
         /// The offending value (NaN or ±inf).
         loss: f32,
     },
+    /// A batch has fewer examples than there are data-parallel ranks, so some rank would have
+    /// none (the last batch of an epoch is the usual one).
+    #[error(
+        "batch {batch} of epoch {epoch} has {rows} examples, fewer than the {ranks} ranks; use \
+         fewer ranks or another batch size"
+    )]
+    BatchTooSmall {
+        /// The epoch, 1-based.
+        epoch: usize,
+        /// The batch within the epoch, 1-based.
+        batch: usize,
+        /// Examples in the batch.
+        rows: usize,
+        /// Ranks sharing it.
+        ranks: usize,
+    },
     /// A collective between data-parallel ranks failed: another rank died or hung.
     #[error("{0}")]
     Communication(#[from] CommError),
@@ -322,7 +338,8 @@ impl<'a> Trainer<'a> {
     /// (the configuration's batch size), gradients are summed across ranks in buckets of
     /// `bucket_bytes` as backward produces them, evaluation is split between the ranks and its
     /// sums added up. Rank 0's weights and buffers are copied to every rank first, so the ranks
-    /// start identical whatever their seeds. A single rank trains exactly as without this.
+    /// start from identical weights; the configuration (the seed of shuffling, dropout and
+    /// augmentation included) must be the same on every rank, which the caller checks.
     pub fn data_parallel(
         &mut self,
         communicator: Arc<dyn Communicator>,
@@ -452,6 +469,14 @@ impl<'a> Trainer<'a> {
         let start = Instant::now();
         let (mut loss_sum, mut right, mut seen) = (0f64, 0f64, 0usize);
         for (b, global_idx) in batches(&order, self.config.batch_size).enumerate() {
+            if global_idx.len() < ranks {
+                return Err(TrainError::BatchTooSmall {
+                    epoch,
+                    batch: b + 1,
+                    rows: global_idx.len(),
+                    ranks,
+                });
+            }
             let place = BatchRows {
                 rows: distributed::share(global_idx.len(), rank, ranks),
                 global: global_idx.len(),

@@ -93,30 +93,22 @@ impl NcclComm {
         })
     }
 
-    /// Sums each buffer over all ranks, in place, in one NCCL group (one launch for all of
-    /// them). Enqueued on the device's stream: later kernels and copies see the sums.
-    pub fn all_reduce_sum(&self, buffers: &mut [&mut DeviceBuffer<f32>]) -> Result<(), String> {
-        let fail = |e: result::NcclError| format!("ncclAllReduce failed: {e:?}");
+    /// Sums `buffer` over all ranks, in place. Queued on the device's stream: the kernels and
+    /// copies queued after it see the sums, and the host waits only when it reads them. NCCL
+    /// waits for the other ranks without a deadline.
+    pub fn all_reduce_sum(&self, buffer: &mut DeviceBuffer<f32>) -> Result<(), String> {
         let comm = self.comm.lock().unwrap_or_else(|p| p.into_inner());
-        result::group_start().map_err(fail)?;
-        let mut outcome = Ok(());
-        for buffer in buffers.iter_mut() {
-            let len = buffer.len();
-            let Some(slice) = buffer.gpu_slice_mut() else {
-                outcome = Err("NCCL all-reduce of a buffer that is not in GPU memory".to_string());
-                break;
-            };
-            // SAFETY: the slice holds at least `len` f32 values (4 bytes each).
-            let Some(mut view) = (unsafe { slice.transmute_mut::<f32>(len) }) else {
-                outcome = Err(format!("a device buffer is smaller than its {len} values"));
-                break;
-            };
-            if let Err(e) = comm.0.all_reduce_in_place(&mut view, &ReduceOp::Sum) {
-                outcome = Err(fail(e));
-                break;
-            }
-        }
-        result::group_end().map_err(fail)?;
-        outcome
+        let len = buffer.len();
+        let slice = buffer
+            .gpu_slice_mut()
+            .ok_or("NCCL all-reduce of a buffer that is not in GPU memory")?;
+        // SAFETY: every bit pattern is a valid f32, and cudarc checks that the slice's bytes
+        // hold `len` of them.
+        let mut view = unsafe { slice.transmute_mut::<f32>(len) }
+            .ok_or_else(|| format!("a device buffer is smaller than its {len} values"))?;
+        comm.0
+            .all_reduce_in_place(&mut view, &ReduceOp::Sum)
+            .map(|_| ())
+            .map_err(|e| format!("ncclAllReduce failed: {e:?}"))
     }
 }

@@ -40,7 +40,6 @@ pub use reducer::GradientReducer;
 use crate::Tensor;
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::Duration;
 use strata_tensor::{Context, Function};
 
 /// Why a collective failed.
@@ -57,7 +56,7 @@ pub enum CommError {
         /// The collective.
         op: &'static str,
         /// How long it waited.
-        seconds: u64,
+        seconds: f64,
     },
     /// The communication library reported an error, or its thread ended.
     #[error("{op}: {message}")]
@@ -108,8 +107,14 @@ pub trait Communicator: Send + Sync {
     fn broadcast(&self, bytes: &mut Vec<u8>, root: usize) -> Result<(), CommError>;
     /// Returns once every rank has reached it.
     fn barrier(&self) -> Result<(), CommError>;
+    /// [`Communicator::barrier`] with no time limit, for waits that may legitimately be long
+    /// (rank 0 downloading a dataset while the others wait for it).
+    fn barrier_without_deadline(&self) -> Result<(), CommError> {
+        self.barrier()
+    }
     /// Ends every rank's process with `code` (MPI_Abort): for errors after which the other
-    /// ranks would wait forever.
+    /// ranks would wait forever. After a [`CommError`] the collective that failed may still be
+    /// under way, so a program cannot go on with this communicator: it should abort.
     fn abort(&self, code: i32) -> !;
 
     /// Sums `values` over all ranks and waits for the result.
@@ -267,15 +272,4 @@ impl Function for AllReduceSum {
 pub fn fail(communicator: &dyn Communicator, error: &CommError) -> ! {
     eprintln!("strata: {error}");
     communicator.abort(1)
-}
-
-/// How long a collective may wait before the job is ended: long enough for the slowest rank's
-/// epoch-end evaluation, short enough that a hung rank is noticed. `STRATA_COMM_TIMEOUT`
-/// (seconds) overrides it.
-pub fn default_timeout() -> Duration {
-    std::env::var("STRATA_COMM_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
 }

@@ -10,8 +10,9 @@ use super::{CommError, Communicator, Pending};
 use mpi::collective::SystemOperation;
 use mpi::environment::Threading;
 use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub struct MpiCommunicator {
     any_thread: bool,
     requests: Mutex<Option<Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Requests sent whose answer has not been taken: a collective other ranks never joined
+    /// keeps the MPI thread busy for ever, and dropping must not wait for it.
+    in_flight: Arc<AtomicUsize>,
 }
 
 /// The world size `mpirun` (Open MPI, MPICH, Intel MPI or Slurm's PMI) announces to the
@@ -70,6 +74,7 @@ impl MpiCommunicator {
             any_thread,
             requests: Mutex::new(Some(requests)),
             thread: Mutex::new(Some(thread)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -78,11 +83,15 @@ impl MpiCommunicator {
         requests
             .as_ref()
             .and_then(|r| r.send(request).ok())
-            .ok_or_else(|| library_error(self.rank, op, "the MPI thread has ended".into()))
+            .ok_or_else(|| library_error(self.rank, op, "the MPI thread has ended".into()))?;
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     fn receive<T>(&self, op: &'static str, answer: Receiver<T>) -> Result<T, CommError> {
-        wait(self.rank, op, self.timeout, answer)
+        let answer = wait(self.rank, op, self.timeout, answer)?;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(answer)
     }
 }
 
@@ -100,7 +109,7 @@ fn wait<T>(
         RecvTimeoutError::Timeout => CommError::Timeout {
             rank,
             op,
-            seconds: timeout.as_secs(),
+            seconds: timeout.as_secs_f64(),
         },
         RecvTimeoutError::Disconnected => {
             library_error(rank, op, "the MPI thread has ended".into())
@@ -175,8 +184,12 @@ impl Communicator for MpiCommunicator {
         if let Err(e) = self.send("all-reduce", Request::SumF32(values, answer)) {
             return Pending::later(move || Err(e));
         }
-        let (rank, timeout) = (self.rank, self.timeout);
-        Pending::later(move || wait(rank, "all-reduce", timeout, result))
+        let (rank, timeout, in_flight) = (self.rank, self.timeout, self.in_flight.clone());
+        Pending::later(move || {
+            let sum = wait(rank, "all-reduce", timeout, result)?;
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(sum)
+        })
     }
 
     fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<(), CommError> {
@@ -202,6 +215,16 @@ impl Communicator for MpiCommunicator {
         self.receive("barrier", result)
     }
 
+    fn barrier_without_deadline(&self) -> Result<(), CommError> {
+        let (answer, result) = channel();
+        self.send("barrier", Request::Barrier(answer))?;
+        result
+            .recv()
+            .map_err(|_| library_error(self.rank, "barrier", "the MPI thread has ended".into()))?;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn abort(&self, code: i32) -> ! {
         if self.any_thread {
             // MPI_Abort from this thread: mpirun ends every rank at once.
@@ -217,12 +240,15 @@ impl Communicator for MpiCommunicator {
 
 impl Drop for MpiCommunicator {
     fn drop(&mut self) {
-        // Closing the channel ends the MPI thread's loop; it finalises MPI as it exits.
+        // Closing the channel ends the MPI thread's loop; it finalises MPI as it exits. With a
+        // collective still under way (after a timeout) it would never get there: then leave
+        // the thread, and the process ends without MPI_Finalize, which mpirun reports.
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let (Some(thread), 0) = (thread, self.in_flight.load(Ordering::SeqCst)) {
             let _ = thread.join();
         }
     }

@@ -78,6 +78,9 @@ impl Communicator for NcclCommunicator {
     fn barrier(&self) -> Result<(), CommError> {
         self.host.barrier()
     }
+    fn barrier_without_deadline(&self) -> Result<(), CommError> {
+        self.host.barrier_without_deadline()
+    }
     fn abort(&self, code: i32) -> ! {
         self.host.abort(code)
     }
@@ -88,7 +91,7 @@ impl Communicator for NcclCommunicator {
     /// Each gradient summed in place in GPU memory, queued on the device's stream.
     fn all_reduce_tensors(&self, grads: &[Tensor]) -> Result<(), CommError> {
         for g in grads {
-            g.update_on_device(|_, buffer| self.comm.all_reduce_sum(&mut [buffer]))
+            g.update_on_device(|_, buffer| self.comm.all_reduce_sum(buffer))
                 .map_err(|e| error(self.rank(), "ncclAllReduce", e))?;
         }
         Ok(())

@@ -69,7 +69,9 @@ impl GradientReducer {
     /// Back-propagates `loss · weight` and leaves in every parameter's `grad()` the sum over
     /// all ranks of their gradients. With `weight = n_r / B` (this rank's share of the global
     /// batch) the sum is the gradient of the global batch's mean loss. Gradients must have been
-    /// zeroed. A parameter that received no gradient on this rank contributes zeros. Returns
+    /// zeroed. A parameter that received no gradient on this rank contributes zeros; one that
+    /// received none on any rank is left without a gradient, as in one process (optimizers
+    /// skip it, instead of applying momentum or weight decay to it). Returns
     /// the seconds spent waiting for sums after backward had finished: the communication that
     /// computation did not hide.
     pub fn backward(
@@ -127,6 +129,7 @@ impl GradientReducer {
     ) -> Result<f64, CommError> {
         let mut ready = vec![0usize; self.buckets.len()];
         let mut sent = vec![false; self.buckets.len()];
+        let mut had_gradient = vec![0f32; self.parameters.len()];
         let mut outcome = Ok(());
         let seed = Tensor::scalar(weight)
             .reshape(loss.shape())
@@ -140,27 +143,38 @@ impl GradientReducer {
             ready[b] += 1;
             if ready[b] == self.buckets[b].len() && outcome.is_ok() {
                 sent[b] = true;
-                outcome = self.reduce_on_device(communicator, b);
+                outcome = self.reduce_on_device(communicator, b, &mut had_gradient);
             }
         });
         outcome?;
         for (b, _) in sent.iter().enumerate().filter(|(_, &sent)| !sent) {
-            self.reduce_on_device(communicator, b)?;
+            self.reduce_on_device(communicator, b, &mut had_gradient)?;
+        }
+        let anywhere = communicator.all_reduce_sum(had_gradient)?;
+        for (p, _) in self
+            .parameters
+            .iter()
+            .zip(anywhere)
+            .filter(|(_, n)| *n == 0.0)
+        {
+            p.set_grad(None);
         }
         Ok(0.0)
     }
 
     /// Gives every parameter of `bucket` a gradient of its own buffer (zeros where backward
-    /// left none) and sums them over the ranks in place.
+    /// left none, noted in `had_gradient`) and sums them over the ranks in place.
     fn reduce_on_device(
         &self,
         communicator: &dyn Communicator,
         bucket: usize,
+        had_gradient: &mut [f32],
     ) -> Result<(), CommError> {
         let grads: Vec<Tensor> = self.buckets[bucket]
             .iter()
             .map(|&i| {
                 let p = &self.parameters[i];
+                had_gradient[i] = f32::from(u8::from(p.grad().is_some()));
                 // A fresh buffer per gradient: the sum is written in place into exactly it.
                 let g = match p.grad() {
                     Some(g) => g.add_scalar(0.0),
@@ -173,28 +187,37 @@ impl GradientReducer {
         communicator.all_reduce_tensors(&grads)
     }
 
-    /// The bucket's gradients, one after the other (zeros for a missing gradient).
+    /// The bucket's gradients, one after the other (zeros for a missing gradient), then one
+    /// flag per parameter: 1 where this rank has a gradient.
     fn flatten(&self, bucket: usize) -> Vec<f32> {
         let mut flat = Vec::new();
+        let mut flags = Vec::new();
         for &i in &self.buckets[bucket] {
             let p = &self.parameters[i];
             match p.grad() {
                 Some(g) => flat.extend(g.to_vec()),
                 None => flat.extend(std::iter::repeat_n(0.0, p.numel())),
             }
+            flags.push(f32::from(u8::from(p.grad().is_some())));
         }
+        flat.extend(flags);
         flat
     }
 
+    /// Sets the summed gradients of `bucket` from `sums` (laid out as [`Self::flatten`]).
     fn write_back(&self, bucket: usize, sums: &[f32]) {
+        let members = &self.buckets[bucket];
+        let flags = &sums[sums.len() - members.len()..];
         let mut at = 0;
-        for &i in &self.buckets[bucket] {
+        for (&i, &flag) in members.iter().zip(flags) {
             let p = &self.parameters[i];
             let n = p.numel();
-            let g = Tensor::from_vec(sums[at..at + n].to_vec(), p.shape())
-                .to(p.device())
-                .unwrap_or_else(|e| panic!("copying a summed gradient to {}: {e}", p.device()));
-            p.set_grad(Some(g));
+            let g = (flag > 0.0).then(|| {
+                Tensor::from_vec(sums[at..at + n].to_vec(), p.shape())
+                    .to(p.device())
+                    .unwrap_or_else(|e| panic!("copying a summed gradient to {}: {e}", p.device()))
+            });
+            p.set_grad(g);
             at += n;
         }
     }
