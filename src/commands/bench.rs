@@ -63,7 +63,8 @@ enum Target {
     /// and GB/s of the minimum memory traffic.
     Kernels,
     /// Under mpirun: the ranks' all-reduce by message size, 4 KiB to 64 MiB (time per call,
-    /// algorithm and bus bandwidth), e.g. `mpirun -n 2 strata bench comm --repeat 20`.
+    /// algorithm and bus bandwidth), e.g. `mpirun -n 2 strata bench comm --repeat 20`; MPI of
+    /// host memory with `--device cpu`, NCCL of GPU memory with `--device cuda`.
     Comm,
 }
 
@@ -73,7 +74,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         Target::Train => bench_train(args),
         Target::Layers => bench_layers(args),
         Target::Kernels => bench_kernels(args),
-        Target::Comm => super::bench_comm::run(args.repeat, args.record.as_deref()),
+        Target::Comm => super::bench_comm::run(args.repeat, args.record.as_deref(), &args.device),
     }
 }
 

@@ -32,20 +32,29 @@ fn size_label(bytes: usize) -> String {
     }
 }
 
-pub fn run(repeat: usize, record: Option<&std::path::Path>) -> Result<(), String> {
+/// `--device cpu` times MPI's all-reduce of host memory; `--device cuda` NCCL's, of GPU memory
+/// (one GPU per rank), as training uses them.
+pub fn run(repeat: usize, record: Option<&std::path::Path>, device: &str) -> Result<(), String> {
     if repeat == 0 {
         return Err("--repeat must be at least 1".into());
     }
     let provenance = Provenance::now();
-    let comm = strata::parallel::join(Duration::from_secs(120))?;
-    let (n, lead) = (comm.size(), comm.rank() == 0);
+    let host = strata::parallel::join(Duration::from_secs(120))?;
+    let (n, lead) = (host.size(), host.rank() == 0);
     if n < 2 {
         return Err(
-            "strata bench comm measures the all-reduce between ranks: start it with \
-                    mpirun, e.g. `mpirun -n 2 strata bench comm`"
+            "strata bench comm measures the all-reduce between ranks: start it with mpirun, \
+             e.g. `mpirun -n 2 strata bench comm`"
                 .into(),
         );
     }
+    let local_rank = ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        .unwrap_or(0);
+    let device = strata::device::resolve_for_rank(device, local_rank, lead)?;
+    let comm = strata::parallel::on_device(&host, device)?;
+    let gpu = strata_kernels::cuda::runtime::CudaDevice::open(device).ok();
     let fail = |e: strata_nn::distributed::CommError| e.to_string();
     if lead {
         println!(
@@ -61,16 +70,33 @@ pub fn run(repeat: usize, record: Option<&std::path::Path>) -> Result<(), String
     let mut rows = Vec::new();
     for &bytes in &DEFAULT_SIZES {
         let values = vec![1.0f32; bytes / 4];
+        // One all-reduce as training makes it: of host memory, or of a tensor in GPU memory
+        // (then waited for on the device). Returns the first element of the sum.
+        let once = || -> Result<f32, String> {
+            if comm.reduces_on_device() {
+                let t = strata_nn::Tensor::from_vec(values.clone(), &[values.len()])
+                    .to(device)
+                    .map_err(|e| e.to_string())?;
+                comm.all_reduce_tensors(std::slice::from_ref(&t))
+                    .map_err(fail)?;
+                if let Some(gpu) = &gpu {
+                    gpu.synchronize()?;
+                }
+                Ok(t.narrow(0, 0, 1).to_vec()[0])
+            } else {
+                Ok(comm.all_reduce_sum(values.clone()).map_err(fail)?[0])
+            }
+        };
         // Warm-up: connections, buffers and page faults.
-        comm.all_reduce_sum(values.clone()).map_err(fail)?;
+        once()?;
         let mut micros = Vec::with_capacity(repeat);
         for _ in 0..repeat {
             comm.barrier().map_err(fail)?;
             let start = Instant::now();
-            let sum = comm.all_reduce_sum(values.clone()).map_err(fail)?;
+            let first = once()?;
             micros.push(start.elapsed().as_secs_f64() * 1e6);
-            if sum[0] != n as f32 {
-                return Err(format!("all-reduce gave {} where {n} was due", sum[0]));
+            if first != n as f32 {
+                return Err(format!("all-reduce gave {first} where {n} was due"));
             }
         }
         let algorithm: Vec<f64> = micros.iter().map(|us| bytes as f64 / us / 1e3).collect();
