@@ -201,7 +201,8 @@ fn summary_and_list_describe_the_zoo() {
     assert!(
         text.contains("journey_r9: the article's text says 5° rotation")
             && text
-                .contains("journey_final: the notebook creates StepLR(6, 0.1) but never steps it"),
+                .contains("journey_final: the notebook creates StepLR(6, 0.1) but never steps it")
+            && text.contains("`--step-lr 6,0.1` trains with the schedule the article describes"),
         "{text}"
     );
 }

@@ -58,6 +58,8 @@ pub fn run(args: &Args) -> Result<(), String> {
                     epochs: None,
                     batch_size: None,
                     lr: None,
+                    step_lr: None,
+                    constant_lr: false,
                     optimizer: None,
                     momentum: None,
                     loss: None,

@@ -66,6 +66,13 @@ pub struct Args {
     /// Learning rate [default: the recipe's].
     #[arg(long)]
     pub lr: Option<f32>,
+    /// StepLR: multiply the learning rate by GAMMA every STEP epochs [default: the recipe's
+    /// schedule]; `--step-lr 6,0.1` gives journey_final the schedule its article describes.
+    #[arg(long, value_name = "STEP,GAMMA", value_parser = parse_step_lr, conflicts_with = "constant_lr")]
+    pub step_lr: Option<(usize, f32)>,
+    /// Keep the learning rate constant, whatever the recipe's schedule.
+    #[arg(long)]
+    pub constant_lr: bool,
     /// Optimizer [default: the recipe's].
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
@@ -421,6 +428,20 @@ fn default_out(entry: &ZooEntry, choice: DatasetChoice) -> PathBuf {
     }
 }
 
+/// `STEP,GAMMA` of `--step-lr`: a positive whole number of epochs and a positive factor.
+fn parse_step_lr(text: &str) -> Result<(usize, f32), String> {
+    let usage = || format!("{text:?}: expected STEP,GAMMA, e.g. 6,0.1");
+    let (step, gamma) = text.split_once(',').ok_or_else(usage)?;
+    let step: usize = step.trim().parse().map_err(|_| usage())?;
+    let gamma: f32 = gamma.trim().parse().map_err(|_| usage())?;
+    if step == 0 || !(gamma > 0.0 && gamma.is_finite()) {
+        return Err(format!(
+            "{text:?}: STEP must be at least 1 and GAMMA a positive number"
+        ));
+    }
+    Ok((step, gamma))
+}
+
 /// The network's recipe with the command line's overrides.
 fn config_of(args: &Args, entry: &ZooEntry) -> Result<TrainConfig, String> {
     let mut config = TrainConfig::from_recipe(&entry.recipe, args.seed);
@@ -429,6 +450,12 @@ fn config_of(args: &Args, entry: &ZooEntry) -> Result<TrainConfig, String> {
     }
     if let Some(b) = args.batch_size {
         config.batch_size = b;
+    }
+    if let Some(step_lr) = args.step_lr {
+        config.step_lr = Some(step_lr);
+    }
+    if args.constant_lr {
+        config.step_lr = None;
     }
     if let Some(lr) = args.lr {
         if !(lr > 0.0 && lr.is_finite()) {
