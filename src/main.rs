@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Train a network of the zoo on real data with its published recipe.
     Train(commands::train::Args),
+    /// Replay the ten rounds of "The journey of a DNN model" and compare them with the
+    /// published figures: one table and two figures.
+    Journey(commands::journey::Args),
     /// Evaluate saved weights on the test set.
     Eval(commands::eval::Args),
     /// Show a network's layers, output shapes and parameter counts.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     let result = stdout_failure_as_error(move || {
         rayon::scope(|_| match cli.command {
             Command::Train(args) => commands::train::run(&args),
+            Command::Journey(args) => commands::journey::run(&args),
             Command::Eval(args) => commands::eval::run(&args),
             Command::Summary(args) => commands::summary::run(&args),
             Command::Table(args) => commands::table::run(&args),

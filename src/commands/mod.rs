@@ -8,6 +8,7 @@ pub mod devices;
 pub mod eval;
 pub mod explain;
 pub mod gradcheck;
+pub mod journey;
 pub mod list;
 pub mod records;
 pub mod sim_report;

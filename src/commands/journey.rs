@@ -1,0 +1,602 @@
+//! `strata journey`: the ten rounds of "The journey of a DNN model" replayed in order, each with
+//! its notebook's network and recipe, then one table and two figures beside the published
+//! figures (`docs/journey_published.json`, per epoch, from the authors' notebooks).
+//!
+//! Every round trains as `strata train` does, into `OUT/ROUND/`; a round that finished is
+//! read back instead of trained again, and one that stopped half-way continues (`--resume`),
+//! so the journey can be stopped and started again at any point. Round 10 runs twice: with the
+//! constant learning rate the published figure came from, and with the StepLR(6, 0.1) schedule
+//! the article describes.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use strata::runs::RunResults;
+use strata_models::zoo::{find, ZooEntry};
+use strata_nn::optim::{Optimizer, Sgd};
+use strata_nn::{Generator, Module, Tensor};
+
+/// The published per-epoch figures of every round.
+const PUBLISHED: &str = include_str!("../../docs/journey_published.json");
+
+/// The zoo's network of each round, 1 to 10.
+const ROUNDS: [&str; 10] = [
+    "journey_r1",
+    "journey_r2",
+    "journey_r3",
+    "journey_r4",
+    "journey_r5",
+    "journey_r6",
+    "journey_r7",
+    "journey_r8",
+    "journey_r9",
+    "journey_final",
+];
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rounds to replay, from 1 to 10: a list and ranges, e.g. `2-10` (everything but round
+    /// 1's 6.4 million parameters, which take hours on a laptop) or `1,5,10`.
+    #[arg(long, default_value = "1-10", value_parser = parse_rounds)]
+    pub rounds: Rounds,
+    /// Epochs per round [default: each round's recipe, 20].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed of initialisation, shuffling, dropout and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to run: auto, cpu, cuda, cuda:N or cuda-sim (as for `strata train`).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Folder holding the datasets (MNIST is fetched into it when absent).
+    #[arg(long, default_value = "datasets")]
+    pub data: PathBuf,
+    /// Folder of the rounds' runs, the table (journey.md) and the figures.
+    #[arg(long, default_value = "runs/journey")]
+    pub out: PathBuf,
+    /// Train each round on the first N training images only (a quick look).
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+    /// Train every selected round again instead of reusing or continuing what OUT holds.
+    #[arg(long)]
+    pub fresh: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The rounds picked with `--rounds`, in order, without repeats.
+#[derive(Clone, Debug)]
+pub struct Rounds(Vec<usize>);
+
+fn parse_rounds(text: &str) -> Result<Rounds, String> {
+    let bad =
+        |part: &str| format!("{part:?}: rounds are numbers from 1 to 10, e.g. 2-10 or 1,5,10");
+    let mut rounds = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse(), b.trim().parse()),
+            None => (part.parse(), part.parse()),
+        };
+        let (first, last): (usize, usize) =
+            (first.map_err(|_| bad(part))?, last.map_err(|_| bad(part))?);
+        if !(1..=10).contains(&first) || !(first..=10).contains(&last) {
+            return Err(bad(part));
+        }
+        rounds.extend(first..=last);
+    }
+    if rounds.is_empty() {
+        return Err(bad(text));
+    }
+    rounds.sort_unstable();
+    rounds.dedup();
+    Ok(Rounds(rounds))
+}
+
+/// What the notebooks printed for one round.
+struct Published {
+    title: String,
+    best_test: f32,
+    best_test_epochs: Vec<usize>,
+    best_train: f32,
+    best_train_epochs: Vec<usize>,
+    test_curve: Vec<f32>,
+}
+
+fn published() -> Result<Vec<Published>, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(PUBLISHED).map_err(|e| format!("docs/journey_published.json: {e}"))?;
+    (1..=10)
+        .map(|round| {
+            let r = &json[format!("round_{round}")];
+            let number = |key: &str| r[key].as_f64().map(|v| v as f32);
+            let epochs = |key: &str| -> Vec<usize> {
+                r[key]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|e| e.as_u64())
+                            .map(|e| e as usize)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let test_curve = r["epochs"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e["test_accuracy"].as_f64())
+                        .map(|v| v as f32)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let incomplete = || format!("docs/journey_published.json: round {round} is incomplete");
+            Ok(Published {
+                title: r["title"].as_str().ok_or_else(incomplete)?.to_string(),
+                best_test: number("best_test_accuracy").ok_or_else(incomplete)?,
+                best_test_epochs: epochs("best_test_epochs"),
+                best_train: number("best_train_accuracy").ok_or_else(incomplete)?,
+                best_train_epochs: epochs("best_train_epochs"),
+                test_curve,
+            })
+        })
+        .collect()
+}
+
+/// One run of the journey: a round, and the schedule of round 10's second run.
+struct Leg {
+    round: usize,
+    entry: ZooEntry,
+    /// `Some` for round 10 with the article's StepLR.
+    step_lr: Option<(usize, f32)>,
+    folder: PathBuf,
+}
+
+impl Leg {
+    fn label(&self) -> String {
+        match self.step_lr {
+            Some(_) => format!("{} StepLR", self.round),
+            None => self.round.to_string(),
+        }
+    }
+}
+
+/// Seconds one training step of `entry` takes here at batch 128, measured over three steps
+/// after one to warm up: enough to say whether a round takes minutes or hours.
+fn seconds_per_step(entry: &ZooEntry) -> f64 {
+    let model = entry.build(0);
+    let mut optimizer = Sgd::new(model.parameters(), 0.01);
+    let g = &mut Generator::seed(1);
+    let x = Tensor::from_vec(
+        (0..128 * 28 * 28).map(|_| g.uniform() - 0.5).collect(),
+        &[128, 1, 28, 28],
+    );
+    let labels: Vec<u32> = (0..128).map(|i| i % 10).collect();
+    let mut step = || {
+        optimizer.zero_grad();
+        model.forward(&x).nll_loss(&labels).backward();
+        optimizer.step();
+    };
+    step();
+    let start = Instant::now();
+    for _ in 0..3 {
+        step();
+    }
+    start.elapsed().as_secs_f64() / 3.0
+}
+
+fn duration(seconds: f64) -> String {
+    match seconds {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
+}
+
+/// The epoch numbers as text: `12, 16`.
+fn epochs_text(epochs: &[usize]) -> String {
+    epochs
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let published = published()?;
+    let mut legs = Vec::new();
+    for &round in &args.rounds.0 {
+        let entry = find(ROUNDS[round - 1])?;
+        let schedules: &[Option<(usize, f32)>] = if round == 10 {
+            &[None, Some((6, 0.1))]
+        } else {
+            &[None]
+        };
+        for &step_lr in schedules {
+            let folder = match step_lr {
+                None => args.out.join(entry.name),
+                Some(_) => args.out.join(format!("{}-steplr", entry.name)),
+            };
+            legs.push(Leg {
+                round,
+                entry: find(entry.name)?,
+                step_lr,
+                folder,
+            });
+        }
+    }
+
+    // The plan: each leg's expected time, from a few measured steps.
+    let images = args.limit_train.unwrap_or(60_000).min(60_000);
+    let steps_per_epoch = images.div_ceil(128) as f64;
+    let mut expected = Vec::new();
+    println!(
+        "the journey: {} runs of rounds {}",
+        legs.len(),
+        epochs_text(&args.rounds.0)
+    );
+    for leg in &legs {
+        let epochs = args.epochs.unwrap_or(leg.entry.recipe.epochs) as f64;
+        let done = finished(leg, args).is_some();
+        let seconds = if done {
+            0.0
+        } else {
+            seconds_per_step(&leg.entry) * steps_per_epoch * epochs * 1.1
+        };
+        expected.push(seconds);
+        let state = if done {
+            "already trained".to_string()
+        } else {
+            format!("about {}", duration(seconds))
+        };
+        println!(
+            "  round {:<9} {:<14} {:>10} parameters  {state}",
+            leg.label(),
+            leg.entry.name,
+            strata_nn::thousands(leg.entry.parameters)
+        );
+    }
+    if let Some(i) = legs.iter().position(|l| l.round == 1) {
+        if expected[i] > 0.0 {
+            println!(
+                "round 1's 6.4 million parameters take about {} on this machine; `--rounds 2-10` \
+                 leaves it out",
+                duration(expected[i])
+            );
+        }
+    }
+
+    let start = Instant::now();
+    for (i, leg) in legs.iter().enumerate() {
+        let left: f64 = expected[i..].iter().sum();
+        println!(
+            "\n== round {} of 10: {} ({}), {} of {} runs, about {} left",
+            leg.label(),
+            leg.entry.name,
+            published[leg.round - 1].title,
+            i + 1,
+            legs.len(),
+            duration(left)
+        );
+        if finished(leg, args).is_some() {
+            println!(
+                "already trained: {}",
+                leg.folder.join("results.json").display()
+            );
+            continue;
+        }
+        let resume = !args.fresh && leg.folder.join("last.safetensors").is_file();
+        super::train::run(&super::train::Args {
+            model: leg.entry.name.to_string(),
+            epochs: args.epochs,
+            batch_size: None,
+            lr: None,
+            step_lr: leg.step_lr,
+            constant_lr: false,
+            optimizer: None,
+            momentum: None,
+            loss: None,
+            seed: args.seed,
+            device: args.device.clone(),
+            dataset: None,
+            data: args.data.clone(),
+            out: Some(leg.folder.clone()),
+            resume,
+            limit_train: args.limit_train,
+            limit_test: args.limit_test,
+            quiet: args.quiet,
+            sync_batch_norm: false,
+            comm_timeout: 60.0,
+        })?;
+    }
+    println!(
+        "\nthe journey took {}",
+        duration(start.elapsed().as_secs_f64())
+    );
+
+    let mut rows = Vec::new();
+    for leg in &legs {
+        let run = finished(leg, args)
+            .ok_or_else(|| format!("{}: the run did not finish", leg.folder.display()))?;
+        rows.push((leg, run));
+    }
+    let table = table(&rows, &published);
+    println!("\n{table}");
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let table_path = args.out.join("journey.md");
+    strata_nn::checkpoint::write_atomically(&table_path, table.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let overlay = args.out.join("journey-test-accuracy.svg");
+    plot_overlay(&rows, &published, &overlay)?;
+    let summary = args.out.join("journey-parameters-accuracy.svg");
+    plot_summary(&rows, &published, &summary)?;
+    println!(
+        "wrote {}, {} and {}",
+        table_path.display(),
+        overlay.display(),
+        summary.display()
+    );
+    Ok(())
+}
+
+/// The leg's results when every planned epoch is done (and the plan is this invocation's).
+fn finished(leg: &Leg, args: &Args) -> Option<RunResults> {
+    if args.fresh {
+        return None;
+    }
+    let run = RunResults::load(&leg.folder.join("results.json")).ok()?;
+    let planned = args.epochs.unwrap_or(leg.entry.recipe.epochs);
+    (run.planned_epochs == planned && run.epochs.len() == planned).then_some(run)
+}
+
+/// Best value of `pick` over the epochs, and every epoch that reached it.
+fn best(
+    run: &RunResults,
+    pick: fn(&strata_models::train::EpochReport) -> f32,
+) -> (f32, Vec<usize>) {
+    let top = run
+        .epochs
+        .iter()
+        .map(pick)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let at = run
+        .epochs
+        .iter()
+        .filter(|e| (pick(e) - top).abs() < 5e-3)
+        .map(|e| e.epoch)
+        .collect();
+    (top, at)
+}
+
+fn table(rows: &[(&Leg, RunResults)], published: &[Published]) -> String {
+    let mut out = String::from(
+        "| round | network | what it tries | parameters | best train % (epoch) | best test % (epoch) | s/epoch | published train % (epoch) | published test % (epoch) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (leg, run) in rows {
+        let p = &published[leg.round - 1];
+        let (train, train_at) = best(run, |e| e.train_accuracy);
+        let (test, test_at) = best(run, |e| e.test_accuracy);
+        let mut seconds: Vec<f64> = run.epochs.iter().map(|e| e.train_seconds).collect();
+        seconds.sort_by(f64::total_cmp);
+        let median = seconds.get(seconds.len() / 2).copied().unwrap_or(f64::NAN);
+        let tries = match leg.step_lr {
+            Some((step, gamma)) => format!("{}, with StepLR({step}, {gamma}) stepped", p.title),
+            None => p.title.clone(),
+        };
+        out += &format!(
+            "| {} | {} | {tries} | {} | {train:.2} ({}) | {test:.2} ({}) | {median:.1} | {:.2} ({}) | {:.2} ({}) |\n",
+            leg.label(),
+            leg.entry.name,
+            strata_nn::thousands(leg.entry.parameters),
+            epochs_text(&train_at),
+            epochs_text(&test_at),
+            p.best_train,
+            epochs_text(&p.best_train_epochs),
+            p.best_test,
+            epochs_text(&p.best_test_epochs),
+        );
+    }
+    out
+}
+
+/// Test accuracy per epoch, strata's over the published curve, one panel per round.
+fn plot_overlay(
+    rows: &[(&Leg, RunResults)],
+    published: &[Published],
+    path: &Path,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let fail =
+        |e: &dyn std::fmt::Display| format!("{}: cannot draw the figure: {e}", path.display());
+    let mut rounds: Vec<usize> = rows.iter().map(|(l, _)| l.round).collect();
+    rounds.dedup();
+    let columns = rounds.len().clamp(1, 5);
+    let lines = rounds.len().div_ceil(columns);
+    let root =
+        SVGBackend::new(path, (260 * columns as u32, 230 * lines as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let panels = root.split_evenly((lines, columns));
+    for (panel, &round) in panels.iter().zip(&rounds) {
+        let p = &published[round - 1];
+        let ours: Vec<(&Leg, &RunResults)> = rows
+            .iter()
+            .filter(|(l, _)| l.round == round)
+            .map(|(l, r)| (*l, r))
+            .collect();
+        let curve = |run: &RunResults| -> Vec<(f32, f32)> {
+            run.epochs
+                .iter()
+                .map(|e| (e.epoch as f32, e.test_accuracy))
+                .collect()
+        };
+        let published_curve: Vec<(f32, f32)> = p
+            .test_curve
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| ((i + 1) as f32, a))
+            .collect();
+        let values: Vec<f32> = published_curve
+            .iter()
+            .chain(
+                ours.iter()
+                    .flat_map(|(_, r)| curve(r))
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
+            .map(|&(_, y)| y)
+            .filter(|y| y.is_finite())
+            .collect();
+        let lo = values
+            .iter()
+            .cloned()
+            .fold(f32::INFINITY, f32::min)
+            .min(99.0);
+        let hi = values
+            .iter()
+            .cloned()
+            .fold(f32::NEG_INFINITY, f32::max)
+            .max(99.5);
+        let epochs = published_curve
+            .len()
+            .max(ours.iter().map(|(_, r)| r.epochs.len()).max().unwrap_or(1))
+            as f32;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("round {round}: {}", p.title), ("sans-serif", 13))
+            .margin(8)
+            .x_label_area_size(24)
+            .y_label_area_size(40)
+            .build_cartesian_2d(1f32..epochs.max(2.0), (lo - 0.1)..(hi + 0.1))
+            .map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("test %")
+            .label_style(("sans-serif", 10))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        chart
+            .draw_series(LineSeries::new(published_curve, BLACK.stroke_width(1)))
+            .map_err(|e| fail(&e))?
+            .label("published")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK));
+        for (leg, run) in ours {
+            let (color, name) = match leg.step_lr {
+                None => (BLUE, "strata"),
+                Some(_) => (RED, "strata, StepLR"),
+            };
+            chart
+                .draw_series(LineSeries::new(curve(run), color.stroke_width(2)))
+                .map_err(|e| fail(&e))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font(("sans-serif", 10))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))
+}
+
+/// Parameters (log scale) against best test accuracy, round by round: the article's story.
+fn plot_summary(
+    rows: &[(&Leg, RunResults)],
+    published: &[Published],
+    path: &Path,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let fail =
+        |e: &dyn std::fmt::Display| format!("{}: cannot draw the figure: {e}", path.display());
+    let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let points: Vec<(String, f32, f32, f32, bool)> = rows
+        .iter()
+        .map(|(leg, run)| {
+            let x = (leg.entry.parameters as f32).log10();
+            (
+                leg.label(),
+                x,
+                best(run, |e| e.test_accuracy).0,
+                published[leg.round - 1].best_test,
+                leg.step_lr.is_some(),
+            )
+        })
+        .collect();
+    let ys: Vec<f32> = points
+        .iter()
+        .flat_map(|p| [p.2, p.3])
+        .filter(|y| y.is_finite())
+        .collect();
+    let lo = ys.iter().cloned().fold(f32::INFINITY, f32::min).min(98.5);
+    let hi = ys
+        .iter()
+        .cloned()
+        .fold(f32::NEG_INFINITY, f32::max)
+        .max(99.5);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "The journey: parameters against best test accuracy",
+            ("sans-serif", 18),
+        )
+        .margin(14)
+        .x_label_area_size(36)
+        .y_label_area_size(50)
+        .build_cartesian_2d(3.5f32..7.0f32, (lo - 0.1)..(hi + 0.15))
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("parameters (log10)")
+        .y_desc("best test accuracy, %")
+        .draw()
+        .map_err(|e| fail(&e))?;
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|p| Cross::new((p.1, p.3), 5, BLACK.stroke_width(2))),
+        )
+        .map_err(|e| fail(&e))?
+        .label("published")
+        .legend(|(x, y)| Cross::new((x + 7, y), 4, BLACK));
+    chart
+        .draw_series(
+            points
+                .iter()
+                .filter(|p| !p.4)
+                .map(|p| Circle::new((p.1, p.2), 5, BLUE.filled())),
+        )
+        .map_err(|e| fail(&e))?
+        .label("strata")
+        .legend(|(x, y)| Circle::new((x + 7, y), 4, BLUE.filled()));
+    chart
+        .draw_series(
+            points
+                .iter()
+                .filter(|p| p.4)
+                .map(|p| Circle::new((p.1, p.2), 5, RED.filled())),
+        )
+        .map_err(|e| fail(&e))?;
+    chart
+        .draw_series(points.iter().map(|p| {
+            Text::new(
+                format!("r{}", p.0.replace(" StepLR", "s")),
+                (p.1 + 0.04, p.2 + 0.03),
+                ("sans-serif", 12),
+            )
+        }))
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))
+}

@@ -1,0 +1,114 @@
+//! `strata journey` on a few rounds, briefly: it trains each one as `strata train` does, prints
+//! the table beside the published figures, writes the table and both figures, and a second
+//! invocation reuses what the first trained instead of training again.
+//!
+//! Needs MNIST in `datasets/mnist/` (`make data`): where it is absent the test skips with the
+//! reason, except under CI=true.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+use strata::kernels::test_skip::{skip, Reason};
+
+fn journey(out: &Path, extra: &[&str]) -> std::process::Output {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets");
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "journey", "--rounds", "3,9-10", "--epochs", "2", "--device", "cpu", "--quiet",
+        ])
+        .args(["--limit-train", "384", "--limit-test", "200"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("strata runs")
+}
+
+#[test]
+fn the_journey_trains_each_round_and_compares_it_with_the_published_one() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist/train-images-idx3-ubyte");
+    if !data.is_file() {
+        skip(Reason::DataAbsent(format!(
+            "{} is absent (run `make data`)",
+            data.display()
+        )));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let first = journey(out, &[]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // One row per run, with the network, its parameters and the published best beside it.
+    for row in [
+        "| 3 | journey_r3 | Lighter Model | 10,790 |",
+        "| 9 | journey_r9 | Introducing Image Augmentation | 9,896 |",
+        "| 10 | journey_final | Final | 9,896 |",
+        "| 10 StepLR | journey_final | Final, with StepLR(6, 0.1) stepped | 9,896 |",
+    ] {
+        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("| 98.87 (20) |"),
+        "round 3's published best test accuracy: {stdout}"
+    );
+    assert!(
+        stdout.contains("| 99.44 (13, 19) |"),
+        "round 10's: {stdout}"
+    );
+    // Round 10 runs with both schedules: the StepLR run's learning rate is the recipe's.
+    let stepped =
+        strata::runs::RunResults::load(&out.join("journey_final-steplr/results.json")).unwrap();
+    let constant = strata::runs::RunResults::load(&out.join("journey_final/results.json")).unwrap();
+    assert_eq!(stepped.epochs.len(), 2);
+    assert_eq!(stdout.matches("StepLR(step 6, gamma 0.1)").count(), 1, "{stdout}");
+    assert!(constant.epochs.iter().all(|e| e.lr == 0.05));
+    for file in [
+        "journey.md",
+        "journey-test-accuracy.svg",
+        "journey-parameters-accuracy.svg",
+    ] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(
+            text.contains("journey_r9") || text.contains("<svg"),
+            "{file}"
+        );
+    }
+    let svg = std::fs::read_to_string(out.join("journey-test-accuracy.svg")).unwrap();
+    assert!(
+        svg.contains("round 9: Introducing Image Augmentation"),
+        "one panel per round"
+    );
+
+    // Everything is trained: the second run reads it back.
+    let start = Instant::now();
+    let again = journey(out, &[]);
+    let stdout_again = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success());
+    assert_eq!(
+        stdout_again.matches("already trained: ").count(),
+        4,
+        "{stdout_again}"
+    );
+    assert!(!stdout_again.contains("epoch  1/2"), "{stdout_again}");
+    println!("second journey: {:?}", start.elapsed());
+}
+
+#[test]
+fn rounds_outside_one_to_ten_are_refused() {
+    for bad in ["0-3", "11", "5-2", "x"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["journey", "--rounds", bad])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("rounds are numbers from 1 to 10"), "{bad}: {e}");
+    }
+}
