@@ -67,7 +67,11 @@ fn the_journey_trains_each_round_and_compares_it_with_the_published_one() {
         strata::runs::RunResults::load(&out.join("journey_final-steplr/results.json")).unwrap();
     let constant = strata::runs::RunResults::load(&out.join("journey_final/results.json")).unwrap();
     assert_eq!(stepped.epochs.len(), 2);
-    assert_eq!(stdout.matches("StepLR(step 6, gamma 0.1)").count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.matches("StepLR(step 6, gamma 0.1)").count(),
+        1,
+        "{stdout}"
+    );
     assert!(constant.epochs.iter().all(|e| e.lr == 0.05));
     for file in [
         "journey.md",
