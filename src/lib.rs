@@ -46,6 +46,8 @@ pub mod device;
 pub mod explain;
 pub mod fetch;
 #[cfg(feature = "cli")]
+pub mod journey;
+#[cfg(feature = "cli")]
 pub mod parallel;
 pub mod profile;
 #[cfg(feature = "cli")]

@@ -10,27 +10,11 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use strata::journey::{best, epochs_text, published, table, JourneyRun, Published, ROUNDS};
 use strata::runs::RunResults;
 use strata_models::zoo::{find, ZooEntry};
 use strata_nn::optim::{Optimizer, Sgd};
 use strata_nn::{Generator, Module, Tensor};
-
-/// The published per-epoch figures of every round.
-const PUBLISHED: &str = include_str!("../../docs/journey_published.json");
-
-/// The zoo's network of each round, 1 to 10.
-const ROUNDS: [&str; 10] = [
-    "journey_r1",
-    "journey_r2",
-    "journey_r3",
-    "journey_r4",
-    "journey_r5",
-    "journey_r6",
-    "journey_r7",
-    "journey_r8",
-    "journey_r9",
-    "journey_final",
-];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -95,56 +79,6 @@ fn parse_rounds(text: &str) -> Result<Rounds, String> {
     Ok(Rounds(rounds))
 }
 
-/// What the notebooks printed for one round.
-struct Published {
-    title: String,
-    best_test: f32,
-    best_test_epochs: Vec<usize>,
-    best_train: f32,
-    best_train_epochs: Vec<usize>,
-    test_curve: Vec<f32>,
-}
-
-fn published() -> Result<Vec<Published>, String> {
-    let json: serde_json::Value =
-        serde_json::from_str(PUBLISHED).map_err(|e| format!("docs/journey_published.json: {e}"))?;
-    (1..=10)
-        .map(|round| {
-            let r = &json[format!("round_{round}")];
-            let number = |key: &str| r[key].as_f64().map(|v| v as f32);
-            let epochs = |key: &str| -> Vec<usize> {
-                r[key]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|e| e.as_u64())
-                            .map(|e| e as usize)
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            let test_curve = r["epochs"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| e["test_accuracy"].as_f64())
-                        .map(|v| v as f32)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let incomplete = || format!("docs/journey_published.json: round {round} is incomplete");
-            Ok(Published {
-                title: r["title"].as_str().ok_or_else(incomplete)?.to_string(),
-                best_test: number("best_test_accuracy").ok_or_else(incomplete)?,
-                best_test_epochs: epochs("best_test_epochs"),
-                best_train: number("best_train_accuracy").ok_or_else(incomplete)?,
-                best_train_epochs: epochs("best_train_epochs"),
-                test_curve,
-            })
-        })
-        .collect()
-}
-
 /// One run of the journey: a round, and the schedule of round 10's second run.
 struct Leg {
     round: usize,
@@ -193,15 +127,6 @@ fn duration(seconds: f64) -> String {
         s if s < 5400.0 => format!("{:.0} min", s / 60.0),
         s => format!("{:.1} h", s / 3600.0),
     }
-}
-
-/// The epoch numbers as text: `12, 16`.
-fn epochs_text(epochs: &[usize]) -> String {
-    epochs
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -322,7 +247,17 @@ pub fn run(args: &Args) -> Result<(), String> {
             .ok_or_else(|| format!("{}: the run did not finish", leg.folder.display()))?;
         rows.push((leg, run));
     }
-    let table = table(&rows, &published);
+    let journey_runs: Vec<JourneyRun<'_>> = rows
+        .iter()
+        .map(|(leg, run)| JourneyRun {
+            round: leg.round,
+            stepped: leg.step_lr.is_some(),
+            name: leg.entry.name,
+            parameters: leg.entry.parameters,
+            run,
+        })
+        .collect();
+    let table = table(&journey_runs, &published);
     println!("\n{table}");
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let table_path = args.out.join("journey.md");
@@ -349,56 +284,6 @@ fn finished(leg: &Leg, args: &Args) -> Option<RunResults> {
     let run = RunResults::load(&leg.folder.join("results.json")).ok()?;
     let planned = args.epochs.unwrap_or(leg.entry.recipe.epochs);
     (run.planned_epochs == planned && run.epochs.len() == planned).then_some(run)
-}
-
-/// Best value of `pick` over the epochs, and every epoch that reached it.
-fn best(
-    run: &RunResults,
-    pick: fn(&strata_models::train::EpochReport) -> f32,
-) -> (f32, Vec<usize>) {
-    let top = run
-        .epochs
-        .iter()
-        .map(pick)
-        .fold(f32::NEG_INFINITY, f32::max);
-    let at = run
-        .epochs
-        .iter()
-        .filter(|e| (pick(e) - top).abs() < 5e-3)
-        .map(|e| e.epoch)
-        .collect();
-    (top, at)
-}
-
-fn table(rows: &[(&Leg, RunResults)], published: &[Published]) -> String {
-    let mut out = String::from(
-        "| round | network | what it tries | parameters | best train % (epoch) | best test % (epoch) | s/epoch | published train % (epoch) | published test % (epoch) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for (leg, run) in rows {
-        let p = &published[leg.round - 1];
-        let (train, train_at) = best(run, |e| e.train_accuracy);
-        let (test, test_at) = best(run, |e| e.test_accuracy);
-        let mut seconds: Vec<f64> = run.epochs.iter().map(|e| e.train_seconds).collect();
-        seconds.sort_by(f64::total_cmp);
-        let median = seconds.get(seconds.len() / 2).copied().unwrap_or(f64::NAN);
-        let tries = match leg.step_lr {
-            Some((step, gamma)) => format!("{}, with StepLR({step}, {gamma}) stepped", p.title),
-            None => p.title.clone(),
-        };
-        out += &format!(
-            "| {} | {} | {tries} | {} | {train:.2} ({}) | {test:.2} ({}) | {median:.1} | {:.2} ({}) | {:.2} ({}) |\n",
-            leg.label(),
-            leg.entry.name,
-            strata_nn::thousands(leg.entry.parameters),
-            epochs_text(&train_at),
-            epochs_text(&test_at),
-            p.best_train,
-            epochs_text(&p.best_train_epochs),
-            p.best_test,
-            epochs_text(&p.best_test_epochs),
-        );
-    }
-    out
 }
 
 /// Test accuracy per epoch, strata's over the published curve, one panel per round.

@@ -9,7 +9,7 @@ use std::path::Path;
 use strata_models::zoo::{zoo, DataKind, LossKind, OptimizerKind};
 
 /// Every block the documents may hold, by name.
-pub const BLOCKS: [&str; 10] = [
+pub const BLOCKS: [&str; 11] = [
     "networks",
     "training",
     "gemm",
@@ -20,6 +20,7 @@ pub const BLOCKS: [&str; 10] = [
     "sim-gemm",
     "comm",
     "scaling",
+    "journey",
 ];
 
 /// The text of block `name` (without its markers), from the records under `results`.
@@ -35,6 +36,7 @@ pub fn generate(name: &str, results: &Path) -> Result<String, String> {
         "fuzz" => fuzz(&results.join("fuzz")),
         "comm" => comm(&BenchRecord::load(&results.join("scaling/allreduce.json"))?),
         "scaling" => scaling(&results.join("scaling")),
+        "journey" => journey(&results.join("journey")),
         other => Err(format!(
             "no generated table is called {other:?} (there are: {})",
             BLOCKS.join(", ")
@@ -396,6 +398,67 @@ fn sim(record: &BenchRecord) -> Result<String, String> {
 }
 
 /// The fuzz records: executions, time, corpus, per target.
+/// The journey's rounds that have a committed run in `results/journey/` (a `strata journey`
+/// run's `results.json`, named `NETWORK-mnist.json`, or `journey_final-steplr-mnist.json` for
+/// round 10 with StepLR), beside the published figures.
+fn journey(dir: &Path) -> Result<String, String> {
+    use crate::journey::{published, table, JourneyRun, ROUNDS};
+    let mut runs: Vec<(usize, bool, RunResults)> = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let run = RunResults::load(&path)?;
+        let round = ROUNDS
+            .iter()
+            .position(|&name| name == run.model)
+            .ok_or_else(|| {
+                format!(
+                    "{}: {} is not a round of the journey",
+                    path.display(),
+                    run.model
+                )
+            })?;
+        let stepped = path.to_string_lossy().contains("-steplr");
+        runs.push((round + 1, stepped, run));
+    }
+    runs.sort_by_key(|(round, stepped, _)| (*round, *stepped));
+    let rows: Vec<JourneyRun<'_>> = runs
+        .iter()
+        .map(|(round, stepped, run)| JourneyRun {
+            round: *round,
+            stepped: *stepped,
+            name: ROUNDS[round - 1],
+            parameters: run.parameters,
+            run,
+        })
+        .collect();
+    let provenances: Vec<&Provenance> = runs
+        .iter()
+        .filter_map(|(_, _, r)| r.provenance.as_ref())
+        .collect();
+    let missing: Vec<String> = (1..=10)
+        .filter(|r| !runs.iter().any(|(round, _, _)| round == r))
+        .map(|r| r.to_string())
+        .collect();
+    let mut out = format!(
+        "Measured {} Seed 0, each round's recipe, the whole of MNIST. s/epoch is the median \
+         training time of the run's epochs, on a machine that was also running other work: \
+         the accuracies are the record, the times only indicative.\n\n{}",
+        caption(&provenances),
+        table(&rows, &published()?)
+    );
+    if !missing.is_empty() {
+        out += &format!(
+            "\nNo record yet for rounds {}: not yet trained on this machine.\n",
+            missing.join(", ")
+        );
+    }
+    Ok(out)
+}
+
 /// The all-reduce by message size (`strata bench comm`).
 fn comm(record: &BenchRecord) -> Result<String, String> {
     let mut out = format!(
