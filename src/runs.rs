@@ -82,6 +82,24 @@ impl RunResults {
         serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a strata results file: {e}", path.display()))
     }
+
+    /// [`RunResults::load`] of a record: a run that finished every planned epoch and says where
+    /// and when it ran.
+    pub fn load_record(path: &Path) -> Result<RunResults, String> {
+        let run = RunResults::load(path)?;
+        if !run.finished() {
+            return Err(format!(
+                "{}: the run recorded {} of its {} epochs",
+                path.display(),
+                run.epochs.len(),
+                run.planned_epochs
+            ));
+        }
+        if run.provenance.is_none() {
+            return Err(format!("{}: the run has no provenance", path.display()));
+        }
+        Ok(run)
+    }
 }
 
 /// Loss and accuracy per epoch as an SVG with two panels.

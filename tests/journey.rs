@@ -116,3 +116,51 @@ fn rounds_outside_one_to_ten_are_refused() {
         assert!(e.contains("rounds are numbers from 1 to 10"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn the_committed_figures_are_checked_against_the_committed_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let (results, figures) = (dir.path().join("results"), dir.path().join("figures"));
+    std::fs::create_dir_all(results.join("journey")).unwrap();
+    for entry in std::fs::read_dir(root.join("results/journey")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(
+            &path,
+            results.join("journey").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let document = dir.path().join("empty.md");
+    std::fs::write(&document, "no tables\n").unwrap();
+    let records = |action: &str| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["records", action])
+            .arg("--results")
+            .arg(&results)
+            .arg("--figures")
+            .arg(&figures)
+            .arg("--documents")
+            .arg(&document)
+            .output()
+            .unwrap()
+    };
+    assert!(records("tables").status.success());
+    let o = records("check");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A run whose figures were not redrawn: one epoch's test accuracy moves.
+    let run = results.join("journey/journey_final-mnist.json");
+    let text = std::fs::read_to_string(&run).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let accuracy = &mut json["epochs"][3]["test_accuracy"];
+    *accuracy = serde_json::json!(accuracy.as_f64().unwrap() - 0.5);
+    std::fs::write(&run, serde_json::to_string(&json).unwrap()).unwrap();
+    let o = records("check");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a stale figure passed the check");
+    assert!(
+        e.contains("journey-test-accuracy.svg: differs from the figure the records"),
+        "{e}"
+    );
+}

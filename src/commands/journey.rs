@@ -8,9 +8,11 @@
 //! constant learning rate the published figure came from, and with the StepLR(6, 0.1) schedule
 //! the article describes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
-use strata::journey::{best, epochs_text, published, table, JourneyRun, Published, ROUNDS};
+use strata::journey::{
+    epochs_text, plot_overlay, plot_summary, published, table, JourneyRun, ROUNDS,
+};
 use strata::runs::RunResults;
 use strata_models::zoo::{find, ZooEntry};
 use strata_nn::optim::{Optimizer, Sgd};
@@ -158,8 +160,16 @@ pub fn run(args: &Args) -> Result<(), String> {
     let steps_per_epoch = images.div_ceil(128) as f64;
     let mut expected = Vec::new();
     println!(
-        "the journey: {} runs of rounds {}",
-        legs.len(),
+        "the journey: {} of {} {}",
+        match legs.len() {
+            1 => "1 run".to_string(),
+            n => format!("{n} runs"),
+        },
+        if args.rounds.0.len() == 1 {
+            "round"
+        } else {
+            "rounds"
+        },
         epochs_text(&args.rounds.0)
     );
     for leg in &legs {
@@ -264,9 +274,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     strata_nn::checkpoint::write_atomically(&table_path, table.as_bytes())
         .map_err(|e| e.to_string())?;
     let overlay = args.out.join("journey-test-accuracy.svg");
-    plot_overlay(&rows, &published, &overlay)?;
+    plot_overlay(&journey_runs, &published, &overlay)?;
     let summary = args.out.join("journey-parameters-accuracy.svg");
-    plot_summary(&rows, &published, &summary)?;
+    plot_summary(&journey_runs, &published, &summary)?;
     println!(
         "wrote {}, {} and {}",
         table_path.display(),
@@ -284,204 +294,4 @@ fn finished(leg: &Leg, args: &Args) -> Option<RunResults> {
     let run = RunResults::load(&leg.folder.join("results.json")).ok()?;
     let planned = args.epochs.unwrap_or(leg.entry.recipe.epochs);
     (run.planned_epochs == planned && run.epochs.len() == planned).then_some(run)
-}
-
-/// Test accuracy per epoch, strata's over the published curve, one panel per round.
-fn plot_overlay(
-    rows: &[(&Leg, RunResults)],
-    published: &[Published],
-    path: &Path,
-) -> Result<(), String> {
-    use plotters::prelude::*;
-    let fail =
-        |e: &dyn std::fmt::Display| format!("{}: cannot draw the figure: {e}", path.display());
-    let mut rounds: Vec<usize> = rows.iter().map(|(l, _)| l.round).collect();
-    rounds.dedup();
-    let columns = rounds.len().clamp(1, 5);
-    let lines = rounds.len().div_ceil(columns);
-    let root =
-        SVGBackend::new(path, (260 * columns as u32, 230 * lines as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let panels = root.split_evenly((lines, columns));
-    for (panel, &round) in panels.iter().zip(&rounds) {
-        let p = &published[round - 1];
-        let ours: Vec<(&Leg, &RunResults)> = rows
-            .iter()
-            .filter(|(l, _)| l.round == round)
-            .map(|(l, r)| (*l, r))
-            .collect();
-        let curve = |run: &RunResults| -> Vec<(f32, f32)> {
-            run.epochs
-                .iter()
-                .map(|e| (e.epoch as f32, e.test_accuracy))
-                .collect()
-        };
-        let published_curve: Vec<(f32, f32)> = p
-            .test_curve
-            .iter()
-            .enumerate()
-            .map(|(i, &a)| ((i + 1) as f32, a))
-            .collect();
-        let values: Vec<f32> = published_curve
-            .iter()
-            .chain(
-                ours.iter()
-                    .flat_map(|(_, r)| curve(r))
-                    .collect::<Vec<_>>()
-                    .iter(),
-            )
-            .map(|&(_, y)| y)
-            .filter(|y| y.is_finite())
-            .collect();
-        let lo = values
-            .iter()
-            .cloned()
-            .fold(f32::INFINITY, f32::min)
-            .min(99.0);
-        let hi = values
-            .iter()
-            .cloned()
-            .fold(f32::NEG_INFINITY, f32::max)
-            .max(99.5);
-        let epochs = published_curve
-            .len()
-            .max(ours.iter().map(|(_, r)| r.epochs.len()).max().unwrap_or(1))
-            as f32;
-        let mut chart = ChartBuilder::on(panel)
-            .caption(format!("round {round}: {}", p.title), ("sans-serif", 13))
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(40)
-            .build_cartesian_2d(1f32..epochs.max(2.0), (lo - 0.1)..(hi + 0.1))
-            .map_err(|e| fail(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("test %")
-            .label_style(("sans-serif", 10))
-            .draw()
-            .map_err(|e| fail(&e))?;
-        chart
-            .draw_series(LineSeries::new(published_curve, BLACK.stroke_width(1)))
-            .map_err(|e| fail(&e))?
-            .label("published")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK));
-        for (leg, run) in ours {
-            let (color, name) = match leg.step_lr {
-                None => (BLUE, "strata"),
-                Some(_) => (RED, "strata, StepLR"),
-            };
-            chart
-                .draw_series(LineSeries::new(curve(run), color.stroke_width(2)))
-                .map_err(|e| fail(&e))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(("sans-serif", 10))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| fail(&e))?;
-    }
-    root.present().map_err(|e| fail(&e))
-}
-
-/// Parameters (log scale) against best test accuracy, round by round: the article's story.
-fn plot_summary(
-    rows: &[(&Leg, RunResults)],
-    published: &[Published],
-    path: &Path,
-) -> Result<(), String> {
-    use plotters::prelude::*;
-    let fail =
-        |e: &dyn std::fmt::Display| format!("{}: cannot draw the figure: {e}", path.display());
-    let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let points: Vec<(String, f32, f32, f32, bool)> = rows
-        .iter()
-        .map(|(leg, run)| {
-            let x = (leg.entry.parameters as f32).log10();
-            (
-                leg.label(),
-                x,
-                best(run, |e| e.test_accuracy).0,
-                published[leg.round - 1].best_test,
-                leg.step_lr.is_some(),
-            )
-        })
-        .collect();
-    let ys: Vec<f32> = points
-        .iter()
-        .flat_map(|p| [p.2, p.3])
-        .filter(|y| y.is_finite())
-        .collect();
-    let lo = ys.iter().cloned().fold(f32::INFINITY, f32::min).min(98.5);
-    let hi = ys
-        .iter()
-        .cloned()
-        .fold(f32::NEG_INFINITY, f32::max)
-        .max(99.5);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "The journey: parameters against best test accuracy",
-            ("sans-serif", 18),
-        )
-        .margin(14)
-        .x_label_area_size(36)
-        .y_label_area_size(50)
-        .build_cartesian_2d(3.5f32..7.0f32, (lo - 0.1)..(hi + 0.15))
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("parameters (log10)")
-        .y_desc("best test accuracy, %")
-        .draw()
-        .map_err(|e| fail(&e))?;
-    chart
-        .draw_series(
-            points
-                .iter()
-                .map(|p| Cross::new((p.1, p.3), 5, BLACK.stroke_width(2))),
-        )
-        .map_err(|e| fail(&e))?
-        .label("published")
-        .legend(|(x, y)| Cross::new((x + 7, y), 4, BLACK));
-    chart
-        .draw_series(
-            points
-                .iter()
-                .filter(|p| !p.4)
-                .map(|p| Circle::new((p.1, p.2), 5, BLUE.filled())),
-        )
-        .map_err(|e| fail(&e))?
-        .label("strata")
-        .legend(|(x, y)| Circle::new((x + 7, y), 4, BLUE.filled()));
-    chart
-        .draw_series(
-            points
-                .iter()
-                .filter(|p| p.4)
-                .map(|p| Circle::new((p.1, p.2), 5, RED.filled())),
-        )
-        .map_err(|e| fail(&e))?;
-    chart
-        .draw_series(points.iter().map(|p| {
-            Text::new(
-                format!("r{}", p.0.replace(" StepLR", "s")),
-                (p.1 + 0.04, p.2 + 0.03),
-                ("sans-serif", 12),
-            )
-        }))
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))
 }

@@ -165,19 +165,7 @@ fn training(results: &Path) -> Result<String, String> {
     for entry in entries {
         let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
         if path.extension().is_some_and(|x| x == "json") {
-            let run = RunResults::load(&path)?;
-            if !run.finished() {
-                return Err(format!(
-                    "{}: the run recorded {} of its {} epochs",
-                    path.display(),
-                    run.epochs.len(),
-                    run.planned_epochs
-                ));
-            }
-            if run.provenance.is_none() {
-                return Err(format!("{}: the run has no provenance", path.display()));
-            }
-            runs.push(run);
+            runs.push(RunResults::load_record(&path)?);
         }
     }
     let order: Vec<&str> = zoo().iter().map(|e| e.name).collect();
@@ -224,12 +212,23 @@ fn training(results: &Path) -> Result<String, String> {
             seconds_of(r)
         );
     }
-    let missing: Vec<&str> = zoo()
+    let (in_journey, missing): (Vec<&str>, Vec<&str>) = zoo()
         .iter()
         .filter(|e| e.recipe.data != DataKind::Cifar10)
         .map(|e| e.name)
         .filter(|name| !runs.iter().any(|r| r.model == *name))
-        .collect();
+        .partition(|name| {
+            results
+                .join("journey")
+                .join(format!("{name}-mnist.json"))
+                .exists()
+        });
+    if !in_journey.is_empty() {
+        out += &format!(
+            "\n{} trained by `strata journey`: in the journey's table below.\n",
+            in_journey.join(", ")
+        );
+    }
     if !missing.is_empty() {
         out += &format!(
             "\nNo record yet for {}: {} not been trained on this machine.\n",
@@ -402,39 +401,9 @@ fn sim(record: &BenchRecord) -> Result<String, String> {
 /// run's `results.json`, named `NETWORK-mnist.json`, or `journey_final-steplr-mnist.json` for
 /// round 10 with StepLR), beside the published figures.
 fn journey(dir: &Path) -> Result<String, String> {
-    use crate::journey::{published, table, JourneyRun, ROUNDS};
-    let mut runs: Vec<(usize, bool, RunResults)> = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let run = RunResults::load(&path)?;
-        let round = ROUNDS
-            .iter()
-            .position(|&name| name == run.model)
-            .ok_or_else(|| {
-                format!(
-                    "{}: {} is not a round of the journey",
-                    path.display(),
-                    run.model
-                )
-            })?;
-        let stepped = path.to_string_lossy().contains("-steplr");
-        runs.push((round + 1, stepped, run));
-    }
-    runs.sort_by_key(|(round, stepped, _)| (*round, *stepped));
-    let rows: Vec<JourneyRun<'_>> = runs
-        .iter()
-        .map(|(round, stepped, run)| JourneyRun {
-            round: *round,
-            stepped: *stepped,
-            name: ROUNDS[round - 1],
-            parameters: run.parameters,
-            run,
-        })
-        .collect();
+    use crate::journey::{committed, published, rows, table};
+    let runs = committed(dir)?;
+    let rows = rows(&runs);
     let provenances: Vec<&Provenance> = runs
         .iter()
         .filter_map(|(_, _, r)| r.provenance.as_ref())
