@@ -63,9 +63,14 @@ fn the_journey_trains_each_round_and_compares_it_with_the_published_one() {
         "round 10's: {stdout}"
     );
     // Round 10 runs with both schedules: the StepLR run's learning rate is the recipe's.
-    let stepped =
-        strata::runs::RunResults::load(&out.join("journey_final-steplr/results.json")).unwrap();
-    let constant = strata::runs::RunResults::load(&out.join("journey_final/results.json")).unwrap();
+    let stepped = strata::runs::RunResults::load(
+        &out.join("journey_final-steplr-2epochs-384train-200test/results.json"),
+    )
+    .unwrap();
+    let constant = strata::runs::RunResults::load(
+        &out.join("journey_final-2epochs-384train-200test/results.json"),
+    )
+    .unwrap();
     assert_eq!(stepped.epochs.len(), 2);
     assert_eq!(
         stdout.matches("StepLR(step 6, gamma 0.1)").count(),
@@ -163,4 +168,71 @@ fn the_committed_figures_are_checked_against_the_committed_runs() {
         e.contains("journey-test-accuracy.svg: differs from the figure the records"),
         "{e}"
     );
+}
+
+#[test]
+fn a_round_well_under_its_published_figure_asks_for_three_seeds_and_shows_their_mean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(results.join("journey")).unwrap();
+    let record = std::fs::read_to_string(root.join("results/journey/journey_r3-mnist.json"))
+        .expect("round 3's committed record");
+    // Round 3 with every test accuracy `shift` points off, as seed `seed`.
+    let write = |seed: u64, shift: f64| {
+        let mut json: serde_json::Value = serde_json::from_str(&record).unwrap();
+        json["seed"] = serde_json::json!(seed);
+        for epoch in json["epochs"].as_array_mut().unwrap() {
+            let a = epoch["test_accuracy"].as_f64().unwrap();
+            epoch["test_accuracy"] = serde_json::json!(a + shift);
+        }
+        let name = match seed {
+            0 => "journey_r3-mnist.json".to_string(),
+            s => format!("journey_r3-seed{s}-mnist.json"),
+        };
+        std::fs::write(results.join("journey").join(name), json.to_string()).unwrap();
+    };
+    let document = dir.path().join("doc.md");
+    let table = || {
+        std::fs::write(
+            &document,
+            "<!-- records:journey -->\n<!-- /records:journey -->\n",
+        )
+        .unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["records", "tables", "--documents"])
+            .arg(&document)
+            .arg("--results")
+            .arg(&results)
+            .arg("--figures")
+            .arg(dir.path().join("figures"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(&document).unwrap()
+    };
+    // 98.74 % against the published 98.87 %: within 0.15 points, one seed is enough.
+    write(0, 0.0);
+    let text = table();
+    assert!(
+        text.contains("| 98.74 (14) |") && !text.contains("three seeds"),
+        "{text}"
+    );
+    // 98.64 %: 0.23 under.
+    write(0, -0.1);
+    let text = table();
+    assert!(
+        text.contains("Round 3 is 0.23 points under its published best test accuracy"),
+        "{text}"
+    );
+    write(1, 0.2);
+    write(2, 0.1);
+    let text = table();
+    assert!(
+        text.contains("Round 3 over seeds 0, 1, 2: best test accuracy 98.64, 98.94, 98.84 %, mean 98.81 % (published 98.87 %)")
+            && !text.contains("points under"),
+        "{text}"
+    );
+    // Only seed 0 is the table's row.
+    assert_eq!(text.matches("| 3 | journey_r3 |").count(), 1, "{text}");
 }

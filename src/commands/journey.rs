@@ -142,10 +142,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             &[None]
         };
         for &step_lr in schedules {
-            let folder = match step_lr {
-                None => args.out.join(entry.name),
-                Some(_) => args.out.join(format!("{}-steplr", entry.name)),
-            };
+            let folder = args.out.join(leg_folder(&entry, step_lr.is_some(), args));
             legs.push(Leg {
                 round,
                 entry: find(entry.name)?,
@@ -286,6 +283,29 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// A leg's folder in OUT: the network's name, then whatever differs from its recipe run with
+/// seed 0 (`journey_final-steplr`, `journey_r2-seed1`, `journey_r3-2epochs-384train`), so runs
+/// of other settings never mix and each can be resumed.
+fn leg_folder(entry: &ZooEntry, stepped: bool, args: &Args) -> String {
+    let mut name = entry.name.to_string();
+    if stepped {
+        name += "-steplr";
+    }
+    if args.seed != 0 {
+        name += &format!("-seed{}", args.seed);
+    }
+    if let Some(epochs) = args.epochs.filter(|&e| e != entry.recipe.epochs) {
+        name += &format!("-{epochs}epochs");
+    }
+    if let Some(n) = args.limit_train {
+        name += &format!("-{n}train");
+    }
+    if let Some(n) = args.limit_test {
+        name += &format!("-{n}test");
+    }
+    name
+}
+
 /// The leg's results when every planned epoch is done (and the plan is this invocation's).
 fn finished(leg: &Leg, args: &Args) -> Option<RunResults> {
     if args.fresh {
@@ -293,5 +313,6 @@ fn finished(leg: &Leg, args: &Args) -> Option<RunResults> {
     }
     let run = RunResults::load(&leg.folder.join("results.json")).ok()?;
     let planned = args.epochs.unwrap_or(leg.entry.recipe.epochs);
-    (run.planned_epochs == planned && run.epochs.len() == planned).then_some(run)
+    (run.seed == args.seed && run.planned_epochs == planned && run.epochs.len() == planned)
+        .then_some(run)
 }

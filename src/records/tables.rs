@@ -401,7 +401,7 @@ fn sim(record: &BenchRecord) -> Result<String, String> {
 /// run's `results.json`, named `NETWORK-mnist.json`, or `journey_final-steplr-mnist.json` for
 /// round 10 with StepLR), beside the published figures.
 fn journey(dir: &Path) -> Result<String, String> {
-    use crate::journey::{committed, published, rows, table};
+    use crate::journey::{committed, published, rows, seeds, table};
     let runs = committed(dir)?;
     let rows = rows(&runs);
     let provenances: Vec<&Provenance> = runs
@@ -419,6 +419,7 @@ fn journey(dir: &Path) -> Result<String, String> {
         caption(&provenances),
         table(&rows, &published()?)
     );
+    out += &seeds(&runs, &published()?);
     if !missing.is_empty() {
         out += &format!(
             "\nNo record yet for rounds {}: not yet trained on this machine.\n",
