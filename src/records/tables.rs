@@ -422,7 +422,12 @@ fn journey(dir: &Path) -> Result<String, String> {
     out += &seeds(&runs, &published()?);
     if !missing.is_empty() {
         out += &format!(
-            "\nNo record yet for rounds {}: not yet trained on this machine.\n",
+            "\nNo record yet for {} {}: not yet trained on this machine.\n",
+            if missing.len() == 1 {
+                "round"
+            } else {
+                "rounds"
+            },
             missing.join(", ")
         );
     }
