@@ -163,235 +163,239 @@ pub fn table(rows: &[JourneyRun<'_>], published: &[Published]) -> String {
     out
 }
 
-/// Test accuracy per epoch, strata's over the published curve, one panel per round.
-pub fn plot_overlay(
-    rows: &[JourneyRun<'_>],
-    published: &[Published],
-    path: &Path,
-) -> Result<(), String> {
+/// What plotters said when a figure could not be drawn.
+fn fail(e: &dyn std::fmt::Display) -> String {
+    format!("cannot draw the figure: {e}")
+}
+
+/// Test accuracy per epoch, strata's over the published curve, one panel per round, as SVG.
+pub fn plot_overlay(rows: &[JourneyRun<'_>], published: &[Published]) -> Result<String, String> {
     use plotters::prelude::*;
-    let fail =
-        |e: &dyn std::fmt::Display| format!("{}: cannot draw the figure: {e}", path.display());
-    let mut rounds: Vec<usize> = rows.iter().map(|r| r.round).collect();
-    rounds.dedup();
-    let columns = rounds.len().clamp(1, 5);
-    let lines = rounds.len().div_ceil(columns);
-    let root =
-        SVGBackend::new(path, (260 * columns as u32, 230 * lines as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let panels = root.split_evenly((lines, columns));
-    for (panel, &round) in panels.iter().zip(&rounds) {
-        let p = &published[round - 1];
-        let ours: Vec<&JourneyRun<'_>> = rows.iter().filter(|r| r.round == round).collect();
-        let run_curve = |run: &RunResults| -> Vec<(f32, f32)> {
-            run.epochs
+    let mut svg = String::new();
+    // The drawing borrows `svg` until it is dropped at the end of the block.
+    {
+        let mut rounds: Vec<usize> = rows.iter().map(|r| r.round).collect();
+        rounds.dedup();
+        let columns = rounds.len().clamp(1, 5);
+        let lines = rounds.len().div_ceil(columns);
+        let size = (260 * columns as u32, 230 * lines as u32);
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let panels = root.split_evenly((lines, columns));
+        for (panel, &round) in panels.iter().zip(&rounds) {
+            let p = &published[round - 1];
+            let ours: Vec<&JourneyRun<'_>> = rows.iter().filter(|r| r.round == round).collect();
+            let run_curve = |run: &RunResults| -> Vec<(f32, f32)> {
+                run.epochs
+                    .iter()
+                    .map(|e| (e.epoch as f32, e.test_accuracy))
+                    .collect()
+            };
+            let published_curve: Vec<(f32, f32)> = p
+                .test_curve
                 .iter()
-                .map(|e| (e.epoch as f32, e.test_accuracy))
-                .collect()
-        };
-        let published_curve: Vec<(f32, f32)> = p
-            .test_curve
+                .enumerate()
+                .map(|(i, &a)| ((i + 1) as f32, a))
+                .collect();
+            let values: Vec<f32> = published_curve
+                .iter()
+                .chain(
+                    ours.iter()
+                        .flat_map(|r| run_curve(r.run))
+                        .collect::<Vec<_>>()
+                        .iter(),
+                )
+                .map(|&(_, y)| y)
+                .filter(|y| y.is_finite())
+                .collect();
+            let hi = values
+                .iter()
+                .cloned()
+                .fold(f32::NEG_INFINITY, f32::max)
+                .max(99.5);
+            // The first epochs of some rounds start far below where the rounds differ: the panel
+            // shows the top 2.5 points and draws lower accuracies at its floor.
+            let lo = values
+                .iter()
+                .cloned()
+                .fold(f32::INFINITY, f32::min)
+                .clamp(hi - 2.5, 99.0);
+            let curve = |points: Vec<(f32, f32)>| -> Vec<(f32, f32)> {
+                points
+                    .into_iter()
+                    .map(|(x, y)| (x, y.max(lo - 0.1)))
+                    .collect()
+            };
+            let epochs = published_curve
+                .len()
+                .max(ours.iter().map(|r| r.run.epochs.len()).max().unwrap_or(1))
+                as f32;
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("round {round}: {}", p.title), ("sans-serif", 13))
+                .margin(8)
+                .x_label_area_size(24)
+                .y_label_area_size(40)
+                .build_cartesian_2d(1f32..epochs.max(2.0), (lo - 0.1)..(hi + 0.1))
+                .map_err(|e| fail(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("test %")
+                .x_labels(10)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| format!("{y:.1}"))
+                .label_style(("sans-serif", 10))
+                .draw()
+                .map_err(|e| fail(&e))?;
+            chart
+                .draw_series(LineSeries::new(
+                    curve(published_curve),
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(|e| fail(&e))?
+                .label("published")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK));
+            for row in ours {
+                let (color, name) = if row.stepped {
+                    (RED, "strata, StepLR")
+                } else {
+                    (BLUE, "strata")
+                };
+                chart
+                    .draw_series(LineSeries::new(
+                        curve(run_curve(row.run)),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| fail(&e))?
+                    .label(name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color));
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .label_font(("sans-serif", 10))
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| fail(&e))?;
+        }
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(svg)
+}
+
+/// Parameters (log scale) against best test accuracy, round by round (the article's story), as
+/// SVG.
+pub fn plot_summary(rows: &[JourneyRun<'_>], published: &[Published]) -> Result<String, String> {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    // The drawing borrows `svg` until it is dropped at the end of the block.
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 460)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let points: Vec<(String, f32, f32, f32, bool)> = rows
             .iter()
-            .enumerate()
-            .map(|(i, &a)| ((i + 1) as f32, a))
+            .map(|row| {
+                (
+                    row.label(),
+                    (row.parameters as f32).log10(),
+                    best(row.run, |e| e.test_accuracy).0,
+                    published[row.round - 1].best_test,
+                    row.stepped,
+                )
+            })
             .collect();
-        let values: Vec<f32> = published_curve
+        let ys: Vec<f32> = points
             .iter()
-            .chain(
-                ours.iter()
-                    .flat_map(|r| run_curve(r.run))
-                    .collect::<Vec<_>>()
-                    .iter(),
-            )
-            .map(|&(_, y)| y)
+            .flat_map(|p| [p.2, p.3])
             .filter(|y| y.is_finite())
             .collect();
-        let hi = values
+        let lo = ys.iter().cloned().fold(f32::INFINITY, f32::min).min(98.5);
+        let hi = ys
             .iter()
             .cloned()
             .fold(f32::NEG_INFINITY, f32::max)
             .max(99.5);
-        // The first epochs of some rounds start far below where the rounds differ: the panel
-        // shows the top 2.5 points and draws lower accuracies at its floor.
-        let lo = values
-            .iter()
-            .cloned()
-            .fold(f32::INFINITY, f32::min)
-            .clamp(hi - 2.5, 99.0);
-        let curve = |points: Vec<(f32, f32)>| -> Vec<(f32, f32)> {
-            points
-                .into_iter()
-                .map(|(x, y)| (x, y.max(lo - 0.1)))
-                .collect()
-        };
-        let epochs = published_curve
-            .len()
-            .max(ours.iter().map(|r| r.run.epochs.len()).max().unwrap_or(1))
-            as f32;
-        let mut chart = ChartBuilder::on(panel)
-            .caption(format!("round {round}: {}", p.title), ("sans-serif", 13))
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(40)
-            .build_cartesian_2d(1f32..epochs.max(2.0), (lo - 0.1)..(hi + 0.1))
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "The journey: parameters against best test accuracy",
+                ("sans-serif", 18),
+            )
+            .margin(14)
+            .x_label_area_size(36)
+            .y_label_area_size(50)
+            .build_cartesian_2d(3.5f32..7.0f32, (lo - 0.1)..(hi + 0.15))
             .map_err(|e| fail(&e))?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("test %")
-            .x_labels(10)
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_desc("trainable parameters (log scale)")
+            .y_desc("best test accuracy, %")
+            .x_label_formatter(&|x| {
+                let n = 10f32.powf(*x);
+                if n >= 1e6 {
+                    format!("{:.1} M", n / 1e6)
+                } else {
+                    format!("{:.0} k", n / 1e3)
+                }
+            })
             .y_label_formatter(&|y| format!("{y:.1}"))
-            .label_style(("sans-serif", 10))
             .draw()
             .map_err(|e| fail(&e))?;
         chart
-            .draw_series(LineSeries::new(
-                curve(published_curve),
-                BLACK.stroke_width(1),
-            ))
+            .draw_series(
+                points
+                    .iter()
+                    .map(|p| Cross::new((p.1, p.3), 5, BLACK.stroke_width(2))),
+            )
             .map_err(|e| fail(&e))?
             .label("published")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK));
-        for row in ours {
-            let (color, name) = if row.stepped {
-                (RED, "strata, StepLR")
-            } else {
-                (BLUE, "strata")
-            };
-            chart
-                .draw_series(LineSeries::new(
-                    curve(run_curve(row.run)),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| fail(&e))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color));
-        }
+            .legend(|(x, y)| Cross::new((x + 7, y), 4, BLACK));
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| !p.4)
+                    .map(|p| Circle::new((p.1, p.2), 5, BLUE.filled())),
+            )
+            .map_err(|e| fail(&e))?
+            .label("strata")
+            .legend(|(x, y)| Circle::new((x + 7, y), 4, BLUE.filled()));
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.4)
+                    .map(|p| Circle::new((p.1, p.2), 5, RED.filled())),
+            )
+            .map_err(|e| fail(&e))?
+            .label("strata, StepLR")
+            .legend(|(x, y)| Circle::new((x + 7, y), 4, RED.filled()));
+        // The journey's path: strata's rounds in order, each a step of the story.
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().filter(|p| !p.4).map(|p| (p.1, p.2)),
+                BLUE.mix(0.35).stroke_width(1),
+            ))
+            .map_err(|e| fail(&e))?;
+        chart
+            .draw_series(points.iter().map(|p| {
+                Text::new(
+                    format!("r{}", p.0.replace(" StepLR", "s")),
+                    (p.1 + 0.04, p.2 + 0.03),
+                    ("sans-serif", 12),
+                )
+            }))
+            .map_err(|e| fail(&e))?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
-            .label_font(("sans-serif", 10))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
             .map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
     }
-    root.present().map_err(|e| fail(&e))
-}
-
-/// Parameters (log scale) against best test accuracy, round by round: the article's story.
-pub fn plot_summary(
-    rows: &[JourneyRun<'_>],
-    published: &[Published],
-    path: &Path,
-) -> Result<(), String> {
-    use plotters::prelude::*;
-    let fail =
-        |e: &dyn std::fmt::Display| format!("{}: cannot draw the figure: {e}", path.display());
-    let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let points: Vec<(String, f32, f32, f32, bool)> = rows
-        .iter()
-        .map(|row| {
-            (
-                row.label(),
-                (row.parameters as f32).log10(),
-                best(row.run, |e| e.test_accuracy).0,
-                published[row.round - 1].best_test,
-                row.stepped,
-            )
-        })
-        .collect();
-    let ys: Vec<f32> = points
-        .iter()
-        .flat_map(|p| [p.2, p.3])
-        .filter(|y| y.is_finite())
-        .collect();
-    let lo = ys.iter().cloned().fold(f32::INFINITY, f32::min).min(98.5);
-    let hi = ys
-        .iter()
-        .cloned()
-        .fold(f32::NEG_INFINITY, f32::max)
-        .max(99.5);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "The journey: parameters against best test accuracy",
-            ("sans-serif", 18),
-        )
-        .margin(14)
-        .x_label_area_size(36)
-        .y_label_area_size(50)
-        .build_cartesian_2d(3.5f32..7.0f32, (lo - 0.1)..(hi + 0.15))
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("trainable parameters (log scale)")
-        .y_desc("best test accuracy, %")
-        .x_label_formatter(&|x| {
-            let n = 10f32.powf(*x);
-            if n >= 1e6 {
-                format!("{:.1} M", n / 1e6)
-            } else {
-                format!("{:.0} k", n / 1e3)
-            }
-        })
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .draw()
-        .map_err(|e| fail(&e))?;
-    chart
-        .draw_series(
-            points
-                .iter()
-                .map(|p| Cross::new((p.1, p.3), 5, BLACK.stroke_width(2))),
-        )
-        .map_err(|e| fail(&e))?
-        .label("published")
-        .legend(|(x, y)| Cross::new((x + 7, y), 4, BLACK));
-    chart
-        .draw_series(
-            points
-                .iter()
-                .filter(|p| !p.4)
-                .map(|p| Circle::new((p.1, p.2), 5, BLUE.filled())),
-        )
-        .map_err(|e| fail(&e))?
-        .label("strata")
-        .legend(|(x, y)| Circle::new((x + 7, y), 4, BLUE.filled()));
-    chart
-        .draw_series(
-            points
-                .iter()
-                .filter(|p| p.4)
-                .map(|p| Circle::new((p.1, p.2), 5, RED.filled())),
-        )
-        .map_err(|e| fail(&e))?
-        .label("strata, StepLR")
-        .legend(|(x, y)| Circle::new((x + 7, y), 4, RED.filled()));
-    // The journey's path: strata's rounds in order, each a step of the story.
-    chart
-        .draw_series(LineSeries::new(
-            points.iter().filter(|p| !p.4).map(|p| (p.1, p.2)),
-            BLUE.mix(0.35).stroke_width(1),
-        ))
-        .map_err(|e| fail(&e))?;
-    chart
-        .draw_series(points.iter().map(|p| {
-            Text::new(
-                format!("r{}", p.0.replace(" StepLR", "s")),
-                (p.1 + 0.04, p.2 + 0.03),
-                ("sans-serif", 12),
-            )
-        }))
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))
+    Ok(svg)
 }
 
 /// The committed runs of `dir` (`results/journey/`): each a `strata journey` run's
@@ -493,17 +497,21 @@ pub const FIGURES: [(&str, Figure); 2] = [
     ("journey-parameters-accuracy.svg", plot_summary),
 ];
 
-/// Draws one figure of the rows into a file.
-pub type Figure = fn(&[JourneyRun<'_>], &[Published], &Path) -> Result<(), String>;
+/// Draws one figure of the rows, as SVG.
+pub type Figure = fn(&[JourneyRun<'_>], &[Published]) -> Result<String, String>;
 
-/// Draws [`FIGURES`] from the runs of `results` (`results/journey/`) into `folder`.
-pub fn draw_figures(results: &Path, folder: &Path) -> Result<(), String> {
+/// [`FIGURES`] drawn from the runs of `results` (`results/journey/`): file name and SVG.
+pub fn figures(results: &Path) -> Result<Vec<(&'static str, String)>, String> {
     let runs = committed(results)?;
     let rows = rows(&runs);
     let published = published()?;
-    std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-    for (name, draw) in FIGURES {
-        draw(&rows, &published, &folder.join(name))?;
-    }
-    Ok(())
+    FIGURES
+        .iter()
+        .map(|(name, draw)| {
+            Ok((
+                *name,
+                draw(&rows, &published).map_err(|e| format!("{name}: {e}"))?,
+            ))
+        })
+        .collect()
 }

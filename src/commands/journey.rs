@@ -10,9 +10,7 @@
 
 use std::path::PathBuf;
 use std::time::Instant;
-use strata::journey::{
-    epochs_text, plot_overlay, plot_summary, published, table, JourneyRun, ROUNDS,
-};
+use strata::journey::{epochs_text, published, table, JourneyRun, FIGURES, ROUNDS};
 use strata::runs::RunResults;
 use strata_models::zoo::{find, ZooEntry};
 use strata_nn::optim::{Optimizer, Sgd};
@@ -270,16 +268,16 @@ pub fn run(args: &Args) -> Result<(), String> {
     let table_path = args.out.join("journey.md");
     strata_nn::checkpoint::write_atomically(&table_path, table.as_bytes())
         .map_err(|e| e.to_string())?;
-    let overlay = args.out.join("journey-test-accuracy.svg");
-    plot_overlay(&journey_runs, &published, &overlay)?;
-    let summary = args.out.join("journey-parameters-accuracy.svg");
-    plot_summary(&journey_runs, &published, &summary)?;
-    println!(
-        "wrote {}, {} and {}",
-        table_path.display(),
-        overlay.display(),
-        summary.display()
-    );
+    let mut written = vec![table_path.display().to_string()];
+    for (name, draw) in FIGURES {
+        let path = args.out.join(name);
+        let svg =
+            draw(&journey_runs, &published).map_err(|e| format!("{}: {e}", path.display()))?;
+        strata_nn::checkpoint::write_atomically(&path, svg.as_bytes())
+            .map_err(|e| e.to_string())?;
+        written.push(path.display().to_string());
+    }
+    println!("wrote {}", written.join(", "));
     Ok(())
 }
 

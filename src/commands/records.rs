@@ -1,9 +1,8 @@
 //! `strata records tables|check`: README.md's and BENCHMARKS.md's tables from the committed
 //! records under `results/`, and the check that the documents agree with them.
 
-use std::path::Path;
-use std::path::PathBuf;
-use strata::journey::{draw_figures, FIGURES};
+use std::path::{Path, PathBuf};
+use strata::journey::figures;
 use strata::records::check::{problems, regenerate};
 
 #[derive(clap::Args)]
@@ -60,7 +59,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     let journey = args.results.join("journey");
     match args.action {
         Action::Tables => {
-            draw_figures(&journey, &args.figures)?;
+            std::fs::create_dir_all(&args.figures)
+                .map_err(|e| format!("{}: {e}", args.figures.display()))?;
+            for (name, svg) in figures(&journey)? {
+                strata::nn::checkpoint::write_atomically(&args.figures.join(name), svg.as_bytes())
+                    .map_err(|e| e.to_string())?;
+            }
             println!(
                 "{}: figures drawn from {}",
                 args.figures.display(),
@@ -92,28 +96,18 @@ pub fn run(args: &Args) -> Result<(), String> {
 
 /// Each committed figure of `folder` that differs from what the records of `journey` draw.
 fn figure_problems(journey: &Path, folder: &Path) -> Result<Vec<String>, String> {
-    let scratch = std::env::temp_dir().join(format!("strata-figures-{}", std::process::id()));
-    let drawn = draw_figures(journey, &scratch);
     let mut problems = Vec::new();
-    for (name, _) in FIGURES {
-        let (committed_path, fresh_path) = (folder.join(name), scratch.join(name));
-        let fresh = drawn.clone().and_then(|_| {
-            std::fs::read(&fresh_path).map_err(|e| format!("{}: {e}", fresh_path.display()))
-        });
-        match (std::fs::read(&committed_path), fresh) {
-            (_, Err(e)) => problems.push(format!(
-                "{}: cannot be drawn: {e}",
-                committed_path.display()
-            )),
-            (Err(e), _) => problems.push(format!("{}: {e}", committed_path.display())),
-            (Ok(a), Ok(b)) if a != b => problems.push(format!(
+    for (name, svg) in figures(journey)? {
+        let path = folder.join(name);
+        match std::fs::read(&path) {
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+            Ok(committed) if committed != svg.as_bytes() => problems.push(format!(
                 "{}: differs from the figure the records of {} draw",
-                committed_path.display(),
+                path.display(),
                 journey.display()
             )),
-            _ => {}
+            Ok(_) => {}
         }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(problems)
 }

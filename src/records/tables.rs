@@ -404,6 +404,7 @@ fn journey(dir: &Path) -> Result<String, String> {
     use crate::journey::{committed, published, rows, seeds, table};
     let runs = committed(dir)?;
     let rows = rows(&runs);
+    let published = published()?;
     let provenances: Vec<&Provenance> = runs
         .iter()
         .filter_map(|(_, _, r)| r.provenance.as_ref())
@@ -417,9 +418,9 @@ fn journey(dir: &Path) -> Result<String, String> {
          training time of the run's epochs, on a machine that was also running other work: \
          the accuracies are the record, the times only indicative.\n\n{}",
         caption(&provenances),
-        table(&rows, &published()?)
+        table(&rows, &published)
     );
-    out += &seeds(&runs, &published()?);
+    out += &seeds(&runs, &published);
     if !missing.is_empty() {
         out += &format!(
             "\nNo record yet for {} {}: not yet trained on this machine.\n",
