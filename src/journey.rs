@@ -168,6 +168,24 @@ fn fail(e: &dyn std::fmt::Display) -> String {
     format!("cannot draw the figure: {e}")
 }
 
+/// The legend both figures share: lower right, over a translucent white box; `font_size`
+/// overrides plotters' default label font.
+fn draw_legend<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut plotters::chart::ChartContext<'a, plotters::backend::SVGBackend<'b>, CT>,
+    font_size: Option<u32>,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let mut legend = chart.configure_series_labels();
+    legend
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK);
+    if let Some(size) = font_size {
+        legend.label_font(("sans-serif", size));
+    }
+    legend.draw().map_err(|e| fail(&e))
+}
+
 /// Test accuracy per epoch, strata's over the published curve, one panel per round, as SVG.
 pub fn plot_overlay(rows: &[JourneyRun<'_>], published: &[Published]) -> Result<String, String> {
     use plotters::prelude::*;
@@ -270,14 +288,7 @@ pub fn plot_overlay(rows: &[JourneyRun<'_>], published: &[Published]) -> Result<
                     .label(name)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color));
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font(("sans-serif", 10))
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| fail(&e))?;
+            draw_legend(&mut chart, Some(10))?;
         }
         root.present().map_err(|e| fail(&e))?;
     }
@@ -386,13 +397,7 @@ pub fn plot_summary(rows: &[JourneyRun<'_>], published: &[Published]) -> Result<
                 )
             }))
             .map_err(|e| fail(&e))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| fail(&e))?;
+        draw_legend(&mut chart, None)?;
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(svg)
